@@ -1,0 +1,1 @@
+"""The pieces of bench/run.py: see bench/README.md for the method."""

@@ -1,0 +1,155 @@
+"""The command line of every server the harness can measure, each at its best for one worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from harness.common import APPS, HOST, HYPER_BIN, VENV_BIN
+
+
+@dataclass
+class Server:
+    """How to start one server on one app. `argv(app, port)` returns the full command line."""
+
+    name: str
+    argv: Callable[[str, int], list[str]]
+    apps: tuple[str, ...] = tuple(APPS)
+    note: str = ""
+
+
+def _venv(tool: str) -> str:
+    return str(VENV_BIN / tool)
+
+
+def server_table(ferricorn_threads: int) -> dict[str, Server]:
+    """Every server the harness knows; each one at its best for one worker (PERFORMANCE.md)."""
+    return {
+        "hyper": Server(
+            "hyper",
+            lambda app, port: [str(HYPER_BIN), f"{HOST}:{port}"],
+            apps=("plaintext",),
+            note="no-Python ceiling: hyper 1, tokio current_thread, http1, keep-alive",
+        ),
+        "granian": Server(
+            "granian",
+            lambda app, port: [
+                _venv("granian"),
+                "--interface",
+                "wsgi",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--blocking-threads",
+                "1",
+                "--runtime-threads",
+                "1",
+                "--no-ws",
+                f"benchapps:{app}",
+            ],
+            note="tuned: one blocking (Python) thread, one runtime thread",
+        ),
+        "granian-default": Server(
+            "granian-default",
+            lambda app, port: [
+                _venv("granian"),
+                "--interface",
+                "wsgi",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                f"benchapps:{app}",
+            ],
+            note="granian at its WSGI defaults (no thread tuning)",
+        ),
+        "gunicorn": Server(
+            "gunicorn",
+            lambda app, port: [
+                _venv("gunicorn"),
+                "-w",
+                "1",
+                "-b",
+                f"{HOST}:{port}",
+                f"benchapps:{app}",
+            ],
+            note="sync worker (no keep-alive: one connection per request)",
+        ),
+        "gunicorn-gthread": Server(
+            "gunicorn-gthread",
+            lambda app, port: [
+                _venv("gunicorn"),
+                "-w",
+                "1",
+                "-k",
+                "gthread",
+                "--threads",
+                "1",
+                "-b",
+                f"{HOST}:{port}",
+                f"benchapps:{app}",
+            ],
+            note="gthread worker, one thread (keeps connections alive)",
+        ),
+        "ferricorn": Server(
+            "ferricorn",
+            lambda app, port: [
+                _venv("ferricorn"),
+                "-b",
+                f"{HOST}:{port}",
+                "-w",
+                "1",
+                "--threads",
+                str(ferricorn_threads),
+                f"benchapps:{app}",
+            ],
+            note="release build, one worker",
+        ),
+        "uvicorn": Server(
+            "uvicorn",
+            lambda app, port: [
+                _venv("uvicorn"),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--lifespan",
+                "off",
+                f"benchapps:asgi_{app}",
+            ],
+            note="ASGI (same apps as asgi_*), uvloop + httptools; not comparable 1:1 with WSGI",
+        ),
+        "granian-asgi": Server(
+            "granian-asgi",
+            lambda app, port: [
+                _venv("granian"),
+                "--interface",
+                "asginl",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--runtime-threads",
+                "1",
+                "--loop",
+                "uvloop",
+                "--task-impl",
+                "asyncio",
+                "--no-ws",
+                f"benchapps:asgi_{app}",
+            ],
+            note="ASGI (same apps as asgi_*), tuned per PERFORMANCE.md",
+        ),
+    }

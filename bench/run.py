@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""Load-test ferricorn against its peers on the same pinned apps and print a markdown table.
+
+What it owns: its own venv (bench/.venv) with pinned peers and a release build of ferricorn, the
+hyper-hello ceiling binary, starting/stopping each server, driving wrk, and the report in
+bench/results/. What it must not do: touch anything outside bench/ (ferricorn is installed from the
+repo, never built in place by hand) or send traffic anywhere but 127.0.0.1.
+
+Method (see bench/README.md): one worker per server; the server pinned to one core and wrk to the
+other; for each round, each app and each connection count, every server is started, checked,
+warmed up, loaded with `wrk -t1 -cN -dD --latency`, sampled (RSS, CPU) and stopped. The server
+order rotates each round, and the table reports the median over rounds.
+
+Stdlib only, Python 3.9+.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+
+from harness.common import APPS, DEFAULT_SERVERS, RESULTS, log
+from harness.install import (
+    build_hyper,
+    cpu_model,
+    hyper_version,
+    install_ferricorn,
+    installed_versions,
+    loadavg,
+    setup_venv,
+    venv_python,
+    wrk_version,
+)
+from harness.measure import measure
+from harness.report import Cell, render
+from harness.servers import server_table
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Benchmark ferricorn against granian, gunicorn and a no-Python hyper server.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "-d",
+        "--duration",
+        type=int,
+        default=10,
+        help="seconds of measured load per run",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="seconds of unmeasured load before each run",
+    )
+    p.add_argument(
+        "-r", "--rounds", type=int, default=3, help="rounds; the table shows the median"
+    )
+    p.add_argument(
+        "-c",
+        "--connections",
+        default="64",
+        help="comma-separated wrk connection counts",
+    )
+    p.add_argument(
+        "--apps",
+        default=",".join(APPS),
+        help=f"comma-separated subset of {','.join(APPS)}",
+    )
+    p.add_argument(
+        "--servers",
+        default=",".join(DEFAULT_SERVERS),
+        help="comma-separated; also known: granian-default, uvicorn, granian-asgi",
+    )
+    p.add_argument(
+        "--ferricorn-threads", type=int, default=1, help="ferricorn --threads"
+    )
+    p.add_argument(
+        "--ferricorn-wheel",
+        metavar="PATH",
+        help="install this ferricorn wheel (file, or a directory: newest ferricorn-*.whl)",
+    )
+    p.add_argument(
+        "--rebuild-ferricorn",
+        action="store_true",
+        help="rebuild ferricorn from the repo (release) even if installed",
+    )
+    p.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="pin the server and wrk to different cores with taskset",
+    )
+    p.add_argument(
+        "--server-cpu-id", type=int, default=1, help="core for the server when pinning"
+    )
+    p.add_argument(
+        "--wrk-cpu-id",
+        type=int,
+        default=0,
+        help="core for wrk (and this script) when pinning",
+    )
+    p.add_argument("--wrk-threads", type=int, default=1, help="wrk -t")
+    p.add_argument("--wrk-timeout", default="10s", help="wrk --timeout")
+    p.add_argument(
+        "--start-timeout", type=float, default=60.0, help="seconds to wait for the port"
+    )
+    p.add_argument(
+        "--no-save",
+        action="store_true",
+        help="do not write bench/results/<timestamp>.md",
+    )
+    args = p.parse_args(argv)
+    args.connections = [int(c) for c in str(args.connections).split(",") if c.strip()]
+    args.apps = [a.strip() for a in args.apps.split(",") if a.strip()]
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = [a for a in args.apps if a not in APPS]
+    if unknown:
+        p.error(f"--apps: unknown {unknown}; choose from {APPS}")
+    known = server_table(1)
+    unknown = [s for s in args.servers if s not in known]
+    if unknown:
+        p.error(f"--servers: unknown {unknown}; choose from {sorted(known)}")
+    if args.rounds < 1 or args.duration < 1 or args.warmup < 0:
+        p.error(
+            "--rounds and --duration must be >= 1 (wrk takes whole seconds), --warmup >= 0"
+        )
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        log(
+            "bench: wrk is not installed. Install it with:\n    apt-get install -y wrk\n"
+            "(Debian/Ubuntu package `wrk`), then run this again."
+        )
+        return 3
+
+    args.server_cpu = args.wrk_cpu = None
+    pin_note = "not pinned"
+    if args.pin:
+        allowed = os.sched_getaffinity(0)
+        if shutil.which("taskset") is None:
+            log("bench: warning: taskset missing (util-linux); running unpinned")
+        elif (
+            not {args.server_cpu_id, args.wrk_cpu_id} <= allowed
+            or args.server_cpu_id == args.wrk_cpu_id
+        ):
+            log(
+                f"bench: warning: cannot pin to CPUs {args.server_cpu_id}/{args.wrk_cpu_id} "
+                f"(allowed: {sorted(allowed)}); running unpinned"
+            )
+        else:
+            args.server_cpu, args.wrk_cpu = args.server_cpu_id, args.wrk_cpu_id
+            os.sched_setaffinity(
+                0, {args.wrk_cpu}
+            )  # this script samples /proc beside wrk
+            pin_note = f"server on CPU {args.server_cpu}, wrk (and this script) on CPU {args.wrk_cpu}"
+    log(f"bench: pinning: {pin_note}")
+
+    setup_venv()
+    ferricorn_source = None
+    if "ferricorn" in args.servers:
+        ferricorn_source = install_ferricorn(args)
+    if "hyper" in args.servers:
+        build_hyper()
+
+    servers = server_table(args.ferricorn_threads)
+    versions = installed_versions()
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    env = {
+        "CPU": f"{cpu_model()} ({os.cpu_count()} cores)",
+        "pinning": pin_note,
+        "kernel": platform.release(),
+        "python (bench venv)": venv_python(
+            "import sys; print(sys.version.split()[0])"
+        ).strip(),
+        "wrk": wrk_version(),
+        "granian": versions.get("granian"),
+        "gunicorn": versions.get("gunicorn"),
+        "uvicorn": f"{versions.get('uvicorn')} (uvloop {versions.get('uvloop')}, "
+        f"httptools {versions.get('httptools')})",
+        "hyper-hello": hyper_version(),
+        "ferricorn": (
+            f"{versions.get('ferricorn')} from {ferricorn_source['from']}, "
+            f"repo revision {ferricorn_source['revision']}, installed "
+            f"{ferricorn_source['installed']}"
+        )
+        if ferricorn_source
+        else "not measured",
+        "load average at start": loadavg(),
+    }
+
+    cells: list[Cell] = []
+    index: dict[tuple[str, int, str], Cell] = {}
+    for app in args.apps:
+        for conns in args.connections:
+            for name in args.servers:
+                if app in servers[name].apps:
+                    cell = Cell(app, conns, name)
+                    cells.append(cell)
+                    index[(app, conns, name)] = cell
+
+    total = len(cells) * args.rounds
+    n = 0
+    t_start = time.monotonic()
+    try:
+        for rnd in range(args.rounds):
+            order = (
+                args.servers[rnd % len(args.servers) :]
+                + args.servers[: rnd % len(args.servers)]
+            )
+            for app in args.apps:
+                for conns in args.connections:
+                    for name in order:
+                        cell = index.get((app, conns, name))
+                        if cell is None:
+                            continue
+                        n += 1
+                        try:
+                            s = measure(servers[name], app, conns, args)
+                        except (
+                            RuntimeError,
+                            ValueError,
+                            OSError,
+                            http.client.HTTPException,
+                        ) as e:
+                            cell.failures.append(str(e))
+                            log(
+                                f"bench: [{n}/{total}] round {rnd + 1} {app} c{conns} {name}: FAILED: {e}"
+                            )
+                            continue
+                        cell.samples.append(s)
+                        log(
+                            f"bench: [{n}/{total}] round {rnd + 1} {app} c{conns} {name}: "
+                            f"{s.rps:,.0f} rps p50 {s.p50:.2f} ms p99 {s.p99:.2f} ms "
+                            f"rss {s.rss_mb:.1f} MB srv {s.server_cpu * 100:.0f}% "
+                            f"wrk {s.wrk_cpu * 100:.0f}% err {s.errors:.0f}"
+                        )
+    except KeyboardInterrupt:
+        log("bench: interrupted; reporting what was measured")
+
+    env["load average at end"] = loadavg()
+    env["wall time"] = f"{time.monotonic() - t_start:.0f} s"
+    meta = {"started": started, "env": env}
+    report = render(cells, meta, servers, args)
+    print(report)
+    if not args.no_save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        md = RESULTS / f"{stamp}.md"
+        md.write_text(report)
+        raw = {
+            "meta": meta,
+            "args": {k: v for k, v in vars(args).items()},
+            "cells": [
+                {
+                    "app": c.app,
+                    "conns": c.conns,
+                    "server": c.server,
+                    "samples": [vars(s) for s in c.samples],
+                    "failures": c.failures,
+                }
+                for c in cells
+            ],
+        }
+        (RESULTS / f"{stamp}.json").write_text(json.dumps(raw, indent=1))
+        log(f"bench: wrote {md} and {md.with_suffix('.json')}")
+    failed = [c for c in cells if not c.samples]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

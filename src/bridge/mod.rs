@@ -1,0 +1,4 @@
+//! The only part of the request path that touches Python: it consumes `exchange::Job`s on app
+//! threads and produces `exchange::Reply`s. The I/O side never needs the GIL.
+
+pub mod wsgi;

@@ -1,0 +1,191 @@
+//! Builds the PEP 3333 environ for a request, with gunicorn's keys and conventions.
+//!
+//! The constant entries live in a template dict copied per request (one C-level copy instead of
+//! a dozen inserts); keys are interned strings, and `HTTP_*` names are cached per app thread so a
+//! steady stream of requests allocates no key strings at all.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use pyo3::{ffi, intern};
+
+use super::input::Input;
+use super::streams::{ErrorStream, FileWrapper};
+use crate::exchange::ConnInfo;
+use crate::http::request::{RequestHead, Version};
+
+/// Most distinct header names cached per thread; clients choose names, so the cache is bounded.
+const MAX_CACHED_KEYS: usize = 512;
+
+/// What every environ of this worker shares.
+pub struct EnvironTemplate {
+    dict: Py<PyDict>,
+    script_name: String,
+}
+
+impl EnvironTemplate {
+    pub fn new(py: Python<'_>, multithread: bool, multiprocess: bool) -> PyResult<Self> {
+        let script_name = std::env::var("SCRIPT_NAME").unwrap_or_default();
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "wsgi.version"), (1, 0))?;
+        d.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "http"))?;
+        d.set_item(intern!(py, "wsgi.multithread"), multithread)?;
+        d.set_item(intern!(py, "wsgi.multiprocess"), multiprocess)?;
+        d.set_item(intern!(py, "wsgi.run_once"), false)?;
+        d.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+        d.set_item(intern!(py, "wsgi.errors"), Py::new(py, ErrorStream)?)?;
+        d.set_item(
+            intern!(py, "wsgi.file_wrapper"),
+            py.get_type::<FileWrapper>(),
+        )?;
+        d.set_item(
+            intern!(py, "SERVER_SOFTWARE"),
+            concat!("ferricorn/", env!("CARGO_PKG_VERSION")),
+        )?;
+        d.set_item(intern!(py, "SCRIPT_NAME"), &script_name)?;
+        Ok(EnvironTemplate {
+            dict: d.unbind(),
+            script_name,
+        })
+    }
+}
+
+/// `HTTP_*` key strings by header name, per app thread.
+#[derive(Default)]
+pub struct HeaderKeys {
+    cache: HashMap<Vec<u8>, Py<PyString>>,
+}
+
+impl HeaderKeys {
+    fn key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+        if let Some(k) = self.cache.get(name) {
+            return k.bind(py).clone();
+        }
+        let mut key = String::with_capacity(5 + name.len());
+        key.push_str("HTTP_");
+        key.extend(name.iter().map(|&b| match b {
+            b'-' => '_',
+            b => char::from(b.to_ascii_uppercase()),
+        }));
+        let key = PyString::intern(py, &key);
+        if self.cache.len() < MAX_CACHED_KEYS {
+            self.cache.insert(name.to_vec(), key.clone().unbind());
+        }
+        key
+    }
+}
+
+/// The environ for one request.
+pub fn build<'py>(
+    py: Python<'py>,
+    template: &EnvironTemplate,
+    keys: &mut HeaderKeys,
+    head: &RequestHead,
+    conn: &ConnInfo,
+    input: Bound<'py, Input>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = template.dict.bind(py).copy()?;
+    env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method)?)?;
+    env.set_item(
+        intern!(py, "SERVER_PROTOCOL"),
+        match head.version {
+            Version::Http11 => intern!(py, "HTTP/1.1"),
+            Version::Http10 => intern!(py, "HTTP/1.0"),
+        },
+    )?;
+    env.set_item(intern!(py, "RAW_URI"), latin1(py, &head.target)?)?;
+    env.set_item(intern!(py, "QUERY_STRING"), latin1(py, &head.query)?)?;
+    let path = percent_encoding::percent_decode(&head.path).collect::<Vec<u8>>();
+    let script = template.script_name.as_bytes();
+    let path_info = if !script.is_empty() && path.starts_with(script) {
+        &path[script.len()..]
+    } else {
+        &path[..]
+    };
+    env.set_item(intern!(py, "PATH_INFO"), latin1(py, path_info)?)?;
+    env.set_item(intern!(py, "wsgi.input"), input)?;
+
+    let mut host: Option<&[u8]> = None;
+    for (name, value) in &head.headers {
+        let value_str = latin1(py, value)?;
+        let key = if name.eq_ignore_ascii_case(b"content-type") {
+            intern!(py, "CONTENT_TYPE").clone()
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            intern!(py, "CONTENT_LENGTH").clone()
+        } else {
+            if name.eq_ignore_ascii_case(b"host") {
+                host = Some(value);
+            }
+            keys.key(py, name)
+        };
+        // SAFETY: `env` is a valid dict and `key` a valid str; the result is a borrowed
+        // reference (or NULL when absent) that we only compare against NULL.
+        let present = unsafe { !ffi::PyDict_GetItem(env.as_ptr(), key.as_ptr()).is_null() };
+        if present {
+            // repeated field: RFC 9110 §5.3 lets a list be joined with commas
+            let prev = env
+                .get_item(&key)?
+                .map(|v| v.extract::<String>())
+                .transpose()?
+                .unwrap_or_default();
+            env.set_item(&key, format!("{prev},{}", value_str.to_str()?))?;
+        } else {
+            env.set_item(key, value_str)?;
+        }
+    }
+
+    match conn.peer {
+        Some(peer) => {
+            env.set_item(intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
+            env.set_item(intern!(py, "REMOTE_PORT"), peer.port().to_string())?;
+        }
+        None => env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?,
+    }
+    if conn.server_port.is_empty() {
+        // unix socket: like gunicorn, name the server after the Host header when there is one
+        let (name, port) = match host.map(|h| String::from_utf8_lossy(h).into_owned()) {
+            Some(h) => match h.rsplit_once(':') {
+                Some((n, p)) if !n.ends_with(']') || p.parse::<u16>().is_ok() => {
+                    (n.to_owned(), p.to_owned())
+                }
+                _ => (h, "80".to_owned()),
+            },
+            None => (conn.server_name.clone(), String::new()),
+        };
+        env.set_item(intern!(py, "SERVER_NAME"), name)?;
+        env.set_item(intern!(py, "SERVER_PORT"), port)?;
+    } else {
+        env.set_item(intern!(py, "SERVER_NAME"), &conn.server_name)?;
+        env.set_item(intern!(py, "SERVER_PORT"), &conn.server_port)?;
+    }
+    Ok(env)
+}
+
+fn method<'py>(py: Python<'py>, m: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    Ok(match m {
+        b"GET" => intern!(py, "GET").clone(),
+        b"POST" => intern!(py, "POST").clone(),
+        b"HEAD" => intern!(py, "HEAD").clone(),
+        b"PUT" => intern!(py, "PUT").clone(),
+        b"DELETE" => intern!(py, "DELETE").clone(),
+        b"PATCH" => intern!(py, "PATCH").clone(),
+        b"OPTIONS" => intern!(py, "OPTIONS").clone(),
+        other => latin1(py, other)?,
+    })
+}
+
+/// Bytes to str one-to-one (PEP 3333's "native strings" carry latin-1).
+pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = ffi::Py_ssize_t::try_from(b.len())
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("too long"))?;
+    // SAFETY: the pointer and length describe `b`, which outlives the call; latin-1 decoding
+    // accepts every byte, so NULL means only MemoryError, which from_owned_ptr_or_err raises.
+    let obj = unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyUnicode_DecodeLatin1(b.as_ptr().cast(), len, std::ptr::null()),
+        )?
+    };
+    Ok(obj.cast_into::<PyString>()?)
+}

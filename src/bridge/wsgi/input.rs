@@ -1,0 +1,163 @@
+//! `wsgi.input`: the request body as a file-like object that streams from the connection.
+//!
+//! Data already buffered with the head is served without leaving the thread; beyond it, the
+//! first read fires the connection's demand signal (which sends `100 Continue` if asked) and
+//! each later piece is awaited with the GIL released. Nothing is read ahead of the app beyond a
+//! few pieces, so a 1 GB upload never sits in memory.
+
+use bytes::Bytes;
+use pyo3::exceptions::PyOSError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::exchange::RequestBody;
+use crate::http::error::RequestError;
+
+#[pyclass(module = "ferricorn._ferricorn")]
+pub struct Input {
+    /// The piece being consumed.
+    cur: Bytes,
+    rest: Option<mpsc::Receiver<Result<Bytes, RequestError>>>,
+    demand: Option<oneshot::Sender<()>>,
+}
+
+impl Input {
+    pub fn new(body: RequestBody) -> Self {
+        match body {
+            RequestBody::Empty => Input {
+                cur: Bytes::new(),
+                rest: None,
+                demand: None,
+            },
+            RequestBody::Full(b) => Input {
+                cur: b,
+                rest: None,
+                demand: None,
+            },
+            RequestBody::Stream(s) => Input {
+                cur: s.prefix.freeze(),
+                rest: Some(s.chunks),
+                demand: s.demand,
+            },
+        }
+    }
+
+    /// Makes `cur` non-empty if more body exists. Returns false at end of body.
+    fn fill(&mut self, py: Python<'_>) -> PyResult<bool> {
+        while self.cur.is_empty() {
+            let Some(rx) = self.rest.as_mut() else {
+                return Ok(false);
+            };
+            if let Some(demand) = self.demand.take() {
+                let _ = demand.send(());
+            }
+            let next = match rx.try_recv() {
+                Ok(v) => Some(v),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => py.detach(|| rx.blocking_recv()),
+            };
+            match next {
+                Some(Ok(piece)) => self.cur = piece,
+                Some(Err(e)) => {
+                    self.rest = None;
+                    return Err(PyOSError::new_err(format!("request body: {e}")));
+                }
+                None => {
+                    self.rest = None;
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Up to `limit` bytes (None: all of them).
+    fn read_up_to(&mut self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
+        let mut out = Vec::new();
+        while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
+            let want = limit.map_or(self.cur.len(), |l| (l - out.len()).min(self.cur.len()));
+            out.extend_from_slice(&self.cur.split_to(want));
+        }
+        Ok(out)
+    }
+
+    fn read_line(&mut self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
+        let mut out = Vec::new();
+        while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
+            let room = limit.map_or(self.cur.len(), |l| (l - out.len()).min(self.cur.len()));
+            let take = match self.cur[..room].iter().position(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => room,
+            };
+            out.extend_from_slice(&self.cur.split_to(take));
+            if out.last() == Some(&b'\n') {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Python's file API: None or a negative size means "no limit".
+fn limit(size: Option<isize>) -> Option<usize> {
+    size.and_then(|s| usize::try_from(s).ok())
+}
+
+#[pymethods]
+impl Input {
+    #[pyo3(signature = (size=None))]
+    fn read<'py>(&mut self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
+        let limit = limit(size);
+        // whole body already here: one copy, straight into the bytes object
+        if self.rest.is_none() && limit.is_none_or(|l| l >= self.cur.len()) {
+            let out = PyBytes::new(py, &self.cur);
+            self.cur = Bytes::new();
+            return Ok(out);
+        }
+        let data = self.read_up_to(py, limit)?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn readline<'py>(
+        &mut self,
+        py: Python<'py>,
+        size: Option<isize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let line = self.read_line(py, limit(size))?;
+        Ok(PyBytes::new(py, &line))
+    }
+
+    #[pyo3(signature = (hint=None))]
+    fn readlines<'py>(
+        &mut self,
+        py: Python<'py>,
+        hint: Option<isize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let hint = limit(hint).filter(|&h| h > 0);
+        let mut lines = Vec::new();
+        let mut total = 0;
+        loop {
+            let line = self.read_line(py, None)?;
+            if line.is_empty() {
+                break;
+            }
+            total += line.len();
+            lines.push(PyBytes::new(py, &line));
+            if hint.is_some_and(|h| total >= h) {
+                break;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let line = self.read_line(py, None)?;
+        Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
+    }
+}

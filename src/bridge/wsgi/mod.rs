@@ -1,0 +1,152 @@
+//! Runs WSGI apps: takes jobs off the queue on Python threads, calls the app, sends replies.
+//!
+//! Each app thread stays attached to the interpreter and takes queued jobs back to back; it
+//! releases the GIL only while the queue is empty or a connection is full. That is the fast
+//! path measured in shared/PERFORMANCE.md: no GIL hand-off per request under load.
+
+mod environ;
+mod input;
+mod response;
+mod start_response;
+mod streams;
+
+use crossbeam_channel::{Receiver, TryRecvError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+pub use input::Input;
+pub use start_response::StartResponse;
+pub use streams::{ErrorStream, FileWrapper};
+
+use crate::exchange::{Job, Reply, ResponseHead};
+use environ::{EnvironTemplate, HeaderKeys};
+
+/// A loaded WSGI application and what its threads share.
+pub struct WsgiApp {
+    app: Py<PyAny>,
+    template: EnvironTemplate,
+    format_exception: Py<PyAny>,
+}
+
+impl WsgiApp {
+    pub fn new(py: Python<'_>, app: Py<PyAny>, threads: usize) -> PyResult<Self> {
+        Ok(WsgiApp {
+            app,
+            template: EnvironTemplate::new(py, threads > 1, false)?,
+            format_exception: py
+                .import("traceback")?
+                .getattr("format_exception")?
+                .unbind(),
+        })
+    }
+
+    /// Serves jobs until the queue is closed (the I/O side has shut down).
+    pub fn serve_jobs(&self, py: Python<'_>, jobs: &Receiver<Job>) {
+        let mut keys = HeaderKeys::default();
+        loop {
+            let job = match jobs.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => match py.detach(|| jobs.recv()) {
+                    Ok(job) => job,
+                    Err(_) => return,
+                },
+            };
+            self.handle(py, &mut keys, job);
+        }
+    }
+
+    fn handle(&self, py: Python<'_>, keys: &mut HeaderKeys, job: Job) {
+        let Job {
+            head,
+            conn,
+            body,
+            reply,
+        } = job;
+        let is_head = head.is_head();
+        let sr = match Py::new(py, StartResponse::new(reply)) {
+            Ok(sr) => sr.into_bound(py),
+            Err(e) => return self.log_error(py, &head.target, &e),
+        };
+        let outcome = Py::new(py, Input::new(body))
+            .and_then(|input| {
+                environ::build(py, &self.template, keys, &head, &conn, input.into_bound(py))
+            })
+            .and_then(|env| self.app.bind(py).call1((env, &sr)));
+        let result = match outcome {
+            Ok(result) => result,
+            Err(e) => {
+                self.log_error(py, &head.target, &e);
+                return fail(py, &sr);
+            }
+        };
+        if let Err(e) = response::send(py, &sr, &result, is_head) {
+            self.log_error(py, &head.target, &e);
+            fail(py, &sr);
+        }
+        // PEP 3333: close() is called whatever happened, even when the client left
+        if let Err(e) = close_iterable(&result) {
+            self.log_error(py, &head.target, &e);
+        }
+    }
+
+    /// Logs an app failure with its traceback, in gunicorn's words.
+    fn log_error(&self, py: Python<'_>, target: &[u8], err: &PyErr) {
+        let tb = self
+            .format_exception
+            .bind(py)
+            .call1((err.clone_ref(py).into_value(py),))
+            .and_then(|lines| lines.extract::<Vec<String>>())
+            .map(|lines| lines.concat())
+            .unwrap_or_else(|_| err.to_string());
+        log::error!(
+            "Error handling request {}\n{}",
+            String::from_utf8_lossy(target),
+            tb.trim_end()
+        );
+    }
+}
+
+fn close_iterable(result: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = result.py();
+    if result.hasattr(pyo3::intern!(py, "close"))? {
+        result.call_method0(pyo3::intern!(py, "close"))?;
+    }
+    Ok(())
+}
+
+/// The app failed: a 500 if nothing went out yet, otherwise cut the response short.
+fn fail(py: Python<'_>, sr: &Bound<'_, StartResponse>) {
+    let mut sr = sr.borrow_mut();
+    if sr.head_sent() {
+        let _ = sr.send(py, Reply::Abort);
+        return;
+    }
+    let body = b"<html><head><title>Internal Server Error</title></head><body><h1><p>Internal Server Error</p></h1></body></html>\n";
+    let head = ResponseHead {
+        code: 500,
+        status: bytes::Bytes::from_static(b"500 Internal Server Error"),
+        headers: b"Content-Type: text/html\r\n".to_vec(),
+        content_length: None,
+        close: true,
+    };
+    let _ = sr.send_complete(py, Reply::Complete(head, bytes::Bytes::from_static(body)));
+}
+
+/// Copies a body item out of Python, refusing anything but bytes (PEP 3333).
+fn body_bytes(item: &Bound<'_, PyAny>) -> PyResult<bytes::Bytes> {
+    match item.cast::<PyBytes>() {
+        Ok(b) => Ok(bytes::Bytes::copy_from_slice(b.as_bytes())),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "response body items must be bytes, got {} ({})",
+            item.get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string()),
+            item.repr()
+                .map_or_else(|_| "?".into(), |r| r.to_string())
+                .chars()
+                .take(80)
+                .collect::<String>()
+        ))),
+    }
+}

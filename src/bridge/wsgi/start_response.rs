@@ -1,0 +1,301 @@
+//! The `start_response` callable and its `write()`: PEP 3333's rules on status, headers,
+//! `exc_info` and header timing, checked as the app calls them.
+//!
+//! Headers are validated and serialised to wire bytes right here, while the values are at hand
+//! as Python strings, so the I/O thread receives finished bytes and never needs the GIL.
+
+use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+
+use crate::exchange::{ClientGone, Reply, Responder, ResponseHead, TrySend};
+
+/// Headers the server owns (RFC 9110 §7.6.1); an app's copy is dropped, except that
+/// `Connection: close` is honoured.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+];
+
+#[pyclass(module = "ferricorn._ferricorn")]
+pub struct StartResponse {
+    responder: Responder,
+    /// Set by start_response, not yet on the wire.
+    pending: Option<ResponseHead>,
+    head_sent: bool,
+}
+
+impl StartResponse {
+    pub fn new(responder: Responder) -> Self {
+        StartResponse {
+            responder,
+            pending: None,
+            head_sent: false,
+        }
+    }
+
+    pub fn head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    pub fn pending_mut(&mut self) -> Option<&mut ResponseHead> {
+        self.pending.as_mut()
+    }
+
+    pub fn take_pending(&mut self) -> Option<ResponseHead> {
+        self.pending.take()
+    }
+
+    /// Sends the pending head if it has not gone out yet.
+    pub fn send_head(&mut self, py: Python<'_>) -> PyResult<Result<(), ClientGone>> {
+        if self.head_sent {
+            return Ok(Ok(()));
+        }
+        let Some(head) = self.pending.take() else {
+            return Err(PyAssertionError::new_err(
+                "the application returned a body before calling start_response()",
+            ));
+        };
+        self.head_sent = true;
+        Ok(self.send(py, Reply::Head(head)))
+    }
+
+    /// Marks the head as gone out with `reply` (a `Complete`).
+    pub fn send_complete(&mut self, py: Python<'_>, reply: Reply) -> Result<(), ClientGone> {
+        self.head_sent = true;
+        self.send(py, reply)
+    }
+
+    /// Hands a reply to the connection, waiting for room with the GIL released.
+    pub fn send(&mut self, py: Python<'_>, reply: Reply) -> Result<(), ClientGone> {
+        match self.responder.try_send(reply) {
+            Ok(()) => Ok(()),
+            Err(TrySend::Gone) => Err(ClientGone),
+            Err(TrySend::Full(reply)) => {
+                let responder = &mut self.responder;
+                py.detach(|| responder.blocking_send(reply))
+            }
+        }
+    }
+
+    pub fn client_gone(&self) -> bool {
+        self.responder.is_closed()
+    }
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__<'py>(
+        slf: Bound<'py, Self>,
+        status: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        exc_info: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let this = slf.borrow();
+            match exc_info {
+                Some(info) if this.head_sent => {
+                    // PEP 3333: too late to change the response, re-raise the app's error
+                    let info = info.cast::<PyTuple>()?;
+                    return Err(PyErr::from_value(info.get_item(1)?));
+                }
+                Some(_) => {}
+                None if this.head_sent || this.pending.is_some() => {
+                    return Err(PyAssertionError::new_err(
+                        "start_response() called a second time without exc_info",
+                    ));
+                }
+                None => {}
+            }
+        }
+        let head = build_head(status, headers)?;
+        slf.borrow_mut().pending = Some(head);
+        slf.getattr("write")
+    }
+
+    /// PEP 3333's imperative `write(data)`: sends the head first if needed.
+    fn write(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data.cast::<PyBytes>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "write() argument must be bytes, not {}",
+                data.get_type()
+                    .name()
+                    .map_or_else(|_| "?".into(), |n| n.to_string())
+            ))
+        })?;
+        let gone = self.send_head(py)?.is_err()
+            || self
+                .send(
+                    py,
+                    Reply::Chunk(bytes::Bytes::copy_from_slice(bytes.as_bytes())),
+                )
+                .is_err();
+        if gone {
+            return Err(pyo3::exceptions::PyConnectionResetError::new_err(
+                "client disconnected",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn build_head(status: &Bound<'_, PyAny>, headers: &Bound<'_, PyAny>) -> PyResult<ResponseHead> {
+    let Ok(status) = status.cast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!(
+            "status must be a str, got {}",
+            status.repr()?
+        )));
+    };
+    let status = status.to_str()?;
+    let code = parse_status(status).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "invalid status {status:?}: expected e.g. \"200 OK\""
+        ))
+    })?;
+    let list = headers.cast::<PyList>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "response headers must be a list of (name, value) tuples, got {}",
+            headers
+                .get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
+        ))
+    })?;
+    let mut head = ResponseHead {
+        code,
+        status: bytes::Bytes::copy_from_slice(status.as_bytes()),
+        headers: Vec::with_capacity(32 * list.len()),
+        content_length: None,
+        close: false,
+    };
+    for item in list.iter() {
+        let pair = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "response header must be a (name, value) tuple, got {}",
+                item.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+            ))
+        })?;
+        if pair.len() != 2 {
+            return Err(PyValueError::new_err(format!(
+                "response header must have 2 items: {}",
+                pair.repr()?
+            )));
+        }
+        let (name, value) = (pair.get_item(0)?, pair.get_item(1)?);
+        let name = name
+            .cast::<PyString>()
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "header name must be a str: {}",
+                    name.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+                ))
+            })?
+            .to_str()?;
+        let value_s = value.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "value of header {name:?} must be a str, got {}",
+                value.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+            ))
+        })?;
+        let value = value_s.to_str()?;
+        if !is_token(name) {
+            return Err(PyValueError::new_err(format!(
+                "invalid header name {name:?}"
+            )));
+        }
+        let Some(value_bytes) = latin1(value) else {
+            return Err(PyValueError::new_err(format!(
+                "invalid value for header {name:?}: {value:?}"
+            )));
+        };
+        let lname = name.to_ascii_lowercase();
+        if lname == "content-length" {
+            let n = value.trim().parse::<u64>().ok().filter(|_| {
+                !value.trim().is_empty() && value.trim().bytes().all(|b| b.is_ascii_digit())
+            });
+            head.content_length = Some(n.ok_or_else(|| {
+                PyValueError::new_err(format!("invalid Content-Length {value:?}"))
+            })?);
+        } else if HOP_BY_HOP.contains(&lname.as_str()) {
+            if lname == "connection"
+                && value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            {
+                head.close = true;
+            }
+            continue;
+        }
+        head.headers.extend_from_slice(name.as_bytes());
+        head.headers.extend_from_slice(b": ");
+        head.headers.extend_from_slice(&value_bytes);
+        head.headers.extend_from_slice(b"\r\n");
+    }
+    Ok(head)
+}
+
+/// `"NNN"` or `"NNN reason"`, reason without control characters.
+fn parse_status(status: &str) -> Option<u16> {
+    let b = status.as_bytes();
+    if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if b.len() > 3 && (b[3] != b' ' || b[4..].iter().any(|&c| c < 0x20 || c == 0x7f)) {
+        return None;
+    }
+    let code: u16 = status[..3].parse().ok()?;
+    (100..=999).contains(&code).then_some(code)
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A header value as latin-1 bytes, refusing control characters (header injection).
+fn latin1(value: &str) -> Option<Vec<u8>> {
+    value
+        .chars()
+        .map(|c| {
+            let c = u32::from(c);
+            (c <= 0xff && (c >= 0x20 || c == 0x09) && c != 0x7f).then_some(c as u8)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_forms() {
+        assert_eq!(parse_status("200 OK"), Some(200));
+        assert_eq!(parse_status("404"), Some(404));
+        assert_eq!(parse_status("abc"), None);
+        assert_eq!(parse_status("200OK"), None);
+        assert_eq!(parse_status("200 OK\r\nX: y"), None);
+        assert_eq!(parse_status("099 x"), None);
+    }
+
+    #[test]
+    fn header_values_refuse_injection() {
+        assert_eq!(latin1("caf\u{e9}"), Some(b"caf\xe9".to_vec()));
+        assert_eq!(latin1("a\r\nb"), None);
+        assert_eq!(latin1("\u{20ac}"), None);
+        assert!(is_token("X-Custom"));
+        assert!(!is_token("X Custom"));
+    }
+}

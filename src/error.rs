@@ -1,0 +1,33 @@
+//! Errors that end the server, and the exit code each one earns.
+
+use thiserror::Error;
+
+/// Gunicorn's exit code for a worker that failed to boot (the app did not import).
+pub const EXIT_APP_LOAD: i32 = 3;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("--chdir / chdir = {path:?}: {source} (give an existing directory)")]
+    Chdir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The traceback was logged where it happened.
+    #[error("failed to load the application {app:?}")]
+    AppLoad { app: String },
+    #[error(transparent)]
+    Bind(#[from] crate::net::BindError),
+    #[error("could not start the worker: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("Python error while starting: {0}")]
+    Python(#[from] pyo3::PyErr),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::AppLoad { .. } => EXIT_APP_LOAD,
+            _ => 1,
+        }
+    }
+}

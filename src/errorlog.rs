@@ -1,0 +1,74 @@
+//! The error log: gunicorn's line shape `[2026-11-24 10:00:00 +0000] [pid] [LEVEL] message` on
+//! stderr, behind the `log` facade so every module just calls `log::info!` and friends.
+
+use std::io::Write;
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+struct ErrorLog;
+
+static LOGGER: ErrorLog = ErrorLog;
+
+/// Installs the error log at `level`; later calls only change the level.
+pub fn init(level: LevelFilter) {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}
+
+impl Log for ErrorLog {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = match record.level() {
+            Level::Error => "ERROR",
+            Level::Warn => "WARNING",
+            Level::Info => "INFO",
+            Level::Debug | Level::Trace => "DEBUG",
+        };
+        let line = format!(
+            "[{}] [{}] [{}] {}\n",
+            timestamp(),
+            std::process::id(),
+            level,
+            record.args()
+        );
+        write_raw(&line);
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Writes text to the error log's stream as is (`wsgi.errors`), in one write.
+pub fn write_raw(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// Local time as `%Y-%m-%d %H:%M:%S %z`, the way gunicorn's default log format prints it.
+fn timestamp() -> String {
+    // SAFETY: `time(NULL)` only reads the clock; `localtime_r` writes into our own `tm`, and
+    // `strftime` writes at most `buf.len()` bytes into our buffer and returns how many.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return String::from("-");
+        }
+        let mut buf = [0u8; 64];
+        let n = libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%Y-%m-%d %H:%M:%S %z".as_ptr(),
+            &tm,
+        );
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}

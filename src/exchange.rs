@@ -1,0 +1,147 @@
+//! The hand-off between the I/O thread and the app threads: one `Job` per request going in,
+//! a stream of `Reply` events coming back on the connection's channel.
+//!
+//! Nothing here knows about Python; `bridge::wsgi` consumes these types and `http::conn` produces
+//! them, so a future ASGI bridge plugs into the same seam.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::http::error::RequestError;
+use crate::http::request::RequestHead;
+
+/// Where a connection came from and which listener took it (fixed for its lifetime).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// None for unix-socket peers.
+    pub peer: Option<SocketAddr>,
+    /// SERVER_NAME / SERVER_PORT of the listener (for unix sockets: the path and "").
+    pub server_name: String,
+    pub server_port: String,
+}
+
+/// A request ready for the application.
+pub struct Job {
+    pub head: RequestHead,
+    pub conn: Arc<ConnInfo>,
+    pub body: RequestBody,
+    pub reply: Responder,
+}
+
+/// The request body as the app will see it.
+pub enum RequestBody {
+    Empty,
+    /// The whole body was already buffered with the head (the common small POST).
+    Full(Bytes),
+    Stream(BodyStream),
+}
+
+/// A body still arriving: what was buffered, then pieces pumped by the connection on demand.
+pub struct BodyStream {
+    pub prefix: BytesMut,
+    pub chunks: mpsc::Receiver<Result<Bytes, RequestError>>,
+    /// Fired on the app's first read past `prefix`: only then does the connection read the
+    /// socket (and send `100 Continue` when the client asked for it).
+    pub demand: Option<oneshot::Sender<()>>,
+}
+
+/// Status line and headers produced by the app, already validated and serialised.
+#[derive(Debug, Default)]
+pub struct ResponseHead {
+    pub code: u16,
+    /// `"200 OK"`, as the app gave it.
+    pub status: Bytes,
+    /// `name: value\r\n` lines, hop-by-hop headers removed.
+    pub headers: Vec<u8>,
+    pub content_length: Option<u64>,
+    /// The app asked for `Connection: close`.
+    pub close: bool,
+}
+
+/// A file body for sendfile: `len` bytes from `offset`.
+#[derive(Debug)]
+pub struct FileBody {
+    pub file: std::fs::File,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Events of one response, in order: `Complete`, or `Head` then `Chunk`/`File`s then `End`,
+/// or `Abort` at any point after `Head`.
+#[derive(Debug)]
+pub enum Reply {
+    Complete(ResponseHead, Bytes),
+    Head(ResponseHead),
+    Chunk(Bytes),
+    File(FileBody),
+    End,
+    /// The app failed after the head went out: close without a clean end of body.
+    Abort,
+}
+
+/// The app side's handle on a connection's reply channel. Dropping it before the response
+/// finished aborts the response, so a lost job can never leave a connection waiting forever.
+pub struct Responder {
+    tx: mpsc::Sender<Reply>,
+    finished: bool,
+}
+
+/// The connection went away; the app should stop producing output.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientGone;
+
+impl Responder {
+    pub fn new(tx: mpsc::Sender<Reply>) -> Self {
+        Responder {
+            tx,
+            finished: false,
+        }
+    }
+
+    /// Sends without blocking when there is room; otherwise returns the reply back so the
+    /// caller can wait for room without holding the GIL.
+    pub fn try_send(&mut self, reply: Reply) -> Result<(), TrySend> {
+        let ends = matches!(reply, Reply::Complete(..) | Reply::End | Reply::Abort);
+        match self.tx.try_send(reply) {
+            Ok(()) => {
+                self.finished |= ends;
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(r)) => Err(TrySend::Full(r)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySend::Gone),
+        }
+    }
+
+    /// Blocks this (non-runtime) thread until the connection takes the reply.
+    pub fn blocking_send(&mut self, reply: Reply) -> Result<(), ClientGone> {
+        let ends = matches!(reply, Reply::Complete(..) | Reply::End | Reply::Abort);
+        self.tx.blocking_send(reply).map_err(|_| ClientGone)?;
+        self.finished |= ends;
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+pub enum TrySend {
+    Full(Reply),
+    Gone,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // The channel can only be full if this app thread already sent events, so we are on an
+        // app thread (never the runtime's) and may block until the connection drains it.
+        if let Err(mpsc::error::TrySendError::Full(abort)) = self.tx.try_send(Reply::Abort) {
+            let _ = self.tx.blocking_send(abort);
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! Decodes a request body (Content-Length or chunked) out of the connection's read buffer.
+//!
+//! A push-style state machine: the connection appends bytes to the buffer and asks for the next
+//! piece. Data slices are split off the buffer (no copy). Chunked syntax is checked strictly —
+//! sizes, line ends, extensions and trailers — because a lenient decoder is how one request
+//! smuggles another past a proxy.
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::RequestError;
+use super::request::{memchr, Framing};
+
+/// Longest chunk-size line (size + extensions) we accept.
+const MAX_CHUNK_LINE: usize = 4096;
+/// Most trailer bytes we accept after the last chunk.
+const MAX_TRAILERS: usize = 64 * 1024;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A piece of body data.
+    Data(Bytes),
+    /// The buffer holds no complete next piece; read more from the socket.
+    NeedMore,
+    /// The body is complete; the buffer now starts at the next request.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chunked {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    Length(u64),
+    Chunked(Chunked),
+    Done,
+}
+
+impl Decoder {
+    pub fn new(framing: Framing) -> Self {
+        match framing {
+            Framing::Empty => Decoder::Done,
+            Framing::Length(n) => Decoder::Length(n),
+            Framing::Chunked => Decoder::Chunked(Chunked::Size),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self, Decoder::Done)
+    }
+
+    /// Takes the next piece off `buf`. At most `max` data bytes are returned at once.
+    pub fn decode(&mut self, buf: &mut BytesMut, max: usize) -> Result<Step, RequestError> {
+        loop {
+            match *self {
+                Decoder::Done => return Ok(Step::Done),
+                Decoder::Length(0) => {
+                    *self = Decoder::Done;
+                }
+                Decoder::Length(remaining) => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let n = take_len(remaining, buf.len(), max);
+                    *self = Decoder::Length(remaining - n as u64);
+                    return Ok(Step::Data(buf.split_to(n).freeze()));
+                }
+                Decoder::Chunked(Chunked::Size) => {
+                    let Some(nl) = memchr(b'\n', buf) else {
+                        if buf.len() > MAX_CHUNK_LINE {
+                            return Err(RequestError::BadChunk("chunk size line too long"));
+                        }
+                        return Ok(Step::NeedMore);
+                    };
+                    let size = parse_chunk_size_line(&buf[..=nl])?;
+                    let _ = buf.split_to(nl + 1);
+                    *self = Decoder::Chunked(if size == 0 {
+                        Chunked::Trailers(0)
+                    } else {
+                        Chunked::Data(size)
+                    });
+                }
+                Decoder::Chunked(Chunked::Data(remaining)) => {
+                    if buf.is_empty() {
+                        return Ok(Step::NeedMore);
+                    }
+                    let n = take_len(remaining, buf.len(), max);
+                    let left = remaining - n as u64;
+                    *self = Decoder::Chunked(if left == 0 {
+                        Chunked::DataEnd
+                    } else {
+                        Chunked::Data(left)
+                    });
+                    return Ok(Step::Data(buf.split_to(n).freeze()));
+                }
+                Decoder::Chunked(Chunked::DataEnd) => {
+                    if buf.len() < 2 {
+                        if buf.first().is_some_and(|&b| b != b'\r') {
+                            return Err(RequestError::BadChunk("chunk data not followed by CRLF"));
+                        }
+                        return Ok(Step::NeedMore);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(RequestError::BadChunk("chunk data not followed by CRLF"));
+                    }
+                    let _ = buf.split_to(2);
+                    *self = Decoder::Chunked(Chunked::Size);
+                }
+                Decoder::Chunked(Chunked::Trailers(seen)) => {
+                    let Some(nl) = memchr(b'\n', buf) else {
+                        if seen + buf.len() > MAX_TRAILERS {
+                            return Err(RequestError::BadChunk("trailers too large"));
+                        }
+                        return Ok(Step::NeedMore);
+                    };
+                    let line = &buf[..=nl];
+                    if nl == 0 || line[nl - 1] != b'\r' {
+                        return Err(RequestError::BadChunk("bare LF in trailers"));
+                    }
+                    let content = &line[..nl - 1];
+                    let done = content.is_empty();
+                    if !done {
+                        check_trailer_field(content)?;
+                    }
+                    let _ = buf.split_to(nl + 1);
+                    if seen + nl + 1 > MAX_TRAILERS {
+                        return Err(RequestError::BadChunk("trailers too large"));
+                    }
+                    *self = if done {
+                        Decoder::Done
+                    } else {
+                        Decoder::Chunked(Chunked::Trailers(seen + nl + 1))
+                    };
+                }
+            }
+        }
+    }
+}
+
+fn take_len(remaining: u64, available: usize, max: usize) -> usize {
+    let remaining = usize::try_from(remaining).unwrap_or(usize::MAX);
+    remaining.min(available).min(max)
+}
+
+/// `chunk-size [ chunk-ext ] CRLF` with `chunk-size = 1*HEXDIG`.
+fn parse_chunk_size_line(line: &[u8]) -> Result<u64, RequestError> {
+    let Some(content) = line.strip_suffix(b"\r\n") else {
+        return Err(RequestError::BadChunk("chunk size line not ended by CRLF"));
+    };
+    let digits = content
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(content.len());
+    if digits == 0 {
+        return Err(RequestError::BadChunk("invalid chunk size"));
+    }
+    if digits > 16 {
+        return Err(RequestError::BadChunk("chunk size too large"));
+    }
+    let mut size: u64 = 0;
+    for &b in &content[..digits] {
+        let d = (b as char).to_digit(16).unwrap_or(0);
+        size = size
+            .checked_mul(16)
+            .and_then(|s| s.checked_add(u64::from(d)))
+            .ok_or(RequestError::BadChunk("chunk size too large"))?;
+    }
+    let ext = &content[digits..];
+    // chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ); we ignore extensions but refuse
+    // anything that is not one, so `5 x` or `5\x00` cannot be read two ways.
+    let ext_start = ext
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(ext.len());
+    let ext = &ext[ext_start..];
+    if !ext.is_empty()
+        && (ext[0] != b';' || ext.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f))
+    {
+        return Err(RequestError::BadChunk("invalid chunk extension"));
+    }
+    Ok(size)
+}
+
+fn check_trailer_field(line: &[u8]) -> Result<(), RequestError> {
+    let Some(colon) = memchr(b':', line) else {
+        return Err(RequestError::BadChunk("invalid trailer field"));
+    };
+    let name = &line[..colon];
+    let name_ok = !name.is_empty()
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b));
+    let value_ok = line[colon + 1..]
+        .iter()
+        .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+    if name_ok && value_ok {
+        Ok(())
+    } else {
+        Err(RequestError::BadChunk("invalid trailer field"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(framing: Framing, raw: &[u8]) -> Result<(Vec<u8>, Vec<u8>), RequestError> {
+        let mut dec = Decoder::new(framing);
+        let mut buf = BytesMut::from(raw);
+        let mut out = Vec::new();
+        loop {
+            match dec.decode(&mut buf, usize::MAX)? {
+                Step::Data(d) => out.extend_from_slice(&d),
+                Step::Done => return Ok((out, buf.to_vec())),
+                Step::NeedMore => return Err(RequestError::IncompleteBody),
+            }
+        }
+    }
+
+    #[test]
+    fn length_body_stops_at_its_length() {
+        let (body, rest) = decode_all(Framing::Length(5), b"helloGET").unwrap();
+        assert_eq!(body, b"hello");
+        assert_eq!(rest, b"GET");
+    }
+
+    #[test]
+    fn chunked_body_with_extensions_and_trailers() {
+        let raw = b"5;name=val\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let (body, rest) = decode_all(Framing::Chunked, raw).unwrap();
+        assert_eq!(body, b"hello world");
+        assert_eq!(rest, b"NEXT");
+    }
+
+    #[test]
+    fn chunked_body_arrives_in_pieces() {
+        let raw = b"a\r\n0123456789\r\n0\r\n\r\n";
+        let mut dec = Decoder::new(Framing::Chunked);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for &b in raw.iter() {
+            buf.extend_from_slice(&[b]);
+            while let Step::Data(d) = dec.decode(&mut buf, usize::MAX).unwrap() {
+                out.extend_from_slice(&d);
+            }
+        }
+        assert!(dec.is_done());
+        assert_eq!(out, b"0123456789");
+    }
+
+    #[test]
+    fn corrupt_chunks_are_refused() {
+        for raw in [
+            &b"zz\r\nhello\r\n0\r\n\r\n"[..],
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b"5 x\r\nhello\r\n0\r\n\r\n",
+            b"fffffffffffffffff\r\n",
+            b"5\r\nhello\r\n0\r\nbad trailer\r\n\r\n",
+            b"-1\r\n",
+        ] {
+            assert!(
+                matches!(
+                    decode_all(Framing::Chunked, raw),
+                    Err(RequestError::BadChunk(_))
+                ),
+                "accepted {:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+
+    #[test]
+    fn max_bounds_each_piece() {
+        let mut dec = Decoder::new(Framing::Length(10));
+        let mut buf = BytesMut::from(&b"0123456789"[..]);
+        assert_eq!(
+            dec.decode(&mut buf, 4).unwrap(),
+            Step::Data(Bytes::from_static(b"0123"))
+        );
+    }
+}

@@ -1,0 +1,540 @@
+//! Serves one HTTP/1.x connection: reads heads, hands jobs to the app threads, pumps request
+//! bodies on demand and writes the replies, request after request (keep-alive, pipelining).
+//!
+//! It runs on the I/O thread and never blocks it; it never touches Python. A request is taken
+//! off the socket only after the previous response is finished, so pipelined responses come out
+//! in order without any reordering machinery.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::body::{Decoder, Step};
+use super::error::RequestError;
+use super::request::{parse_head, Framing, Limits, RequestHead, Version};
+use super::response::{choose_framing, chunk_header, encode_head, error_response, BodyFraming};
+use super::socket::{read_more, send_file, write_all, Socket};
+use crate::exchange::{BodyStream, ConnInfo, Job, Reply, RequestBody, Responder};
+
+/// Pieces of request body handed to the app at once.
+const BODY_PIECE: usize = 64 * 1024;
+/// Replies in flight per connection before the app thread waits (response backpressure).
+const REPLY_CAPACITY: usize = 8;
+/// Body pieces in flight before the connection stops reading the socket.
+const BODY_CAPACITY: usize = 4;
+/// Unread body we are willing to read and discard to keep a connection alive.
+const MAX_DRAIN: u64 = 1024 * 1024;
+/// Larger chunks are written straight from the app's buffer instead of copied.
+const COPY_LIMIT: usize = 16 * 1024;
+
+/// What every connection of a worker shares.
+pub struct ConnConfig {
+    pub limits: Limits,
+    pub keepalive: Duration,
+    pub jobs: crossbeam_channel::Sender<Job>,
+}
+
+/// Serves `sock` until the client leaves, an error closes it, or shutdown is requested.
+pub async fn serve<S: Socket>(
+    sock: S,
+    info: Arc<ConnInfo>,
+    cfg: Arc<ConnConfig>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let (reply_tx, reply_rx) = mpsc::channel(REPLY_CAPACITY);
+    let mut conn = Conn {
+        sock,
+        info,
+        cfg,
+        shutdown,
+        rbuf: BytesMut::with_capacity(8 * 1024),
+        wbuf: Vec::with_capacity(8 * 1024),
+        reply_tx,
+        reply_rx,
+    };
+    if let Err(e) = conn.run().await {
+        log::debug!("connection closed: {e}");
+    }
+}
+
+struct Conn<S> {
+    sock: S,
+    info: Arc<ConnInfo>,
+    cfg: Arc<ConnConfig>,
+    shutdown: watch::Receiver<bool>,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    reply_tx: mpsc::Sender<Reply>,
+    reply_rx: mpsc::Receiver<Reply>,
+}
+
+/// Why a connection ended early; only logged at debug level.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    #[error("refused request: {0}")]
+    Refused(RequestError),
+    #[error("the application stopped accepting work")]
+    AppGone,
+}
+
+/// State of one request's body while the app runs.
+enum Pump {
+    /// Nothing to read (no body, or all of it was buffered).
+    Off,
+    /// Waiting for the app's first read; holds the sender the pump will use.
+    AwaitDemand(
+        oneshot::Receiver<()>,
+        mpsc::Sender<Result<Bytes, RequestError>>,
+    ),
+    Active(mpsc::Sender<Result<Bytes, RequestError>>),
+}
+
+/// How the response in progress is being written.
+#[derive(Clone, Copy)]
+struct Writing {
+    framing: BodyFraming,
+    /// Body bytes still allowed under a Content-Length.
+    remaining: u64,
+    keep_alive: bool,
+}
+
+impl<S: Socket> Conn<S> {
+    async fn run(&mut self) -> Result<(), ConnError> {
+        loop {
+            let Some(head) = self.read_head().await? else {
+                return Ok(());
+            };
+            let keep_alive = self.exchange(head).await?;
+            if !keep_alive || *self.shutdown.borrow() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads until a full head is buffered; `None` when the client closed or idled out.
+    async fn read_head(&mut self) -> Result<Option<RequestHead>, ConnError> {
+        loop {
+            match parse_head(&mut self.rbuf, &self.cfg.limits) {
+                Ok(Some(head)) => return Ok(Some(head)),
+                Ok(None) => {}
+                Err(e) => return Err(self.refuse(e).await),
+            }
+            let n = if self.rbuf.is_empty() {
+                // between requests: wait at most the keep-alive time, and not at all once a
+                // shutdown has begun
+                let mut shutdown = self.shutdown.clone();
+                if *shutdown.borrow() {
+                    return Ok(None);
+                }
+                tokio::select! {
+                    r = tokio::time::timeout(self.cfg.keepalive, read_more(&self.sock, &mut self.rbuf)) => match r {
+                        Ok(r) => r?,
+                        Err(_) => return Ok(None),
+                    },
+                    _ = shutdown.changed() => return Ok(None),
+                }
+            } else {
+                read_more(&self.sock, &mut self.rbuf).await?
+            };
+            if n == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Writes the error response for a refused request; the connection then closes.
+    async fn refuse(&mut self, err: RequestError) -> ConnError {
+        let (code, reason) = err.status();
+        log::debug!("invalid request from {}: {err}", self.peer());
+        self.wbuf.clear();
+        error_response(&mut self.wbuf, code, reason, &err.to_string());
+        if let Err(e) = write_all(&self.sock, &self.wbuf).await {
+            return ConnError::Io(e);
+        }
+        ConnError::Refused(err)
+    }
+
+    fn peer(&self) -> String {
+        self.info
+            .peer
+            .map_or_else(|| "unix socket".to_owned(), |p| p.to_string())
+    }
+
+    /// Runs one request through the app and writes its response. Returns whether the
+    /// connection may carry another request.
+    async fn exchange(&mut self, head: RequestHead) -> Result<bool, ConnError> {
+        let mut decoder = Decoder::new(head.framing);
+        let (body, mut pump) = match self.take_body(&head, &mut decoder) {
+            Ok(b) => b,
+            Err(e) => return Err(self.refuse(e).await),
+        };
+        let req = RequestFacts {
+            version: head.version,
+            is_head: head.is_head(),
+            keep_alive: head.keep_alive,
+        };
+        let expect_continue = head.expect_continue;
+        let job = Job {
+            head,
+            conn: self.info.clone(),
+            body,
+            reply: Responder::new(self.reply_tx.clone()),
+        };
+        self.cfg.jobs.send(job).map_err(|_| ConnError::AppGone)?;
+
+        let mut out = Outcome::default();
+        let mut demanded = false;
+        loop {
+            tokio::select! {
+                biased;
+                reply = self.reply_rx.recv() => {
+                    let mut done = self.on_reply(reply.unwrap_or(Reply::Abort), &req, &mut out).await?;
+                    // coalesce whatever else is already queued into the same write
+                    while !done {
+                        let Ok(reply) = self.reply_rx.try_recv() else { break };
+                        done = self.on_reply(reply, &req, &mut out).await?;
+                    }
+                    self.flush().await?;
+                    if done {
+                        break;
+                    }
+                }
+                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump) => {
+                    match step {
+                        Ok(PumpEvent::Demanded) => {
+                            demanded = true;
+                            if expect_continue && out.writing.is_none() {
+                                write_all(&self.sock, b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+                            }
+                        }
+                        Ok(PumpEvent::Progress) => {}
+                        // never let the app's answer to a truncated body go out as if whole
+                        Err(ConnError::Refused(e)) if out.writing.is_none() => {
+                            return Err(self.refuse(e).await)
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        let keep_alive = out.clean && out.writing.is_some_and(|w| w.keep_alive);
+        drop(pump);
+        if !keep_alive {
+            return Ok(false);
+        }
+        if decoder.is_done() {
+            return Ok(true);
+        }
+        if expect_continue && !demanded {
+            // the client waits for a 100 that will never come and may or may not send the
+            // body, so where the next request starts is unknown
+            return Ok(false);
+        }
+        // the app left part of its body unread; the next request starts after it
+        self.drain(&mut decoder).await
+    }
+
+    /// Splits off the body already in the buffer; decides whether the rest must be pumped.
+    fn take_body(
+        &mut self,
+        head: &RequestHead,
+        decoder: &mut Decoder,
+    ) -> Result<(RequestBody, Pump), RequestError> {
+        if head.framing == Framing::Empty {
+            return Ok((RequestBody::Empty, Pump::Off));
+        }
+        if let Framing::Length(n) = head.framing {
+            if self.rbuf.len() as u64 >= n {
+                *decoder = Decoder::new(Framing::Empty);
+                let whole = self.rbuf.split_to(n as usize).freeze();
+                return Ok((RequestBody::Full(whole), Pump::Off));
+            }
+        }
+        let mut prefix = BytesMut::new();
+        loop {
+            match decoder.decode(&mut self.rbuf, usize::MAX)? {
+                Step::Data(d) => prefix.extend_from_slice(&d),
+                Step::NeedMore => break,
+                Step::Done => return Ok((RequestBody::Full(prefix.freeze()), Pump::Off)),
+            }
+        }
+        let (tx, rx) = mpsc::channel(BODY_CAPACITY);
+        let (demand_tx, demand_rx) = oneshot::channel();
+        let stream = BodyStream {
+            prefix,
+            chunks: rx,
+            demand: Some(demand_tx),
+        };
+        Ok((
+            RequestBody::Stream(stream),
+            Pump::AwaitDemand(demand_rx, tx),
+        ))
+    }
+
+    /// Applies one reply event to the write buffer. Returns true once the response is over.
+    async fn on_reply(
+        &mut self,
+        reply: Reply,
+        req: &RequestFacts,
+        out: &mut Outcome,
+    ) -> Result<bool, ConnError> {
+        let shutting_down = *self.shutdown.borrow();
+        match reply {
+            Reply::Complete(head, body) => {
+                let known = Some(body.len() as u64);
+                let framing = choose_framing(&head, req.version, req.is_head, known);
+                let mut keep = req.keep_alive && !head.close && !shutting_down;
+                let body = match framing {
+                    BodyFraming::Length(n) => {
+                        // an app that promised more than it gave leaves the client waiting
+                        // for bytes: closing is the only honest end
+                        keep &= body.len() as u64 >= n;
+                        body.slice(..body.len().min(usize::try_from(n).unwrap_or(usize::MAX)))
+                    }
+                    BodyFraming::None => Bytes::new(),
+                    _ => body,
+                };
+                encode_head(&mut self.wbuf, req.version, &head, framing, known, keep);
+                self.append(&body).await?;
+                out.writing = Some(Writing {
+                    framing,
+                    remaining: 0,
+                    keep_alive: keep,
+                });
+                out.clean = true;
+                Ok(true)
+            }
+            Reply::Head(head) => {
+                let framing = choose_framing(&head, req.version, req.is_head, None);
+                let keep = req.keep_alive
+                    && !head.close
+                    && !shutting_down
+                    && framing != BodyFraming::UntilClose;
+                encode_head(&mut self.wbuf, req.version, &head, framing, None, keep);
+                let remaining = match framing {
+                    BodyFraming::Length(n) => n,
+                    _ => 0,
+                };
+                out.writing = Some(Writing {
+                    framing,
+                    remaining,
+                    keep_alive: keep,
+                });
+                Ok(false)
+            }
+            Reply::Chunk(data) => {
+                let Some(mut w) = out.writing else {
+                    return self.abort_before_head(out);
+                };
+                match w.framing {
+                    BodyFraming::None => {}
+                    BodyFraming::Length(_) => {
+                        let n = data
+                            .len()
+                            .min(usize::try_from(w.remaining).unwrap_or(usize::MAX));
+                        w.remaining -= n as u64;
+                        self.append(&data[..n]).await?;
+                    }
+                    // an empty chunk would end the body early
+                    BodyFraming::Chunked if data.is_empty() => {}
+                    BodyFraming::Chunked => {
+                        chunk_header(&mut self.wbuf, data.len());
+                        self.append(&data).await?;
+                        self.wbuf.extend_from_slice(b"\r\n");
+                    }
+                    BodyFraming::UntilClose => self.append(&data).await?,
+                }
+                out.writing = Some(w);
+                Ok(false)
+            }
+            Reply::File(file) => {
+                let Some(mut w) = out.writing else {
+                    return self.abort_before_head(out);
+                };
+                let len = match w.framing {
+                    BodyFraming::None => 0,
+                    BodyFraming::Length(_) => file.len.min(w.remaining),
+                    _ => file.len,
+                };
+                if len > 0 {
+                    if w.framing == BodyFraming::Chunked {
+                        chunk_header(&mut self.wbuf, usize::try_from(len).unwrap_or(usize::MAX));
+                    }
+                    self.flush().await?;
+                    send_file(&self.sock, &file.file, file.offset, len).await?;
+                    if w.framing == BodyFraming::Chunked {
+                        self.wbuf.extend_from_slice(b"\r\n");
+                    }
+                    if let BodyFraming::Length(_) = w.framing {
+                        w.remaining -= len;
+                    }
+                }
+                out.writing = Some(w);
+                Ok(false)
+            }
+            Reply::End => {
+                let Some(mut w) = out.writing else {
+                    return self.abort_before_head(out);
+                };
+                match w.framing {
+                    BodyFraming::Chunked => self.wbuf.extend_from_slice(b"0\r\n\r\n"),
+                    BodyFraming::Length(_) if w.remaining > 0 => w.keep_alive = false,
+                    _ => {}
+                }
+                out.writing = Some(w);
+                out.clean = true;
+                Ok(true)
+            }
+            Reply::Abort => {
+                if out.writing.is_none() {
+                    return self.abort_before_head(out);
+                }
+                // The head is out: closing without the chunked terminator (or short of the
+                // Content-Length) is how the client learns the body is incomplete.
+                out.clean = false;
+                Ok(true)
+            }
+        }
+    }
+
+    /// The app side gave up before any head: answer 500 and close.
+    fn abort_before_head(&mut self, out: &mut Outcome) -> Result<bool, ConnError> {
+        error_response(
+            &mut self.wbuf,
+            500,
+            "Internal Server Error",
+            "The server failed to answer.",
+        );
+        out.writing = Some(Writing {
+            framing: BodyFraming::None,
+            remaining: 0,
+            keep_alive: false,
+        });
+        out.clean = false;
+        Ok(true)
+    }
+
+    /// Queues body bytes, writing large pieces straight from the app's buffer.
+    async fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.len() <= COPY_LIMIT {
+            self.wbuf.extend_from_slice(data);
+            return Ok(());
+        }
+        self.flush().await?;
+        write_all(&self.sock, data).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            write_all(&self.sock, &self.wbuf).await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads and discards the rest of an unread body, within a budget, to keep the connection.
+    async fn drain(&mut self, decoder: &mut Decoder) -> Result<bool, ConnError> {
+        let mut budget = MAX_DRAIN;
+        loop {
+            match decoder.decode(&mut self.rbuf, usize::MAX) {
+                Ok(Step::Data(d)) => {
+                    let Some(left) = budget.checked_sub(d.len() as u64) else {
+                        return Ok(false);
+                    };
+                    budget = left;
+                }
+                Ok(Step::Done) => return Ok(true),
+                Ok(Step::NeedMore) => {
+                    let read = tokio::time::timeout(
+                        self.cfg.keepalive,
+                        read_more(&self.sock, &mut self.rbuf),
+                    )
+                    .await;
+                    if !matches!(read, Ok(Ok(n)) if n > 0) {
+                        return Ok(false);
+                    }
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+}
+
+/// What the response writer needs to know of the request.
+struct RequestFacts {
+    version: Version,
+    is_head: bool,
+    keep_alive: bool,
+}
+
+/// Progress of the response in flight.
+#[derive(Default)]
+struct Outcome {
+    /// Set once the head is queued.
+    writing: Option<Writing>,
+    /// The response ended as framed (not aborted).
+    clean: bool,
+}
+
+enum PumpEvent {
+    /// The app asked for body beyond what it was given.
+    Demanded,
+    Progress,
+}
+
+/// One step of the body pump; a future that never completes when there is nothing to do.
+/// Cancel-safe: a slot is reserved before decoding and the piece is sent without an await.
+async fn pump_step<S: Socket>(
+    sock: &S,
+    rbuf: &mut BytesMut,
+    decoder: &mut Decoder,
+    pump: &mut Pump,
+) -> Result<PumpEvent, ConnError> {
+    match pump {
+        Pump::Off => std::future::pending().await,
+        Pump::AwaitDemand(demand, _) => {
+            let asked = demand.await.is_ok();
+            let state = std::mem::replace(pump, Pump::Off);
+            if let (true, Pump::AwaitDemand(_, tx)) = (asked, state) {
+                *pump = Pump::Active(tx);
+                return Ok(PumpEvent::Demanded);
+            }
+            Ok(PumpEvent::Progress)
+        }
+        Pump::Active(tx) => {
+            let Ok(permit) = tx.reserve().await else {
+                // the app dropped its input: stop pumping, drain later if needed
+                *pump = Pump::Off;
+                return Ok(PumpEvent::Progress);
+            };
+            loop {
+                match decoder.decode(rbuf, BODY_PIECE) {
+                    Ok(Step::Data(d)) => {
+                        permit.send(Ok(d));
+                        return Ok(PumpEvent::Progress);
+                    }
+                    Ok(Step::Done) => {
+                        drop(permit);
+                        *pump = Pump::Off; // dropping the sender is the app's end of input
+                        return Ok(PumpEvent::Progress);
+                    }
+                    Ok(Step::NeedMore) => {
+                        if read_more(sock, rbuf).await? == 0 {
+                            permit.send(Err(RequestError::IncompleteBody));
+                            return Err(ConnError::Refused(RequestError::IncompleteBody));
+                        }
+                    }
+                    Err(e) => {
+                        permit.send(Err(e.clone()));
+                        return Err(ConnError::Refused(e));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Why a request was refused before (or while) it reached the app, and the status each reason earns.
+//!
+//! Every variant maps to exactly one status line; the connection is always closed after the error
+//! response because the framing of whatever follows can no longer be trusted.
+
+use thiserror::Error;
+
+/// A client sent something we will not pass to the application.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("invalid request line")]
+    BadRequestLine,
+    #[error("invalid HTTP method")]
+    BadMethod,
+    #[error("invalid request target")]
+    BadTarget,
+    #[error("request line is longer than {limit} bytes (--limit-request-line)")]
+    RequestLineTooLong { limit: usize },
+    #[error("invalid header: {0}")]
+    BadHeader(&'static str),
+    #[error("more than {limit} header fields (--limit-request-fields)")]
+    TooManyHeaders { limit: usize },
+    #[error("header field longer than {limit} bytes (--limit-request-field_size)")]
+    HeaderTooLarge { limit: usize },
+    #[error("request head larger than {limit} bytes")]
+    HeadTooLarge { limit: usize },
+    #[error("unsupported HTTP version")]
+    UnsupportedVersion,
+    #[error("unsupported transfer coding {0:?}")]
+    UnsupportedTransferCoding(String),
+    #[error("invalid message framing: {0}")]
+    BadFraming(&'static str),
+    #[error("invalid chunked body: {0}")]
+    BadChunk(&'static str),
+    #[error("request body ended before its declared length")]
+    IncompleteBody,
+}
+
+impl RequestError {
+    /// Status code and reason phrase of the error response.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            RequestError::RequestLineTooLong { .. } => (414, "Request-URI Too Long"),
+            RequestError::TooManyHeaders { .. }
+            | RequestError::HeaderTooLarge { .. }
+            | RequestError::HeadTooLarge { .. } => (431, "Request Header Fields Too Large"),
+            RequestError::UnsupportedVersion => (505, "HTTP Version Not Supported"),
+            RequestError::UnsupportedTransferCoding(_) => (501, "Not Implemented"),
+            _ => (400, "Bad Request"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_class_has_its_status() {
+        assert_eq!(RequestError::BadRequestLine.status().0, 400);
+        assert_eq!(
+            RequestError::RequestLineTooLong { limit: 1 }.status().0,
+            414
+        );
+        assert_eq!(RequestError::TooManyHeaders { limit: 1 }.status().0, 431);
+        assert_eq!(RequestError::HeaderTooLarge { limit: 1 }.status().0, 431);
+        assert_eq!(RequestError::UnsupportedVersion.status().0, 505);
+        assert_eq!(
+            RequestError::UnsupportedTransferCoding("gzip".into())
+                .status()
+                .0,
+            501
+        );
+        assert_eq!(RequestError::BadChunk("x").status().0, 400);
+    }
+}

@@ -1,0 +1,587 @@
+//! Parses and validates one HTTP/1.x request head from the connection's read buffer.
+//!
+//! `httparse` does the tokenising; this module adds what a server must decide on top of it and
+//! what hyper would have decided differently (see ARCHITECTURE.md): gunicorn's separate limits on
+//! the request line and on header fields, 414/431/501/505 instead of a blanket 400, and refusing
+//! every ambiguous framing (Content-Length with Transfer-Encoding, duplicate lengths, codings we
+//! cannot decode) instead of guessing. It never touches a socket, so tests feed it bytes.
+
+use bytes::{Bytes, BytesMut};
+
+use super::error::RequestError;
+
+/// Gunicorn's request limits (`--limit-request-*`); 0 means unlimited where gunicorn allows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub request_line: usize,
+    pub fields: usize,
+    pub field_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_line: 4094,
+            fields: 100,
+            field_size: 8190,
+        }
+    }
+}
+
+impl Limits {
+    /// Largest head we buffer before refusing with 431: every allowed field at its largest.
+    fn max_head(&self) -> usize {
+        let line = if self.request_line == 0 {
+            65536
+        } else {
+            self.request_line
+        };
+        let field = if self.field_size == 0 {
+            65536
+        } else {
+            self.field_size
+        };
+        let fields = if self.fields == 0 { 32768 } else { self.fields };
+        (line + 2)
+            .saturating_add(fields.saturating_mul(field + 2))
+            .saturating_add(2)
+            .min(4 * 1024 * 1024)
+    }
+
+    fn max_fields(&self) -> usize {
+        if self.fields == 0 {
+            32768
+        } else {
+            self.fields
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body at all.
+    Empty,
+    /// `Content-Length: n` with n > 0.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A validated request head. Every byte field is a slice of one shared buffer: no copies.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: Bytes,
+    /// The request-target exactly as sent (gunicorn's RAW_URI).
+    pub target: Bytes,
+    /// Path part of the target, still percent-encoded.
+    pub path: Bytes,
+    pub query: Bytes,
+    pub version: Version,
+    /// Header fields in arrival order, names as sent; names containing `_` are already dropped.
+    pub headers: Vec<(Bytes, Bytes)>,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+}
+
+impl RequestHead {
+    pub fn is_head(&self) -> bool {
+        &self.method[..] == b"HEAD"
+    }
+}
+
+/// Tries to take one complete request head off the front of `buf`.
+///
+/// `Ok(None)` means "need more bytes"; on `Ok(Some)` the head's bytes have been consumed and the
+/// body (if any) starts at the front of `buf`.
+pub fn parse_head(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<RequestHead>, RequestError> {
+    // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
+    while buf.starts_with(b"\r\n") {
+        let _ = buf.split_to(2);
+    }
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let line_end = memchr(b'\n', buf);
+    let line_len = match line_end {
+        Some(i) => i.saturating_sub(1),
+        None => buf.len(),
+    };
+    if limits.request_line > 0 && line_len > limits.request_line {
+        return Err(RequestError::RequestLineTooLong {
+            limit: limits.request_line,
+        });
+    }
+    let Some(head_len) = find_head_end(buf) else {
+        if buf.len() > limits.max_head() {
+            return Err(RequestError::HeadTooLarge {
+                limit: limits.max_head(),
+            });
+        }
+        return Ok(None);
+    };
+    check_line_endings(&buf[..head_len])?;
+    let head = buf.split_to(head_len).freeze();
+    parse_complete_head(head, limits).map(Some)
+}
+
+/// Index just past the blank line that ends the head, if the buffer holds one.
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr(b'\n', &buf[from..]) {
+        let nl = from + i;
+        if buf[nl + 1..].starts_with(b"\r\n") {
+            return Some(nl + 3);
+        }
+        // a bare LF blank line is malformed; let check_line_endings reject it
+        if buf[nl + 1..].starts_with(b"\n") {
+            return Some(nl + 2);
+        }
+        from = nl + 1;
+    }
+    None
+}
+
+/// httparse tolerates bare LF line ends; RFC 9112 lets a server refuse them and request
+/// smuggling through proxies that disagree on them is the reason we do. Bare CR is never valid.
+fn check_line_endings(head: &[u8]) -> Result<(), RequestError> {
+    for (i, &b) in head.iter().enumerate() {
+        match b {
+            b'\n' if i == 0 || head[i - 1] != b'\r' => {
+                return Err(RequestError::BadHeader("bare LF line ending"))
+            }
+            b'\r' if head.get(i + 1) != Some(&b'\n') => {
+                return Err(RequestError::BadHeader("bare CR"))
+            }
+            0 => return Err(RequestError::BadHeader("NUL byte")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, RequestError> {
+    const STACK_HEADERS: usize = 128;
+    let want = limits.max_fields() + 1;
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap;
+    let slots: &mut [httparse::Header<'_>] = if want <= STACK_HEADERS {
+        &mut stack[..want]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; want];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(slots);
+    match req.parse(&head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(RequestError::BadRequestLine),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(RequestError::TooManyHeaders {
+                limit: limits.max_fields(),
+            })
+        }
+        Err(httparse::Error::Version) => return Err(classify_version(&head)),
+        Err(httparse::Error::Token) if req.method.is_none() => return Err(RequestError::BadMethod),
+        Err(httparse::Error::Token) | Err(httparse::Error::Status) => {
+            return Err(RequestError::BadRequestLine)
+        }
+        Err(httparse::Error::HeaderName) => return Err(RequestError::BadHeader("invalid name")),
+        Err(httparse::Error::HeaderValue) => return Err(RequestError::BadHeader("invalid value")),
+        Err(httparse::Error::NewLine) => return Err(RequestError::BadHeader("invalid line end")),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(RequestError::BadRequestLine);
+    };
+    if req.headers.len() > limits.max_fields() {
+        return Err(RequestError::TooManyHeaders {
+            limit: limits.max_fields(),
+        });
+    }
+    check_method(method.as_bytes())?;
+    let version = if minor == 1 {
+        Version::Http11
+    } else {
+        Version::Http10
+    };
+    let method = head.slice_ref(method.as_bytes());
+    let target = head.slice_ref(target.as_bytes());
+    let (path, query) = split_target(&method, &target)?;
+
+    let mut out = RequestHead {
+        method,
+        target,
+        path,
+        query,
+        version,
+        headers: Vec::with_capacity(req.headers.len()),
+        framing: Framing::Empty,
+        keep_alive: version == Version::Http11,
+        expect_continue: false,
+    };
+    let mut hosts = 0usize;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = false;
+    let mut connection_close = false;
+    let mut connection_keep_alive = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        if limits.field_size > 0 && name.len() + 2 + h.value.len() > limits.field_size {
+            return Err(RequestError::HeaderTooLarge {
+                limit: limits.field_size,
+            });
+        }
+        let value = trim_ows(h.value);
+        if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            if content_length.is_some() {
+                return Err(RequestError::BadFraming("more than one Content-Length"));
+            }
+            content_length = Some(parse_content_length(value)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if version == Version::Http10 {
+                return Err(RequestError::BadFraming("Transfer-Encoding on HTTP/1.0"));
+            }
+            if transfer_encoding {
+                return Err(RequestError::BadFraming("more than one Transfer-Encoding"));
+            }
+            check_transfer_encoding(value)?;
+            transfer_encoding = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(trim_ows) {
+                connection_close |= token.eq_ignore_ascii_case(b"close");
+                connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            out.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+        }
+        // gunicorn's default header_map ("drop"): a name with '_' could collide with the '-'
+        // spelling once both become HTTP_* keys, letting a client forge a proxy's header.
+        if name.contains(&b'_') {
+            continue;
+        }
+        out.headers
+            .push((head.slice_ref(name), head.slice_ref(value)));
+    }
+    if hosts > 1 {
+        return Err(RequestError::BadHeader("more than one Host"));
+    }
+    if hosts == 0 && version == Version::Http11 {
+        return Err(RequestError::BadHeader("missing Host on HTTP/1.1"));
+    }
+    out.framing = match (content_length, transfer_encoding) {
+        (Some(_), true) => {
+            return Err(RequestError::BadFraming(
+                "both Content-Length and Transfer-Encoding",
+            ))
+        }
+        (_, true) => Framing::Chunked,
+        (Some(0), false) | (None, false) => Framing::Empty,
+        (Some(n), false) => Framing::Length(n),
+    };
+    out.keep_alive = match version {
+        Version::Http11 => !connection_close,
+        Version::Http10 => connection_keep_alive && !connection_close,
+    };
+    out.expect_continue &= version == Version::Http11;
+    Ok(out)
+}
+
+/// httparse reports any version it does not speak; only a well-formed `HTTP/d.d` earns 505.
+fn classify_version(head: &[u8]) -> RequestError {
+    let line_end = memchr(b'\r', head).unwrap_or(head.len());
+    let line = &head[..line_end];
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            RequestError::UnsupportedVersion
+        }
+        _ => RequestError::BadRequestLine,
+    }
+}
+
+/// Gunicorn's default method rule: 3 to 20 characters, upper-case letters and the token
+/// punctuation only (no lower case, no digits), so `get` or `G3T` never reach the app.
+fn check_method(method: &[u8]) -> Result<(), RequestError> {
+    let ok_len = (3..=20).contains(&method.len());
+    let ok_chars = method
+        .iter()
+        .all(|b| b.is_ascii_uppercase() || b"!#$%&'*+-.^_`|~".contains(b));
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(RequestError::BadMethod)
+    }
+}
+
+/// Splits a request-target into (path, query) per its form (RFC 9112 §3.2).
+fn split_target(method: &Bytes, target: &Bytes) -> Result<(Bytes, Bytes), RequestError> {
+    let t = &target[..];
+    let path_start = if t.starts_with(b"/") {
+        0
+    } else if t == b"*" {
+        if &method[..] != b"OPTIONS" {
+            return Err(RequestError::BadTarget);
+        }
+        return Ok((target.clone(), Bytes::new()));
+    } else if let Some(scheme_end) = find(t, b"://") {
+        let scheme = &t[..scheme_end];
+        if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https")) {
+            return Err(RequestError::BadTarget);
+        }
+        let authority_start = scheme_end + 3;
+        match t[authority_start..]
+            .iter()
+            .position(|&b| b == b'/' || b == b'?' || b == b'#')
+        {
+            Some(i) => authority_start + i,
+            None => t.len(),
+        }
+    } else if &method[..] == b"CONNECT" {
+        return Ok((Bytes::new(), Bytes::new()));
+    } else {
+        return Err(RequestError::BadTarget);
+    };
+    let rest = &t[path_start..];
+    let fragment = memchr(b'#', rest).unwrap_or(rest.len());
+    let rest = &rest[..fragment];
+    let (path, query) = match memchr(b'?', rest) {
+        Some(q) => (&rest[..q], &rest[q + 1..]),
+        None => (rest, &rest[rest.len()..]),
+    };
+    let path = if path.is_empty() {
+        Bytes::from_static(b"/")
+    } else {
+        target.slice_ref(path)
+    };
+    Ok((path, target.slice_ref(query)))
+}
+
+/// `1*DIGIT` only: no sign, no spaces inside, no list (RFC 9110 §8.6), and it must fit.
+fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(RequestError::BadFraming("invalid Content-Length"));
+    }
+    value
+        .iter()
+        .try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .ok_or(RequestError::BadFraming("invalid Content-Length"))
+}
+
+/// Only `chunked` is decoded here. It must be the last and only coding; any other coding is
+/// one we cannot undo (501), and `chunked` anywhere but last leaves the length unknown (400).
+fn check_transfer_encoding(value: &[u8]) -> Result<(), RequestError> {
+    let codings: Vec<&[u8]> = value.split(|&b| b == b',').map(trim_ows).collect();
+    if codings.iter().any(|c| c.is_empty()) {
+        return Err(RequestError::BadFraming("empty transfer coding"));
+    }
+    let Some((last, before)) = codings.split_last() else {
+        return Err(RequestError::BadFraming("empty transfer coding"));
+    };
+    if let Some(unknown) = codings.iter().find(|c| !c.eq_ignore_ascii_case(b"chunked")) {
+        let known = [
+            &b"gzip"[..],
+            b"x-gzip",
+            b"deflate",
+            b"compress",
+            b"x-compress",
+        ];
+        if known.iter().any(|k| unknown.eq_ignore_ascii_case(k)) || is_token(unknown) {
+            return Err(RequestError::UnsupportedTransferCoding(
+                String::from_utf8_lossy(unknown).into_owned(),
+            ));
+        }
+        return Err(RequestError::BadFraming("invalid transfer coding"));
+    }
+    if !last.eq_ignore_ascii_case(b"chunked") || !before.is_empty() {
+        return Err(RequestError::BadFraming("chunked applied more than once"));
+    }
+    Ok(())
+}
+
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b))
+}
+
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
+    &v[start..end]
+}
+
+pub(crate) fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Option<RequestHead>, RequestError> {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        parse_head(&mut buf, &Limits::default())
+    }
+
+    fn status(raw: &str) -> u16 {
+        parse(raw).expect_err("should be refused").status().0
+    }
+
+    #[test]
+    fn parses_a_simple_get_and_leaves_the_body() {
+        let mut buf =
+            BytesMut::from(&b"GET /a%20b?x=1#frag HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\nrest"[..]);
+        let head = parse_head(&mut buf, &Limits::default()).unwrap().unwrap();
+        assert_eq!(&head.method[..], b"GET");
+        assert_eq!(&head.path[..], b"/a%20b");
+        assert_eq!(&head.query[..], b"x=1");
+        assert_eq!(&head.target[..], b"/a%20b?x=1#frag");
+        assert_eq!(head.version, Version::Http11);
+        assert!(head.keep_alive);
+        assert_eq!(head.framing, Framing::Empty);
+        assert_eq!(head.headers.len(), 2);
+        assert_eq!(&buf[..], b"rest");
+    }
+
+    #[test]
+    fn partial_head_asks_for_more() {
+        assert!(parse("GET / HTTP/1.1\r\nHost: x\r\n").unwrap().is_none());
+        assert!(parse("GE").unwrap().is_none());
+    }
+
+    #[test]
+    fn absolute_form_keeps_only_the_path() {
+        let head = parse("GET http://example.com/p?q HTTP/1.1\r\nHost: e\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&head.path[..], b"/p");
+        assert_eq!(&head.query[..], b"q");
+    }
+
+    #[test]
+    fn framing_and_keep_alive_are_decided() {
+        let h = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(5));
+        let h = parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        let h = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert!(!h.keep_alive);
+        let h = parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.keep_alive);
+        let h = parse("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+    }
+
+    #[test]
+    fn underscore_headers_are_dropped() {
+        let h = parse("GET / HTTP/1.1\r\nHost: x\r\nX_Forwarded_For: 1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.headers.len(), 1);
+    }
+
+    #[test]
+    fn malformed_requests_get_their_status() {
+        assert_eq!(status("GET  / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("get / HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nNoColon\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n\r\n"),
+            501
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
+            400
+        );
+        assert_eq!(status("GET / HTTP/1.2\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status("GET / HTPT/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\nHost: a\n\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n"), 400);
+        assert_eq!(status("GET x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn limits_answer_414_and_431() {
+        let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(5000));
+        assert_eq!(status(&long), 414);
+        // refused before the head is even complete
+        let partial = format!("GET /{}", "a".repeat(5000));
+        assert_eq!(status(&partial), 414);
+        let many: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert_eq!(
+            status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")),
+            431
+        );
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+            "v".repeat(9000)
+        );
+        assert_eq!(status(&big), 431);
+    }
+}

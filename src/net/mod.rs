@@ -1,0 +1,10 @@
+//! Networking below HTTP: turning `--bind` values into listening sockets.
+//!
+//! This layer hands `Listener`s to the workers and stops there; accepting,
+//! TLS and protocol handling live elsewhere.
+
+pub mod bind;
+
+// Until the master and workers are wired up, not every name is used yet.
+#[allow(unused_imports)]
+pub use bind::{bind_all, BindAddr, BindError, Listener, ParseBindError};

@@ -1,0 +1,146 @@
+//! Setting declarations, one file per gunicorn documentation section, plus
+//! the small vocabulary of validators they share.
+//!
+//! A section file declares `SETTINGS` and tests each entry right below it.
+//! Validators here only check and canonicalise a `Value`; they must not read
+//! other settings (cross-setting rules belong to resolution) and must not
+//! produce typed `Settings` fields (that is `settings/mod.rs`).
+
+pub mod logging;
+pub mod security;
+pub mod server_mechanics;
+pub mod server_socket;
+pub mod worker_processes;
+
+use super::registry::Value;
+
+/// An integer within `lo..=hi`, from an int or a string.
+///
+/// Strings follow Python's `int(s, 0)`, which gunicorn's validators use, so a
+/// conf file's `backlog = "0x800"` or `"2_048"` means what it does there; plain
+/// decimal with leading zeros is also accepted, as gunicorn's CLI accepts it.
+/// `what` completes "expected ..." in the error, e.g. "a positive integer".
+pub(crate) fn int_in(raw: Value, lo: i64, hi: i64, what: &str) -> Result<Value, String> {
+    let n = match raw {
+        Value::Int(n) => Some(n),
+        Value::Str(ref s) => parse_int(s),
+        _ => None,
+    };
+    match n {
+        Some(n) if (lo..=hi).contains(&n) => Ok(Value::Int(n)),
+        _ => Err(format!("expected {what}")),
+    }
+}
+
+fn parse_int(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (negative, unsigned) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = unsigned.to_ascii_lowercase();
+    let (radix, digits) = match lower.get(..2) {
+        Some("0x") => (16, &lower[2..]),
+        Some("0o") => (8, &lower[2..]),
+        Some("0b") => (2, &lower[2..]),
+        _ => (10, lower.as_str()),
+    };
+    // Python allows one underscore between digits (and after a base prefix),
+    // never leading, trailing or doubled in plain decimal.
+    let digits = match (radix, digits.strip_prefix('_')) {
+        (10, Some(_)) => return None,
+        (_, Some(rest)) => rest,
+        (_, None) => digits,
+    };
+    let well_formed = digits.chars().all(|c| c == '_' || c.is_digit(radix));
+    if !well_formed || digits.is_empty() || digits.ends_with('_') || digits.contains("__") {
+        return None;
+    }
+    let magnitude = i64::from_str_radix(&digits.replace('_', ""), radix).ok()?;
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// A string, or `None` to leave the setting unset.
+pub(crate) fn opt_string(raw: Value, what: &str) -> Result<Value, String> {
+    match raw {
+        Value::Str(_) | Value::None => Ok(raw),
+        _ => Err(format!("expected {what}")),
+    }
+}
+
+/// A list of strings; a single string becomes a one-item list, as in
+/// gunicorn's `validate_list_string` (`bind = "0.0.0.0:80"` in a conf file).
+pub(crate) fn string_list(raw: Value, what: &str) -> Result<Value, String> {
+    match raw {
+        Value::Str(s) => Ok(Value::List(vec![s])),
+        Value::List(_) => Ok(raw),
+        Value::None => Ok(Value::List(Vec::new())),
+        _ => Err(format!("expected {what}")),
+    }
+}
+
+/// One of `choices`, compared case-insensitively and stored lower-case.
+pub(crate) fn choice(raw: Value, choices: &[&str]) -> Result<Value, String> {
+    if let Value::Str(s) = &raw {
+        let lower = s.trim().to_ascii_lowercase();
+        if choices.contains(&lower.as_str()) {
+            return Ok(Value::Str(lower));
+        }
+    }
+    Err(format!("expected one of {}", choices.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_int_follows_python_int_base_zero() {
+        assert_eq!(parse_int("42"), Some(42));
+        assert_eq!(parse_int(" +7 "), Some(7));
+        assert_eq!(parse_int("-3"), Some(-3));
+        assert_eq!(parse_int("0x800"), Some(2048));
+        assert_eq!(parse_int("0O17"), Some(15));
+        assert_eq!(parse_int("0b101"), Some(5));
+        assert_eq!(parse_int("2_048"), Some(2048));
+        assert_eq!(parse_int("0x_ff"), Some(255));
+        assert_eq!(parse_int("010"), Some(10));
+        for bad in ["", "four", "4.0", "_1", "1_", "1__0", "0x", "--1", "1e3"] {
+            assert_eq!(parse_int(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn int_in_enforces_the_range() {
+        assert_eq!(int_in(Value::Int(5), 1, 10, "x"), Ok(Value::Int(5)));
+        assert_eq!(
+            int_in(Value::Str("10".into()), 1, 10, "x"),
+            Ok(Value::Int(10))
+        );
+        assert!(int_in(Value::Int(0), 1, 10, "x").is_err());
+        assert!(int_in(Value::Int(11), 1, 10, "x").is_err());
+        assert_eq!(
+            int_in(Value::Bool(true), 0, 1, "a flag-free integer"),
+            Err("expected a flag-free integer".into())
+        );
+    }
+
+    #[test]
+    fn string_list_wraps_a_single_string() {
+        assert_eq!(
+            string_list(Value::Str("a".into()), "x"),
+            Ok(Value::List(vec!["a".into()]))
+        );
+        assert!(string_list(Value::Int(1), "x").is_err());
+    }
+
+    #[test]
+    fn choice_is_case_insensitive_and_canonical() {
+        assert_eq!(
+            choice(Value::Str("WARNING".into()), &["warning"]),
+            Ok(Value::Str("warning".into()))
+        );
+        assert!(choice(Value::Str("warn".into()), &["warning"]).is_err());
+    }
+}

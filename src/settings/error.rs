@@ -1,0 +1,139 @@
+//! The one error type for settings: a value that failed its validator, or a
+//! name that is not a setting.
+//!
+//! Every message names the setting the way a user would fix it (flag and conf
+//! name), the value that was refused, and a working example. This module only
+//! formats; it must not decide policy such as whether an unknown conf name is
+//! fatal (the resolver turns that into a warning, as gunicorn ignores it).
+
+use std::fmt;
+
+use super::registry::Setting;
+
+/// A setting that could not be accepted.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SettingError {
+    kind: Kind,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Kind {
+    #[error("{}: {reason}{}", Subject(setting, value), Example(setting))]
+    Invalid {
+        setting: &'static Setting,
+        value: String,
+        reason: String,
+    },
+    #[error("unknown setting {name:?}{}", Suggestion(*suggestion))]
+    Unknown {
+        name: String,
+        suggestion: Option<&'static str>,
+    },
+}
+
+impl SettingError {
+    /// `value` is rendered the way the user wrote it (see `Value`'s Display).
+    pub(crate) fn invalid(
+        setting: &'static Setting,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        SettingError {
+            kind: Kind::Invalid {
+                setting,
+                value: value.to_string(),
+                reason: reason.into(),
+            },
+        }
+    }
+
+    pub(crate) fn unknown(name: &str, suggestion: Option<&'static str>) -> Self {
+        SettingError {
+            kind: Kind::Unknown {
+                name: name.to_owned(),
+                suggestion,
+            },
+        }
+    }
+
+    /// True when the name was not a setting at all (a typo in a conf file).
+    #[allow(dead_code)] // for the conf-file resolver, which warns instead
+    pub fn is_unknown(&self) -> bool {
+        matches!(self.kind, Kind::Unknown { .. })
+    }
+
+    /// The setting whose value was refused, if the name was known.
+    #[allow(dead_code)] // for the conf-file resolver's error context
+    pub fn setting(&self) -> Option<&'static Setting> {
+        match self.kind {
+            Kind::Invalid { setting, .. } => Some(setting),
+            Kind::Unknown { .. } => None,
+        }
+    }
+}
+
+/// `--threads / threads = "four"`, or `threads = "four"` for a setting that
+/// only exists in the conf file.
+struct Subject<'a>(&'a Setting, &'a str);
+
+impl fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Subject(setting, value) = self;
+        match setting.long_flag() {
+            Some(flag) => write!(f, "{flag} / {} = {value}", setting.name),
+            None => write!(f, "{} = {value}", setting.name),
+        }
+    }
+}
+
+struct Example<'a>(&'a Setting);
+
+impl fmt::Display for Example<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.example {
+            "" => Ok(()),
+            example => write!(f, ", e.g. {example}"),
+        }
+    }
+}
+
+struct Suggestion(Option<&'static str>);
+
+impl fmt::Display for Suggestion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, " (did you mean {name:?}?)"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::registry::find;
+
+    #[test]
+    fn invalid_value_names_flag_conf_name_value_and_example() {
+        let threads = find("threads").unwrap();
+        let err = SettingError::invalid(threads, "\"four\"", "expected a positive integer");
+        assert_eq!(
+            err.to_string(),
+            "--threads / threads = \"four\": expected a positive integer, e.g. --threads 4"
+        );
+        assert!(!err.is_unknown());
+        assert_eq!(err.setting().map(|s| s.name), Some("threads"));
+    }
+
+    #[test]
+    fn unknown_name_suggests_the_closest_setting() {
+        let err = SettingError::unknown("thread", Some("threads"));
+        assert_eq!(
+            err.to_string(),
+            "unknown setting \"thread\" (did you mean \"threads\"?)"
+        );
+        assert!(err.is_unknown());
+        assert!(err.setting().is_none());
+    }
+}

@@ -1,0 +1,411 @@
+//! Server settings: gunicorn's settings registry, the command line built from
+//! it, and the typed `Settings` the rest of the server reads.
+//!
+//! Flow: each source (today argv; later gunicorn.conf.py and
+//! GUNICORN_CMD_ARGS) yields a validated `Values` layer; layers are stacked
+//! default < file < env < argv; only the merged layer is converted to
+//! `Settings`. This module owns that conversion and must stay free of I/O
+//! beyond reading the environment and checking paths: binding sockets and
+//! importing the app happen elsewhere.
+
+pub mod cli;
+pub mod defs;
+pub mod error;
+pub mod registry;
+
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use log::LevelFilter;
+
+use crate::net::BindAddr;
+pub use error::SettingError;
+// The conf-file loader and docs renderer will use these; not all are yet.
+#[allow(unused_imports)]
+pub use registry::{Env, Setting, Value, Values, SETTINGS};
+
+/// The crate version, as `--version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything the server needs to start, validated and typed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// The positional APP_MODULE, kept verbatim (`module:callable`,
+    /// `module`, `module:factory()`, `module:factory(1, x='y')`); the Python
+    /// loader resolves it.
+    pub app: String,
+    pub bind: Vec<BindAddr>,
+    pub threads: usize,
+    pub chdir: Option<PathBuf>,
+    /// Directories to put in front of sys.path, in order.
+    pub pythonpath: Vec<String>,
+    pub log_level: LevelFilter,
+    /// 0 = unlimited.
+    pub limit_request_line: usize,
+    /// Never 0: gunicorn's 0 ("no limit") is its maximum, 32768.
+    pub limit_request_fields: usize,
+    /// 0 = unlimited.
+    pub limit_request_field_size: usize,
+    /// Seconds.
+    pub keepalive: u64,
+    pub backlog: i32,
+}
+
+/// The outcome of reading the command line.
+#[derive(Debug)]
+pub enum Parsed {
+    Run(Settings),
+    /// Help, version or a usage error: print `output` and exit with `code`.
+    Exit {
+        code: i32,
+        output: String,
+        to_stderr: bool,
+    },
+}
+
+impl Parsed {
+    fn from_clap(err: clap::Error) -> Self {
+        Parsed::Exit {
+            code: err.exit_code(),
+            output: err.render().to_string(),
+            to_stderr: err.use_stderr(),
+        }
+    }
+}
+
+/// Reads argv (argv[0] is the program name) and the process environment.
+pub fn parse_args(argv: &[String]) -> Parsed {
+    parse_args_with_env(argv, Env::process())
+}
+
+/// `parse_args` with an explicit environment, for tests.
+pub fn parse_args_with_env(argv: &[String], env: Env<'_>) -> Parsed {
+    let mut cmd = cli::command();
+    let args = match cli::parse(&mut cmd, argv) {
+        Ok(args) => args,
+        Err(err) => return Parsed::from_clap(err),
+    };
+    if args.version {
+        return Parsed::Exit {
+            code: 0,
+            output: format!("{} (version {VERSION})\n", cli::BIN_NAME),
+            to_stderr: false,
+        };
+    }
+    let Some(app) = args.app else {
+        // Gunicorn's wording, with usage, via argparse's error path (exit 2).
+        let err = cmd.error(
+            ErrorKind::MissingRequiredArgument,
+            "No application module specified.",
+        );
+        return Parsed::from_clap(err);
+    };
+    let resolved = args
+        .values
+        .with_defaults(env)
+        .and_then(|values| Settings::from_values(app, &values));
+    match resolved {
+        Ok(settings) => Parsed::Run(settings),
+        Err(err) => Parsed::from_clap(cmd.error(ErrorKind::ValueValidation, err)),
+    }
+}
+
+impl Settings {
+    /// Converts a fully resolved layer (every setting present, defaults
+    /// included) into typed settings.
+    pub fn from_values(app: String, values: &Values) -> Result<Self, SettingError> {
+        Ok(Settings {
+            app,
+            bind: bind_addrs(values)?,
+            threads: int_as(values, "threads")?,
+            chdir: values.opt_str("chdir")?.map(PathBuf::from),
+            pythonpath: values
+                .opt_str("pythonpath")?
+                .map(split_pythonpath)
+                .unwrap_or_default(),
+            log_level: level_filter(values.str("loglevel")?),
+            limit_request_line: int_as(values, "limit_request_line")?,
+            limit_request_fields: match int_as(values, "limit_request_fields")? {
+                0 => defs::security::MAX_HEADERS as usize,
+                n => n,
+            },
+            limit_request_field_size: int_as(values, "limit_request_field_size")?,
+            keepalive: int_as(values, "keepalive")?,
+            backlog: int_as(values, "backlog")?,
+        })
+    }
+}
+
+fn bind_addrs(values: &Values) -> Result<Vec<BindAddr>, SettingError> {
+    let list = values.list("bind")?;
+    list.iter()
+        .map(|item| {
+            item.parse::<BindAddr>().map_err(|e| {
+                let setting = registry::find("bind").expect("bind is declared");
+                SettingError::invalid(setting, Value::List(list.to_vec()), e.reason())
+            })
+        })
+        .collect()
+}
+
+/// An integer setting narrowed to its field's type; validators already
+/// bound the range, so failure here means a validator is too loose.
+fn int_as<T: TryFrom<i64>>(values: &Values, name: &'static str) -> Result<T, SettingError> {
+    let n = values.int(name)?;
+    T::try_from(n).map_err(|_| {
+        let setting = registry::find(name).expect("int_as is only called with declared names");
+        SettingError::invalid(setting, n, "out of range for this platform")
+    })
+}
+
+/// Gunicorn splits on commas and keeps entries verbatim; we also drop the
+/// empty entries a trailing comma would otherwise turn into "" (the cwd).
+fn split_pythonpath(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Gunicorn's level names onto the `log` crate's, which stops at Error.
+fn level_filter(name: &str) -> LevelFilter {
+    match name {
+        "debug" => LevelFilter::Debug,
+        "warning" => LevelFilter::Warn,
+        "error" | "critical" => LevelFilter::Error,
+        _ => LevelFilter::Info,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> Vec<String> {
+        std::iter::once("ferricorn")
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect()
+    }
+
+    fn no_env() -> Env<'static> {
+        Env::from_fn(&|_| None)
+    }
+
+    fn run(args: &[&str]) -> Settings {
+        match parse_args_with_env(&argv(args), no_env()) {
+            Parsed::Run(settings) => settings,
+            other => panic!("expected Run, got {other:?}"),
+        }
+    }
+
+    fn exit(args: &[&str]) -> (i32, String, bool) {
+        match parse_args_with_env(&argv(args), no_env()) {
+            Parsed::Exit {
+                code,
+                output,
+                to_stderr,
+            } => (code, output, to_stderr),
+            other => panic!("expected Exit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_gunicorn() {
+        let s = run(&["app:app"]);
+        assert_eq!(
+            s,
+            Settings {
+                app: "app:app".into(),
+                bind: vec![BindAddr::Tcp {
+                    host: "127.0.0.1".into(),
+                    port: 8000
+                }],
+                threads: 1,
+                chdir: None,
+                pythonpath: vec![],
+                log_level: LevelFilter::Info,
+                limit_request_line: 4094,
+                limit_request_fields: 100,
+                limit_request_field_size: 8190,
+                keepalive: 2,
+                backlog: 2048,
+            }
+        );
+    }
+
+    #[test]
+    fn every_flag_reaches_its_typed_field() {
+        let tmp = std::env::temp_dir();
+        let tmp_str = tmp.to_str().unwrap();
+        let s = run(&[
+            "-b",
+            "0.0.0.0:80",
+            "-b",
+            "unix:/run/a.sock",
+            "--threads",
+            "8",
+            "--chdir",
+            tmp_str,
+            "--pythonpath",
+            "/srv/app, /srv/lib,",
+            "--log-level",
+            "CRITICAL",
+            "--limit-request-line",
+            "0",
+            "--limit-request-fields",
+            "0",
+            "--limit-request-field_size",
+            "0",
+            "--keep-alive",
+            "75",
+            "--backlog",
+            "64",
+            "mod:factory(1, x='y')",
+        ]);
+        assert_eq!(s.app, "mod:factory(1, x='y')");
+        assert_eq!(
+            s.bind,
+            vec![
+                BindAddr::Tcp {
+                    host: "0.0.0.0".into(),
+                    port: 80
+                },
+                BindAddr::Unix("/run/a.sock".into())
+            ]
+        );
+        assert_eq!(s.threads, 8);
+        assert_eq!(s.chdir.as_deref(), Some(tmp.as_path()));
+        assert_eq!(s.pythonpath, ["/srv/app", "/srv/lib"]);
+        assert_eq!(s.log_level, LevelFilter::Error);
+        assert_eq!(s.limit_request_line, 0);
+        assert_eq!(s.limit_request_fields, 32768);
+        assert_eq!(s.limit_request_field_size, 0);
+        assert_eq!(s.keepalive, 75);
+        assert_eq!(s.backlog, 64);
+    }
+
+    #[test]
+    fn port_env_moves_the_default_bind_to_all_interfaces() {
+        let env = |k: &str| (k == "PORT").then(|| "5000".to_owned());
+        let Parsed::Run(s) = parse_args_with_env(&argv(&["a"]), Env::from_fn(&env)) else {
+            panic!("expected Run");
+        };
+        assert_eq!(
+            s.bind,
+            vec![BindAddr::Tcp {
+                host: "0.0.0.0".into(),
+                port: 5000
+            }]
+        );
+    }
+
+    #[test]
+    fn explicit_bind_beats_port_env_even_when_port_is_garbage() {
+        let env = |k: &str| (k == "PORT").then(|| "garbage".to_owned());
+        let Parsed::Run(s) = parse_args_with_env(&argv(&["-b", ":1", "a"]), Env::from_fn(&env))
+        else {
+            panic!("expected Run");
+        };
+        assert_eq!(s.bind.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_port_env_is_reported_as_the_bind_default() {
+        let env = |k: &str| (k == "PORT").then(|| "garbage".to_owned());
+        let Parsed::Exit { code, output, .. } =
+            parse_args_with_env(&argv(&["a"]), Env::from_fn(&env))
+        else {
+            panic!("expected Exit");
+        };
+        assert_eq!(code, 2);
+        assert!(
+            output.contains("\"garbage\" is not a valid port number"),
+            "{output}"
+        );
+        assert!(
+            output.contains("0.0.0.0:$PORT when PORT is set"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn log_levels_map_to_the_log_crate() {
+        for (name, level) in [
+            ("debug", LevelFilter::Debug),
+            ("INFO", LevelFilter::Info),
+            ("WARNING", LevelFilter::Warn),
+            ("error", LevelFilter::Error),
+            ("critical", LevelFilter::Error),
+        ] {
+            assert_eq!(run(&["--log-level", name, "a"]).log_level, level, "{name}");
+        }
+    }
+
+    #[test]
+    fn version_prints_gunicorns_shape_and_exits_zero() {
+        for flag in ["-v", "--version"] {
+            let (code, output, to_stderr) = exit(&[flag]);
+            assert_eq!(code, 0);
+            assert_eq!(output, format!("ferricorn (version {VERSION})\n"));
+            assert!(!to_stderr);
+        }
+    }
+
+    #[test]
+    fn help_exits_zero_on_stdout() {
+        for flag in ["-h", "--help"] {
+            let (code, output, to_stderr) = exit(&[flag]);
+            assert_eq!(code, 0);
+            assert!(!to_stderr);
+            assert!(output.contains("Usage: ferricorn [OPTIONS] [APP_MODULE]"));
+            assert!(output.contains("Server Socket:"), "{output}");
+        }
+    }
+
+    #[test]
+    fn missing_app_is_gunicorns_usage_error() {
+        let (code, output, to_stderr) = exit(&["--threads", "2"]);
+        assert_eq!(code, 2);
+        assert!(to_stderr);
+        assert!(
+            output.starts_with("error: No application module specified.\n"),
+            "{output}"
+        );
+        assert!(
+            output.contains("Usage: ferricorn [OPTIONS] [APP_MODULE]"),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn value_errors_exit_two_on_stderr_naming_the_flag() {
+        let (code, output, to_stderr) = exit(&["--limit-request-line", "9000", "a"]);
+        assert_eq!(code, 2);
+        assert!(to_stderr);
+        assert!(
+            output.contains("--limit-request-line / limit_request_line = \"9000\""),
+            "{output}"
+        );
+    }
+
+    #[test]
+    fn unknown_flag_suggests_the_nearest() {
+        let (code, output, _) = exit(&["--keepalive", "3", "a"]);
+        assert_eq!(code, 2);
+        assert!(output.contains("--keep-alive"), "{output}");
+    }
+
+    #[test]
+    fn extra_positionals_are_refused() {
+        let (code, _, _) = exit(&["a:app", "b:app"]);
+        assert_eq!(code, 2);
+    }
+
+    #[test]
+    fn pythonpath_split_drops_empty_entries() {
+        assert_eq!(split_pythonpath("a,,b ,"), ["a", "b"]);
+        assert!(split_pythonpath("").is_empty());
+    }
+}

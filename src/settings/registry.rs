@@ -1,0 +1,571 @@
+//! The settings registry: what a setting is, the one table of all of them,
+//! and the raw "value by conf name" layer that resolution merges.
+//!
+//! Each setting is declared exactly once, in `defs/<section>.rs`; the CLI,
+//! `--help`, the docs page and the typed `Settings` are all derived from the
+//! table here. This module must not know any particular setting by name:
+//! code that does belongs in `defs/` (declaration) or `mod.rs` (conversion).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::defs;
+use super::error::SettingError;
+
+/// A setting's value before it becomes a typed field of `Settings`.
+///
+/// Every source fills this same shape: argv and `GUNICORN_CMD_ARGS` give
+/// strings, a `gunicorn.conf.py` gives Python objects. Validators accept any
+/// variant that makes sense (as gunicorn's do: `workers = "4"` works in a
+/// conf file) and return one canonical variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    List(Vec<String>),
+}
+
+/// Renders roughly as the user wrote it, so errors can quote the bad value.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::None => f.write_str("None"),
+            Value::Bool(true) => f.write_str("True"),
+            Value::Bool(false) => f.write_str("False"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::List(items) => f.debug_list().entries(items).finish(),
+        }
+    }
+}
+
+/// Environment lookups for defaults that read it (`bind` reads `$PORT`).
+///
+/// Passed in rather than read directly so tests never touch the process
+/// environment, which other tests running in parallel share.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl<'a> Env<'a> {
+    #[allow(dead_code)] // tests, and embedders that pass their own environment
+    pub fn from_fn(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Env { lookup }
+    }
+
+    pub fn var(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+    }
+}
+
+impl Env<'static> {
+    /// The real process environment.
+    pub fn process() -> Self {
+        fn var(name: &str) -> Option<String> {
+            std::env::var(name).ok()
+        }
+        Env { lookup: &var }
+    }
+}
+
+/// Gunicorn's documentation sections, in the order its docs list them; help
+/// output is grouped under these headings in this order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Logging,
+    Security,
+    ServerMechanics,
+    ServerSocket,
+    WorkerProcesses,
+}
+
+impl Section {
+    pub fn title(self) -> &'static str {
+        match self {
+            Section::Logging => "Logging",
+            Section::Security => "Security",
+            Section::ServerMechanics => "Server Mechanics",
+            Section::ServerSocket => "Server Socket",
+            Section::WorkerProcesses => "Worker Processes",
+        }
+    }
+}
+
+/// How repeated flags combine, mirroring gunicorn's argparse actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// One value; a later flag overrides an earlier one.
+    Store,
+    /// Repeatable; every occurrence is kept (`-b a -b b`).
+    Append,
+    /// A flag without a value that sets `True`.
+    StoreTrue,
+}
+
+/// The default as declared, before validation.
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // Bool and List wait for the settings that use them
+pub enum DefaultValue {
+    None,
+    Bool(bool),
+    Int(i64),
+    Str(&'static str),
+    List(&'static [&'static str]),
+    /// Depends on the environment; `doc` is what help and docs show.
+    FromEnv {
+        doc: &'static str,
+        get: fn(Env<'_>) -> Value,
+    },
+}
+
+impl DefaultValue {
+    pub fn value(self, env: Env<'_>) -> Value {
+        match self {
+            DefaultValue::None => Value::None,
+            DefaultValue::Bool(b) => Value::Bool(b),
+            DefaultValue::Int(i) => Value::Int(i),
+            DefaultValue::Str(s) => Value::Str(s.to_owned()),
+            DefaultValue::List(items) => {
+                Value::List(items.iter().map(|s| (*s).to_owned()).collect())
+            }
+            DefaultValue::FromEnv { get, .. } => get(env),
+        }
+    }
+}
+
+impl fmt::Display for DefaultValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DefaultValue::None => f.write_str("none"),
+            DefaultValue::Bool(b) => write!(f, "{b}"),
+            DefaultValue::Int(i) => write!(f, "{i}"),
+            DefaultValue::Str(s) => f.write_str(s),
+            DefaultValue::List(items) => f.write_str(&items.join(", ")),
+            DefaultValue::FromEnv { doc, .. } => f.write_str(doc),
+        }
+    }
+}
+
+/// How faithfully ferricorn implements a gunicorn setting, so users and the
+/// docs page can tell "accepted and honoured" from "accepted and ignored".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(dead_code)] // Ignored waits for the first setting accepted without effect
+pub enum Compat {
+    /// Same meaning and effect as in gunicorn.
+    Full,
+    /// Honoured, with the stated difference.
+    Partial(&'static str),
+    /// Parsed for compatibility but has no effect, for the stated reason.
+    Ignored(&'static str),
+}
+
+/// Turns a raw value into its canonical form, or says what was expected.
+/// The reason is a fragment ("expected a positive integer"); the registry
+/// adds the flag, the value and the example around it.
+pub type Validator = fn(Value) -> Result<Value, String>;
+
+/// One gunicorn setting, declared once.
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // desc, cost and compat are read by the docs renderer (docs.rs)
+pub struct Setting {
+    /// Gunicorn's conf-file name, e.g. `limit_request_field_size`.
+    pub name: &'static str,
+    pub section: Section,
+    /// Gunicorn's exact flag spellings; empty for conf-file-only settings.
+    pub cli: &'static [&'static str],
+    /// Placeholder for the value in help, e.g. `INT`.
+    pub meta: &'static str,
+    pub action: Action,
+    pub default: DefaultValue,
+    pub validate: Validator,
+    /// A valid command line, shown after "e.g." in errors.
+    pub example: &'static str,
+    /// One line for `--help`.
+    pub short: &'static str,
+    /// Full documentation for the docs page.
+    pub desc: &'static str,
+    /// What raising or lowering it costs (memory, latency, exposure).
+    pub cost: &'static str,
+    pub compat: Compat,
+}
+
+impl Setting {
+    /// The first `--long` spelling, which is what errors cite.
+    pub fn long_flag(&self) -> Option<&'static str> {
+        self.cli.iter().copied().find(|f| f.starts_with("--"))
+    }
+
+    /// Validates `raw`, wrapping a refusal with this setting's flag, name
+    /// and example.
+    pub fn check(&'static self, raw: Value) -> Result<Value, SettingError> {
+        let shown = raw.to_string();
+        (self.validate)(raw).map_err(|reason| SettingError::invalid(self, shown, reason))
+    }
+}
+
+/// Every section's table, in help order. Adding a section means adding its
+/// file under `defs/` and one line here; adding a setting touches only its
+/// section file.
+const PARTS: &[&[Setting]] = &[
+    defs::logging::SETTINGS,
+    defs::security::SETTINGS,
+    defs::server_mechanics::SETTINGS,
+    defs::server_socket::SETTINGS,
+    defs::worker_processes::SETTINGS,
+];
+
+const fn count(parts: &[&[Setting]]) -> usize {
+    let mut n = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        n += parts[p].len();
+        p += 1;
+    }
+    n
+}
+
+/// Flattens the per-section tables at compile time so the rest of the crate
+/// sees one slice and nothing is built at run time.
+const fn concat<const N: usize>(parts: &[&[Setting]]) -> [Setting; N] {
+    let mut out = [parts[0][0]; N];
+    let mut k = 0;
+    let mut p = 0;
+    while p < parts.len() {
+        let mut i = 0;
+        while i < parts[p].len() {
+            out[k] = parts[p][i];
+            k += 1;
+            i += 1;
+        }
+        p += 1;
+    }
+    out
+}
+
+static TABLE: [Setting; count(PARTS)] = concat(PARTS);
+
+/// All settings, grouped by section in help order.
+pub static SETTINGS: &[Setting] = &TABLE;
+
+/// The setting with this conf name.
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The conf name nearest to a misspelt one, for "did you mean" hints.
+#[allow(dead_code)] // called by Values::set, which the conf-file loader uses
+pub fn closest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    SETTINGS
+        .iter()
+        .map(|s| (edit_distance(&name, s.name), s.name))
+        .filter(|&(d, candidate)| d <= (candidate.len() / 3).max(2))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance; names are short, so the O(n*m) table is fine.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Validated values by conf name: one layer of configuration.
+///
+/// A layer holds only what its source set, so layers can be stacked
+/// (default < conf file < `GUNICORN_CMD_ARGS` < argv) with `overlay`, and
+/// only the merged result is converted to typed `Settings`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Values {
+    map: BTreeMap<&'static str, Value>,
+}
+
+impl Values {
+    /// Fills every setting this layer lacks with its default, making it a
+    /// complete, convertible layer. Defaults are validated like any other
+    /// value (a bad `$PORT` is an error), but only the ones actually used:
+    /// `--bind` given on the command line makes `$PORT` irrelevant.
+    pub fn with_defaults(mut self, env: Env<'_>) -> Result<Self, SettingError> {
+        for setting in SETTINGS {
+            if self.map.contains_key(setting.name) {
+                continue;
+            }
+            let raw = setting.default.value(env);
+            let shown = raw.to_string();
+            let value = (setting.validate)(raw).map_err(|reason| {
+                let reason = match setting.default {
+                    DefaultValue::FromEnv { doc, .. } => format!("{reason}; the default is {doc}"),
+                    _ => reason,
+                };
+                SettingError::invalid(setting, shown, reason)
+            })?;
+            self.map.insert(setting.name, value);
+        }
+        Ok(self)
+    }
+
+    pub fn set_setting(
+        &mut self,
+        setting: &'static Setting,
+        raw: Value,
+    ) -> Result<(), SettingError> {
+        let value = setting.check(raw)?;
+        self.map.insert(setting.name, value);
+        Ok(())
+    }
+
+    pub fn int(&self, name: &'static str) -> Result<i64, SettingError> {
+        self.typed(name, "an integer", |v| match v {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        })
+    }
+
+    /// An optional string: `None` when unset.
+    pub fn opt_str(&self, name: &'static str) -> Result<Option<&str>, SettingError> {
+        self.typed(name, "a string or None", |v| match v {
+            Value::Str(s) => Some(Some(s.as_str())),
+            Value::None => Some(None),
+            _ => None,
+        })
+    }
+
+    pub fn str(&self, name: &'static str) -> Result<&str, SettingError> {
+        self.typed(name, "a string", |v| match v {
+            Value::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn list(&self, name: &'static str) -> Result<&[String], SettingError> {
+        self.typed(name, "a list of strings", |v| match v {
+            Value::List(items) => Some(items.as_slice()),
+            _ => None,
+        })
+    }
+
+    /// Reads a value in the shape its validator promised. A mismatch means a
+    /// validator and the conversion disagree; it is reported, not panicked
+    /// on, because the value may have come from a user's conf file.
+    fn typed<'s, T>(
+        &'s self,
+        name: &'static str,
+        expected: &str,
+        pick: impl FnOnce(&'s Value) -> Option<T>,
+    ) -> Result<T, SettingError> {
+        let setting = find(name).ok_or_else(|| SettingError::unknown(name, None))?;
+        let value = self.map.get(name).unwrap_or(&Value::None);
+        pick(value).ok_or_else(|| {
+            SettingError::invalid(
+                setting,
+                value,
+                format!("expected {expected} after validation (this is a ferricorn bug)"),
+            )
+        })
+    }
+}
+
+/// The layering API for the conf-file and GUNICORN_CMD_ARGS resolver,
+/// exercised by tests until that resolver lands.
+#[allow(dead_code)]
+impl Values {
+    /// Every setting at its default.
+    pub fn defaults(env: Env<'_>) -> Result<Self, SettingError> {
+        Values::default().with_defaults(env)
+    }
+
+    /// Sets a value by conf name; unknown names suggest the nearest one.
+    pub fn set(&mut self, name: &str, raw: Value) -> Result<(), SettingError> {
+        let setting = find(name).ok_or_else(|| SettingError::unknown(name, closest(name)))?;
+        self.set_setting(setting, raw)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.map.get(name)
+    }
+
+    /// Applies a higher-precedence layer: each value it holds replaces ours
+    /// whole, lists included (a CLI `--bind` replaces the conf file's, as in
+    /// gunicorn).
+    pub fn overlay(&mut self, higher: Values) {
+        self.map.extend(higher.map);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.map.iter().map(|(k, v)| (*k, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn no_env() -> Env<'static> {
+        Env::from_fn(&|_| None)
+    }
+
+    #[test]
+    fn table_holds_every_section_part_in_order() {
+        assert_eq!(SETTINGS.len(), count(PARTS));
+        let sections: Vec<Section> = SETTINGS.iter().map(|s| s.section).collect();
+        let mut sorted = sections.clone();
+        sorted.sort();
+        assert_eq!(sections, sorted, "PARTS must follow Section order");
+    }
+
+    #[test]
+    fn every_setting_is_documented_and_reachable() {
+        for s in SETTINGS {
+            assert!(!s.name.is_empty());
+            assert!(
+                s.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{}: conf names are snake_case",
+                s.name
+            );
+            assert!(!s.short.is_empty(), "{}: short help", s.name);
+            assert!(
+                s.desc.len() > s.short.len(),
+                "{}: desc says more than short",
+                s.name
+            );
+            assert!(!s.cost.is_empty(), "{}: cost", s.name);
+            assert!(!s.section.title().is_empty());
+            assert!(s.long_flag().is_some(), "{}: has a --flag", s.name);
+            assert!(
+                s.example.starts_with(s.long_flag().unwrap()),
+                "{}: example uses the flag",
+                s.name
+            );
+            for flag in s.cli {
+                assert!(flag.starts_with('-'), "{}: {flag}", s.name);
+            }
+            if s.action != Action::StoreTrue {
+                assert!(!s.meta.is_empty(), "{}: meta var", s.name);
+            }
+            if let Compat::Partial(why) | Compat::Ignored(why) = s.compat {
+                assert!(!why.is_empty(), "{}: compat reason", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn names_and_flags_are_unique() {
+        let mut names = HashSet::new();
+        let mut flags = HashSet::new();
+        for s in SETTINGS {
+            assert!(names.insert(s.name), "duplicate name {}", s.name);
+            for flag in s.cli {
+                assert!(flags.insert(*flag), "duplicate flag {flag}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_default_passes_its_own_validator() {
+        let values = Values::defaults(no_env()).unwrap();
+        assert_eq!(values.iter().count(), SETTINGS.len());
+    }
+
+    #[test]
+    fn every_example_value_passes_the_validator() {
+        for s in SETTINGS {
+            let mut words = s.example.split_whitespace().skip(1);
+            if let Some(word) = words.next() {
+                let raw = match s.action {
+                    Action::Append => Value::List(vec![word.to_owned()]),
+                    _ => Value::Str(word.to_owned()),
+                };
+                // chdir's example names a directory that need not exist here.
+                if s.name != "chdir" {
+                    s.check(raw)
+                        .unwrap_or_else(|e| panic!("{}: example rejected: {e}", s.name));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_validator_rejects_garbage_naming_flag_and_conf_name() {
+        let garbage = [
+            Value::Str("garbage".into()),
+            Value::Int(-1),
+            Value::Bool(true),
+        ];
+        for s in SETTINGS {
+            let err = garbage
+                .iter()
+                .find_map(|g| s.check(g.clone()).err())
+                .unwrap_or_else(|| panic!("{}: accepted every garbage value", s.name));
+            let text = err.to_string();
+            let subject = format!("{} / {} = ", s.long_flag().unwrap(), s.name);
+            assert!(text.starts_with(&subject), "{text}");
+            assert!(text.ends_with(&format!("e.g. {}", s.example)), "{text}");
+        }
+    }
+
+    #[test]
+    fn set_rejects_unknown_names_with_a_suggestion() {
+        let err = Values::default()
+            .set("limit_request_feld_size", Value::Int(1))
+            .unwrap_err();
+        assert!(err.is_unknown());
+        assert!(
+            err.to_string().contains("limit_request_field_size"),
+            "{err}"
+        );
+        assert_eq!(closest("completely_different_thing"), None);
+        assert_eq!(closest("keep-alive"), Some("keepalive"));
+    }
+
+    #[test]
+    fn overlay_replaces_whole_values() {
+        let mut low = Values::default();
+        low.set("bind", Value::Str("a:1".into())).unwrap();
+        low.set("threads", Value::Int(2)).unwrap();
+        let mut high = Values::default();
+        high.set("bind", Value::List(vec!["b:2".into()])).unwrap();
+        low.overlay(high);
+        assert_eq!(low.list("bind").unwrap(), ["b:2".to_owned()]);
+        assert_eq!(low.int("threads").unwrap(), 2);
+    }
+
+    #[test]
+    fn typed_getters_report_a_shape_mismatch_instead_of_panicking() {
+        let values = Values::default();
+        let err = values.int("threads").unwrap_err();
+        assert!(
+            err.to_string().contains("--threads / threads = None"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn values_render_like_the_user_wrote_them() {
+        assert_eq!(Value::Str("four".into()).to_string(), "\"four\"");
+        assert_eq!(Value::Int(-3).to_string(), "-3");
+        assert_eq!(
+            Value::List(vec!["a".into(), "b".into()]).to_string(),
+            "[\"a\", \"b\"]"
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("bind", "bind"), 0);
+        assert_eq!(edit_distance("bnd", "bind"), 1);
+        assert_eq!(edit_distance("thraeds", "threads"), 2);
+    }
+}
