@@ -38,8 +38,35 @@ from harness.install import (
     wrk_version,
 )
 from harness.measure import measure
+from harness.procfs import CLK_TCK, core_ticks
 from harness.report import Cell, render
 from harness.servers import server_table
+
+
+def wait_for_quiet(below: float, longest: float) -> None:
+    """Hold the next run while other jobs keep the shared cores busy, up to `longest` seconds."""
+    if below <= 0:
+        return
+    cpus = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))
+    t_end = time.monotonic() + longest
+    while True:
+        b0, _, _ = core_ticks(cpus)
+        self0, t0 = time.process_time(), time.monotonic()
+        time.sleep(1.0)
+        b1, _, _ = core_ticks(cpus)
+        wall = time.monotonic() - t0
+        other = (b1 - b0) / CLK_TCK / wall - (time.process_time() - self0) / wall
+        if other < below:
+            return
+        if time.monotonic() >= t_end:
+            log(
+                f"bench: machine still busy ({other * 100:.0f}% of a core), measuring anyway"
+            )
+            return
+        log(
+            f"bench: waiting for the machine to quiet down ({other * 100:.0f}% of a core busy)"
+        )
+        time.sleep(4.0)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -111,6 +138,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wrk-timeout", default="10s", help="wrk --timeout")
     p.add_argument(
         "--start-timeout", type=float, default=60.0, help="seconds to wait for the port"
+    )
+    p.add_argument(
+        "--quiet-below",
+        type=float,
+        default=0.2,
+        help="before each run, wait until other processes use less than this share of one core "
+        "(0 disables the wait)",
+    )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60.0,
+        help="longest wait, in seconds, for the machine to quiet down before a run",
     )
     p.add_argument(
         "--no-save",
@@ -225,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                         if cell is None:
                             continue
                         n += 1
+                        wait_for_quiet(args.quiet_below, args.quiet_wait)
                         try:
                             s = measure(servers[name], app, conns, args)
                         except (

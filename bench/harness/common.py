@@ -14,6 +14,7 @@ RESULTS = BENCH / "results"
 HYPER_DIR = BENCH / "hyper-hello"
 HYPER_BIN = HYPER_DIR / "target" / "release" / "hyper-hello"
 FERRICORN_MARKER = VENV / "ferricorn-source.json"
+CARGO_TARGET = BENCH / ".target"  # release builds of ferricorn for bench only
 HOST = "127.0.0.1"
 
 # Peers, pinned. Bump them deliberately and say so in the results: a new version is a new baseline.

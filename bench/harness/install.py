@@ -7,7 +7,9 @@ It installs only into bench/.venv and builds only bench/hyper-hello; ferricorn c
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import platform
 import re
 import shutil
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from harness.common import (
+    CARGO_TARGET,
     FERRICORN_MARKER,
     HYPER_BIN,
     HYPER_DIR,
@@ -51,10 +54,10 @@ def installed_versions() -> dict[str, str | None]:
     return json.loads(venv_python(code))
 
 
-def pip(*argv: str) -> None:
+def pip(*argv: str, env: dict[str, str] | None = None) -> None:
     cmd = [str(VENV_BIN / "python"), "-m", "pip", "--disable-pip-version-check", *argv]
     log("bench: $ " + " ".join(cmd))
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, env=env)
 
 
 def setup_venv() -> None:
@@ -92,9 +95,33 @@ def repo_revision() -> str:
             text=True,
             check=True,
         ).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
+        rev += "+dirty" if dirty else ""
     except (subprocess.CalledProcessError, FileNotFoundError):
-        return "unknown (no commit yet)"
+        rev = "no commit"
+    return f"{rev}, tree {tree_digest()}"
+
+
+def tree_digest() -> str:
+    """A hash of ferricorn's sources as they are now, committed or not.
+
+    Other people edit the repo while benchmarks run, so the git revision alone cannot tell whether
+    the installed build still matches the code.
+    """
+    h = hashlib.sha256()
+    paths = [REPO / n for n in ("Cargo.toml", "Cargo.lock", "pyproject.toml")]
+    for top in ("src", "python"):
+        paths += sorted((REPO / top).rglob("*"))
+    for path in paths:
+        if (
+            not path.is_file()
+            or "__pycache__" in path.parts
+            or path.suffix in (".so", ".pyc")
+        ):
+            continue
+        h.update(
+            str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0"
+        )
+    return h.hexdigest()[:12]
 
 
 def ferricorn_importable() -> bool:
@@ -134,7 +161,10 @@ def install_ferricorn(args: argparse.Namespace) -> dict[str, str]:
         log(
             "bench: building ferricorn in release mode from the repo (takes minutes on 2 cores)"
         )
-        pip("install", "--force-reinstall", "--no-deps", str(REPO))
+        # A target dir of our own: the repo's target/ belongs to the developers' debug builds, and
+        # sharing it would hold cargo's lock on it for the minutes a fat-LTO build takes.
+        env = dict(os.environ, CARGO_TARGET_DIR=str(CARGO_TARGET))
+        pip("install", "--force-reinstall", "--no-deps", str(REPO), env=env)
         source = {
             "from": f"pip install {REPO} (maturin, release)",
             "revision": repo_revision(),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.common import APPS_DIR, HOST
-from harness.procfs import cpu_seconds, memory_mb, session_pids, steal_ticks
+from harness.procfs import CLK_TCK, core_ticks, cpu_seconds, memory_mb, session_pids
 from harness.servers import Server
 from harness.wrk import parse_wrk, pinned, run_wrk, wrk_argv
 
@@ -168,6 +168,7 @@ class Sample:
     server_cpu: float  # fraction of one core over the measured run
     wrk_cpu: float
     steal: float  # fraction of the measured CPUs' time stolen by the hypervisor
+    other_cpu: float  # cores busy with neither the server, wrk nor this script (share of a core)
 
 
 def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> Sample:
@@ -192,7 +193,8 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
 
         sampler = threading.Thread(target=sample_peak, daemon=True)
         cpu0 = cpu_seconds(run.sid)
-        st0 = steal_ticks(cpus)
+        st0 = core_ticks(cpus)
+        self0 = time.process_time()
         t0 = time.monotonic()
         sampler.start()
         out, _wall, wrk_cpu_s = run_wrk(
@@ -200,7 +202,8 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
         )
         wall = time.monotonic() - t0
         cpu1 = cpu_seconds(run.sid)
-        st1 = steal_ticks(cpus)
+        st1 = core_ticks(cpus)
+        self_cpu = (time.process_time() - self0) / wall
         done.set()
         sampler.join()
         if run.proc.poll() is not None:
@@ -221,7 +224,14 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
             procs=procs,
             server_cpu=(cpu1 - cpu0) / wall,
             wrk_cpu=wrk_cpu_s / wall,
-            steal=(st1[0] - st0[0]) / max(1, st1[1] - st0[1]),
+            steal=(st1[1] - st0[1]) / max(1, st1[2] - st0[2]),
+            other_cpu=max(
+                0.0,
+                (st1[0] - st0[0]) / CLK_TCK / wall
+                - (cpu1 - cpu0) / wall
+                - wrk_cpu_s / wall
+                - self_cpu,
+            ),
         )
     finally:
         run.stop()

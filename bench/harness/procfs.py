@@ -64,21 +64,26 @@ def cpu_seconds(sid: int) -> float:
     return sum(_cpu_ticks(p) for p in session_pids(sid)) / CLK_TCK
 
 
-def steal_ticks(cpus: list[int]) -> tuple[int, int]:
-    """(steal, total) ticks of the given CPUs: time the hypervisor gave our vCPUs to others."""
-    steal = total = 0
+def core_ticks(cpus: list[int]) -> tuple[int, int, int]:
+    """(busy, steal, total) ticks of the given CPUs since boot, from /proc/stat.
+
+    busy is user + nice + system + irq + softirq, whoever ran; steal is time the hypervisor gave
+    our vCPUs to other guests (often not reported at all, then the loss shows as idle time).
+    """
+    busy = steal = total = 0
     try:
         with open("/proc/stat") as f:
             for line in f:
                 name, *vals = line.split()
                 if (
-                    name.startswith("cpu")
-                    and name[3:].isdigit()
+                    name[3:].isdigit()
+                    and name.startswith("cpu")
                     and int(name[3:]) in cpus
                 ):
-                    nums = [int(v) for v in vals]
-                    steal += nums[7] if len(nums) > 7 else 0
-                    total += sum(nums[:8])
+                    n = [int(v) for v in vals] + [0] * 8
+                    busy += n[0] + n[1] + n[2] + n[5] + n[6]
+                    steal += n[7]
+                    total += sum(n[:8])
     except (OSError, ValueError):
         pass
-    return steal, total
+    return busy, steal, total

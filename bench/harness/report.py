@@ -49,20 +49,21 @@ def render(
             "rps spread = (max-min)/median over rounds. RSS: all processes of the server "
             "(master + worker) after the load, with the largest single process (the worker) in "
             "brackets; PSS: the same total with pages shared after fork counted once. "
-            "srv/wrk CPU: share of one core during the run. p50/p99: wrk --latency."
+            "srv/wrk CPU: share of one core during the run; other: CPU used meanwhile by anything "
+            "else on the machine (share of one core). p50/p99: wrk --latency."
         ),
         "",
         (
             "| app | conns | server | rps | spread | p50 ms | p99 ms | errors | RSS MB | PSS MB "
-            "| srv CPU | wrk CPU | vs granian | vs hyper |"
+            "| srv CPU | wrk CPU | other | vs granian | vs hyper |"
         ),
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes = []
     for c in cells:
         if not c.samples:
             lines.append(
-                f"| {c.app} | {c.conns} | {c.server} | failed | | | | | | | | | | |"
+                f"| {c.app} | {c.conns} | {c.server} | failed | | | | | | | | | | | |"
             )
             continue
         rps = c.med("rps")
@@ -75,19 +76,26 @@ def render(
             else ""
         )
         wrk_cpu = c.med("wrk_cpu")
+        srv_cpu = c.med("server_cpu")
+        other = c.med("other_cpu")
+        rss = f"{c.med('rss_mb'):.1f} ({c.med('max_proc_rss_mb'):.1f})"
         errors = sum(s.errors for s in c.samples)
         lines.append(
             f"| {c.app} | {c.conns} | {c.server} | {fmt_rps(rps)} | {c.spread() * 100:.0f}% "
             f"| {fmt_ms(c.med('p50'))} | {fmt_ms(c.med('p99'))} | {errors:.0f} "
-            f"| {c.med('rss_mb'):.1f} ({c.med('max_proc_rss_mb'):.1f}) | {c.med('pss_mb'):.1f} | {c.med('server_cpu') * 100:.0f}% "
-            f"| {wrk_cpu * 100:.0f}% | {vs_base} | {vs_ceil} |"
+            f"| {rss} | {c.med('pss_mb'):.1f} | {srv_cpu * 100:.0f}% | {wrk_cpu * 100:.0f}% "
+            f"| {other * 100:.0f}% | {vs_base} | {vs_ceil} |"
         )
         if wrk_cpu >= 0.9:
             notes.append(
                 f"- {c.app}/{c.conns}/{c.server}: wrk used {wrk_cpu * 100:.0f}% of its "
                 "core, so this figure is bounded by the client, not the server."
             )
-        srv_cpu = c.med("server_cpu")
+        if other >= 0.15:
+            notes.append(
+                f"- {c.app}/{c.conns}/{c.server}: other processes used {other * 100:.0f}% of a "
+                "core during the run; this row competed with them."
+            )
         if srv_cpu < 0.85 and wrk_cpu < 0.85 and c.app != "echo":
             notes.append(
                 f"- {c.app}/{c.conns}/{c.server}: neither the server ({srv_cpu * 100:.0f}%) nor "

@@ -176,6 +176,10 @@ fn parse_chunk_size_line(line: &[u8]) -> Result<u64, RequestError> {
         .iter()
         .position(|b| !matches!(b, b' ' | b'\t'))
         .unwrap_or(ext.len());
+    // whitespace is allowed only before a ';' (BWS), never trailing on its own
+    if ext_start > 0 && ext_start == ext.len() {
+        return Err(RequestError::BadChunk("whitespace after chunk size"));
+    }
     let ext = &ext[ext_start..];
     if !ext.is_empty()
         && (ext[0] != b';' || ext.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f))
@@ -190,6 +194,19 @@ fn check_trailer_field(line: &[u8]) -> Result<(), RequestError> {
         return Err(RequestError::BadChunk("invalid trailer field"));
     };
     let name = &line[..colon];
+    // RFC 9110 §6.5.1: fields that steer framing, routing or authentication may not arrive
+    // after the body, where a proxy that already forwarded the head would never see them.
+    const FORBIDDEN: [&[u8]; 6] = [
+        b"host",
+        b"content-length",
+        b"transfer-encoding",
+        b"trailer",
+        b"authorization",
+        b"te",
+    ];
+    if FORBIDDEN.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+        return Err(RequestError::BadChunk("forbidden trailer field"));
+    }
     let name_ok = !name.is_empty()
         && name
             .iter()
@@ -263,6 +280,8 @@ mod tests {
             b"fffffffffffffffff\r\n",
             b"5\r\nhello\r\n0\r\nbad trailer\r\n\r\n",
             b"-1\r\n",
+            b"5\r\nhello\r\n0 \r\n\r\n",
+            b"5\r\nhello\r\n0\r\nContent-Length: 9\r\n\r\n",
         ] {
             assert!(
                 matches!(

@@ -115,7 +115,11 @@ pub fn parse_head(
     limits: &Limits,
 ) -> Result<Option<RequestHead>, RequestError> {
     // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request-line.
-    while buf.starts_with(b"\r\n") {
+    // One, not any number: a stream of blank lines is not a request (gunicorn agrees).
+    if buf.starts_with(b"\r\n") {
+        if buf.starts_with(b"\r\n\r\n") {
+            return Err(RequestError::BadRequestLine);
+        }
         let _ = buf.split_to(2);
     }
     if buf.is_empty() {
@@ -217,6 +221,10 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
         });
     }
     check_method(method.as_bytes())?;
+    // RFC 9112 §3.2: the target is visible ASCII; anything else was never percent-encoded
+    if !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(RequestError::BadTarget);
+    }
     let version = if minor == 1 {
         Version::Http11
     } else {
@@ -238,13 +246,14 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
         expect_continue: false,
     };
     let mut hosts = 0usize;
+    let mut content_types = 0usize;
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = false;
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
-        if limits.field_size > 0 && name.len() + 2 + h.value.len() > limits.field_size {
+        if limits.field_size > 0 && field_line_len(&head, name, h.value) > limits.field_size {
             return Err(RequestError::HeaderTooLarge {
                 limit: limits.field_size,
             });
@@ -252,6 +261,8 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
         let value = trim_ows(h.value);
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"content-type") {
+            content_types += 1;
         } else if name.eq_ignore_ascii_case(b"content-length") {
             if content_length.is_some() {
                 return Err(RequestError::BadFraming("more than one Content-Length"));
@@ -282,8 +293,12 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
         out.headers
             .push((head.slice_ref(name), head.slice_ref(value)));
     }
+    // RFC 9110 §5.3: fields with a single member cannot be merged, so a repeat is ambiguous
     if hosts > 1 {
         return Err(RequestError::BadHeader("more than one Host"));
+    }
+    if content_types > 1 {
+        return Err(RequestError::BadHeader("more than one Content-Type"));
     }
     if hosts == 0 && version == Version::Http11 {
         return Err(RequestError::BadHeader("missing Host on HTTP/1.1"));
@@ -306,10 +321,24 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
     Ok(out)
 }
 
+/// Length of a header field's whole line including its CRLF, which is what gunicorn's
+/// `limit_request_field_size` counts (httparse hands us the name and the trimmed value).
+fn field_line_len(head: &[u8], name: &[u8], value: &[u8]) -> usize {
+    let base = head.as_ptr() as usize;
+    let start = (name.as_ptr() as usize).saturating_sub(base);
+    let value_end = (value.as_ptr() as usize + value.len()).saturating_sub(base);
+    let line_end =
+        memchr(b'\r', &head[value_end.min(head.len())..]).map_or(head.len(), |i| value_end + i);
+    line_end.saturating_sub(start) + 2
+}
+
 /// httparse reports any version it does not speak; only a well-formed `HTTP/d.d` earns 505.
 fn classify_version(head: &[u8]) -> RequestError {
     let line_end = memchr(b'\r', head).unwrap_or(head.len());
     let line = &head[..line_end];
+    if line.iter().filter(|&&b| b == b' ').count() != 2 {
+        return RequestError::BadRequestLine;
+    }
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
@@ -564,6 +593,13 @@ mod tests {
         assert_eq!(status("GET / HTTP/1.1\nHost: a\n\n"), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n"), 400);
         assert_eq!(status("GET x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("GET /\u{e0} HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: a\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n"),
+            400
+        );
     }
 
     #[test]
