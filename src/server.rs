@@ -49,7 +49,7 @@ pub fn run(py: Python<'_>, s: Settings) -> Result<(), Error> {
             fields: s.limit_request_fields,
             field_size: s.limit_request_field_size,
         },
-        keepalive: Duration::from_secs(s.keepalive.max(1)),
+        keepalive: Duration::from_secs(s.keepalive),
         graceful_timeout: Duration::from_secs(30),
     };
     worker::run(py, app, listeners, opts)?;

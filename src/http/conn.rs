@@ -33,6 +33,7 @@ const COPY_LIMIT: usize = 16 * 1024;
 /// What every connection of a worker shares.
 pub struct ConnConfig {
     pub limits: Limits,
+    /// Idle time allowed between requests; zero disables keep-alive.
     pub keepalive: Duration,
     pub jobs: crossbeam_channel::Sender<Job>,
 }
@@ -176,7 +177,8 @@ impl<S: Socket> Conn<S> {
         let req = RequestFacts {
             version: head.version,
             is_head: head.is_head(),
-            keep_alive: head.keep_alive,
+            // gunicorn: --keep-alive 0 turns keep-alive off
+            keep_alive: head.keep_alive && !self.cfg.keepalive.is_zero(),
         };
         let expect_continue = head.expect_continue;
         let job = Job {
