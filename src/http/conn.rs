@@ -27,6 +27,9 @@ const REPLY_CAPACITY: usize = 8;
 const BODY_CAPACITY: usize = 4;
 /// Unread body we are willing to read and discard to keep a connection alive.
 const MAX_DRAIN: u64 = 1024 * 1024;
+/// How long and how much we read from a client after our last response, while closing.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 256 * 1024;
 /// Larger chunks are written straight from the app's buffer instead of copied.
 const COPY_LIMIT: usize = 16 * 1024;
 
@@ -59,6 +62,7 @@ pub async fn serve<S: Socket>(
     if let Err(e) = conn.run().await {
         log::debug!("connection closed: {e}");
     }
+    conn.linger().await;
 }
 
 struct Conn<S> {
@@ -146,6 +150,28 @@ impl<S: Socket> Conn<S> {
                 return Ok(None);
             }
         }
+    }
+
+    /// Closes gracefully: FIN first, then read (and drop) what the client still sends, briefly.
+    /// Closing a socket with unread input makes the kernel send RST, which can destroy our last
+    /// response (a 400, say) before the client reads it.
+    async fn linger(&mut self) {
+        // SAFETY: the fd belongs to `self.sock`, which is open for the duration of the call;
+        // shutdown(2) does not invalidate it.
+        unsafe {
+            libc::shutdown(self.sock.as_raw_fd(), libc::SHUT_WR);
+        }
+        let mut budget = LINGER_BYTES;
+        let drain = async {
+            loop {
+                self.rbuf.clear();
+                match read_more(&self.sock, &mut self.rbuf).await {
+                    Ok(n) if n > 0 && n <= budget => budget -= n,
+                    _ => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
     }
 
     /// Writes the error response for a refused request; the connection then closes.
