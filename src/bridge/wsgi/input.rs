@@ -5,7 +5,7 @@
 //! each later piece is awaited with the GIL released. Nothing is read ahead of the app beyond a
 //! few pieces, so a 1 GB upload never sits in memory.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::exchange::RequestBody;
 use crate::http::error::RequestError;
+use crate::http::request::Framing;
 
 #[pyclass(module = "ferricorn._ferricorn")]
 pub struct Input {
@@ -20,26 +21,52 @@ pub struct Input {
     cur: Bytes,
     rest: Option<mpsc::Receiver<Result<Bytes, RequestError>>>,
     demand: Option<oneshot::Sender<()>>,
+    /// Body bytes not yet given to the app (including `cur`), when the length is declared.
+    left: Option<u64>,
 }
 
 impl Input {
-    pub fn new(body: RequestBody) -> Self {
-        match body {
-            RequestBody::Empty => Input {
-                cur: Bytes::new(),
-                rest: None,
-                demand: None,
-            },
-            RequestBody::Full(b) => Input {
-                cur: b,
-                rest: None,
-                demand: None,
-            },
-            RequestBody::Stream(s) => Input {
-                cur: s.prefix.freeze(),
-                rest: Some(s.chunks),
-                demand: s.demand,
-            },
+    pub fn new(body: RequestBody, framing: Framing) -> Self {
+        let (cur, rest, demand) = match body {
+            RequestBody::Empty => (Bytes::new(), None, None),
+            RequestBody::Full(b) => (b, None, None),
+            RequestBody::Stream(s) => (s.prefix.freeze(), Some(s.chunks), s.demand),
+        };
+        let left = match framing {
+            Framing::Empty => Some(0),
+            Framing::Length(n) => Some(n),
+            Framing::Chunked if rest.is_none() => Some(cur.len() as u64),
+            Framing::Chunked => None,
+        };
+        Input {
+            cur,
+            rest,
+            demand,
+            left,
+        }
+    }
+
+    /// Copies exactly `out.len()` bytes of body into `out`, waiting for pieces as needed.
+    fn read_exact_into(&mut self, py: Python<'_>, out: &mut [u8]) -> PyResult<()> {
+        let mut filled = 0;
+        while filled < out.len() {
+            if !self.fill(py)? {
+                return Err(PyOSError::new_err(
+                    "request body ended before its declared length",
+                ));
+            }
+            let n = (out.len() - filled).min(self.cur.len());
+            out[filled..filled + n].copy_from_slice(&self.cur[..n]);
+            self.consume(n);
+            filled += n;
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.cur.advance(n);
+        if let Some(left) = self.left.as_mut() {
+            *left = left.saturating_sub(n as u64);
         }
     }
 
@@ -77,7 +104,8 @@ impl Input {
         let mut out = Vec::new();
         while limit.is_none_or(|l| out.len() < l) && self.fill(py)? {
             let want = limit.map_or(self.cur.len(), |l| (l - out.len()).min(self.cur.len()));
-            out.extend_from_slice(&self.cur.split_to(want));
+            out.extend_from_slice(&self.cur[..want]);
+            self.consume(want);
         }
         Ok(out)
     }
@@ -90,7 +118,8 @@ impl Input {
                 Some(i) => i + 1,
                 None => room,
             };
-            out.extend_from_slice(&self.cur.split_to(take));
+            out.extend_from_slice(&self.cur[..take]);
+            self.consume(take);
             if out.last() == Some(&b'\n') {
                 break;
             }
@@ -112,8 +141,15 @@ impl Input {
         // whole body already here: one copy, straight into the bytes object
         if self.rest.is_none() && limit.is_none_or(|l| l >= self.cur.len()) {
             let out = PyBytes::new(py, &self.cur);
-            self.cur = Bytes::new();
+            let n = self.cur.len();
+            self.consume(n);
             return Ok(out);
+        }
+        // declared length: fill a bytes object of the final size as pieces arrive (one copy)
+        if let Some(left) = self.left {
+            let want = usize::try_from(left).unwrap_or(usize::MAX);
+            let want = limit.map_or(want, |l| l.min(want));
+            return PyBytes::new_with(py, want, |out| self.read_exact_into(py, out));
         }
         let data = self.read_up_to(py, limit)?;
         Ok(PyBytes::new(py, &data))

@@ -68,7 +68,7 @@ impl WsgiApp {
             Ok(sr) => sr.into_bound(py),
             Err(e) => return self.log_error(py, &head.target, &e),
         };
-        let outcome = Py::new(py, Input::new(body))
+        let outcome = Py::new(py, Input::new(body, head.framing))
             .and_then(|input| {
                 environ::build(py, &self.template, keys, &head, &conn, input.into_bound(py))
             })
