@@ -21,12 +21,19 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("Python error while starting: {0}")]
     Python(#[from] pyo3::PyErr),
+    /// Not a failure: this process is a forked worker that finished; unwind and exit.
+    #[error("worker exited with code {0}")]
+    ChildExit(i32),
+    /// The master stopped the server (the reason was logged).
+    #[error("server halted with code {0}")]
+    Halt(i32),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::AppLoad { .. } => EXIT_APP_LOAD,
+            Error::ChildExit(code) | Error::Halt(code) => *code,
             _ => 1,
         }
     }

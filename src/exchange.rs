@@ -145,3 +145,32 @@ impl Drop for Responder {
         }
     }
 }
+
+/// What the app threads report about themselves, read by the I/O thread's heartbeat.
+pub struct Activity {
+    /// Per app thread: CLOCK_MONOTONIC ms when its current request entered the app, 0 if idle.
+    pub busy_since: Box<[std::sync::atomic::AtomicU64]>,
+    /// Requests finished by this worker.
+    pub served: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    pub fn new(threads: usize) -> Self {
+        Activity {
+            busy_since: (0..threads)
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+            served: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// When the oldest request still in the app started, or 0 if none is.
+    pub fn oldest_busy(&self) -> u64 {
+        self.busy_since
+            .iter()
+            .map(|b| b.load(std::sync::atomic::Ordering::Relaxed))
+            .filter(|&t| t != 0)
+            .min()
+            .unwrap_or(0)
+    }
+}

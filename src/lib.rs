@@ -7,6 +7,7 @@ mod error;
 mod errorlog;
 mod exchange;
 mod http;
+mod master;
 mod net;
 mod server;
 mod settings;
@@ -38,6 +39,7 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     crate::errorlog::init(settings.log_level);
     match server::run(py, settings) {
         Ok(()) => 0,
+        Err(e @ (error::Error::ChildExit(_) | error::Error::Halt(_))) => e.exit_code(),
         Err(e) => {
             ::log::error!("{e}");
             e.exit_code()

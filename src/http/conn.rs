@@ -59,6 +59,7 @@ pub async fn serve<S: Socket>(
         wbuf: Vec::with_capacity(8 * 1024),
         reply_tx,
         reply_rx,
+        served: 0,
     };
     if let Err(e) = conn.run().await {
         log::debug!("connection closed: {e}");
@@ -75,6 +76,8 @@ struct Conn<S> {
     wbuf: Vec<u8>,
     reply_tx: mpsc::Sender<Reply>,
     reply_rx: mpsc::Receiver<Reply>,
+    /// Requests answered on this connection so far.
+    served: u64,
 }
 
 /// Why a connection ended early; only logged at debug level.
@@ -116,6 +119,7 @@ impl<S: Socket> Conn<S> {
                 return Ok(());
             };
             let keep_alive = self.exchange(head).await?;
+            self.served += 1;
             if !keep_alive || *self.shutdown.borrow() {
                 return Ok(());
             }
@@ -130,9 +134,9 @@ impl<S: Socket> Conn<S> {
                 Ok(None) => {}
                 Err(e) => return Err(self.refuse(e).await),
             }
-            let n = if self.rbuf.is_empty() {
+            let n = if self.rbuf.is_empty() && self.served > 0 {
                 // between requests: wait at most the keep-alive time, and not at all once a
-                // shutdown has begun
+                // shutdown has begun (a fresh connection still gets its first request read)
                 let mut shutdown = self.shutdown.clone();
                 if *shutdown.borrow() {
                     return Ok(None);

@@ -27,7 +27,15 @@ pub fn spawn(
                 loop {
                     let accepted = tokio::select! {
                         r = l.accept() => r,
-                        _ = stop.changed() => return,
+                        _ = stop.changed() => {
+                            // connections the kernel already completed are ours to answer
+                            while let Ok(Ok((sock, peer))) = tokio::time::timeout(Duration::ZERO, l.accept()).await {
+                                let _ = sock.set_nodelay(true);
+                                let info = Arc::new(ConnInfo { peer: Some(peer), server_name: name.clone(), server_port: port.clone() });
+                                serve(sock, info, &cfg, &shutdown, &alive);
+                            }
+                            return;
+                        }
                     };
                     match accepted {
                         Ok((sock, peer)) => {
@@ -57,7 +65,13 @@ pub fn spawn(
                 loop {
                     let accepted = tokio::select! {
                         r = l.accept() => r,
-                        _ = stop.changed() => return,
+                        _ = stop.changed() => {
+                            while let Ok(Ok((sock, _))) = tokio::time::timeout(Duration::ZERO, l.accept()).await {
+                                let info = Arc::new(ConnInfo { peer: None, server_name: path.clone(), server_port: String::new() });
+                                serve(sock, info, &cfg, &shutdown, &alive);
+                            }
+                            return;
+                        }
                     };
                     match accepted {
                         Ok((sock, _)) => {

@@ -1,12 +1,16 @@
-//! A worker: the I/O thread (a single-threaded tokio runtime that accepts and serves
+//! A worker process: the I/O thread (a single-threaded tokio runtime that accepts and serves
 //! connections) and the app threads that run Python, joined by the job queue.
 //!
 //! The calling thread becomes app thread 0, so `--threads 1` (the default, and the fastest for
-//! CPU-bound apps) means exactly two OS threads: one for I/O, one for Python.
+//! CPU-bound apps) means exactly two OS threads: one for I/O, one for Python. The I/O thread
+//! also beats the heartbeat the master watches.
 
 mod accept;
+mod boot;
 
 use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,9 +18,13 @@ use pyo3::prelude::*;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
+pub use boot::{boot, BootOptions, ABORT_GRACE};
+
 use crate::bridge::wsgi::WsgiApp;
+use crate::exchange::Activity;
 use crate::http::conn::ConnConfig;
 use crate::http::request::Limits;
+use crate::master::heartbeat::{now_ms, state, Heartbeats};
 use crate::net::Listener;
 
 /// What the worker needs beside the app and its sockets.
@@ -25,6 +33,25 @@ pub struct WorkerOptions {
     pub limits: Limits,
     pub keepalive: Duration,
     pub graceful_timeout: Duration,
+    /// Requests after which to ask the master for a replacement (0 = never).
+    pub max_requests: u64,
+}
+
+/// The worker's link to its master.
+#[derive(Clone)]
+pub struct MasterLink {
+    pub heartbeats: Arc<Heartbeats>,
+    pub slot: usize,
+    /// The master's wake pipe.
+    pub waker: RawFd,
+    pub master_pid: i32,
+}
+
+impl MasterLink {
+    fn set_state(&self, s: u32) {
+        self.heartbeats.slot(self.slot).set_state(s);
+        crate::master::signals::wake(self.waker);
+    }
 }
 
 /// Serves until a shutdown signal; returns once every thread has finished.
@@ -33,6 +60,7 @@ pub fn run(
     app: WsgiApp,
     listeners: Vec<Listener>,
     opts: WorkerOptions,
+    link: MasterLink,
 ) -> io::Result<()> {
     let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
     let cfg = Arc::new(ConnConfig {
@@ -40,22 +68,39 @@ pub fn run(
         keepalive: opts.keepalive,
         jobs: jobs_tx,
     });
+    let activity = Arc::new(Activity::new(opts.threads));
     let graceful = opts.graceful_timeout;
-    let io_thread = std::thread::Builder::new()
-        .name("ferricorn-io".into())
-        .spawn(move || io_main(listeners, cfg, graceful))?;
+    let io_thread = {
+        let (activity, link) = (activity.clone(), link.clone());
+        std::thread::Builder::new()
+            .name("ferricorn-io".into())
+            .spawn(move || io_main(listeners, cfg, graceful, activity, link))?
+    };
 
+    // max-requests: ask once for a replacement; the master stops us when it is up
+    let retire_asked = Arc::new(AtomicBool::new(false));
+    let max_requests = opts.max_requests;
+    let on_served = move |served: u64| {
+        if max_requests > 0 && served >= max_requests && !retire_asked.swap(true, Ordering::Relaxed)
+        {
+            log::info!("Autorestarting worker after current request.");
+            link.set_state(state::RETIRE);
+        }
+    };
     let app = Arc::new(app);
     let mut app_threads = Vec::new();
     for i in 1..opts.threads {
-        let (app, jobs) = (app.clone(), jobs_rx.clone());
+        let (app, jobs, activity) = (app.clone(), jobs_rx.clone(), activity.clone());
+        let on_served = on_served.clone();
         app_threads.push(
             std::thread::Builder::new()
                 .name(format!("ferricorn-app-{i}"))
-                .spawn(move || Python::attach(|py| app.serve_jobs(py, &jobs)))?,
+                .spawn(move || {
+                    Python::attach(|py| app.serve_jobs(py, &jobs, &activity, i, &on_served))
+                })?,
         );
     }
-    app.serve_jobs(py, &jobs_rx);
+    app.serve_jobs(py, &jobs_rx, &activity, 0, &on_served);
     py.detach(|| {
         for t in app_threads {
             let _ = t.join();
@@ -70,13 +115,19 @@ pub fn run(
 /// How a signal asks us to stop.
 #[derive(Debug, Clone, Copy)]
 enum Stop {
-    /// TERM: finish the requests in flight (up to the graceful timeout), then exit.
+    /// TERM: finish the requests accepted (queued ones too), up to the graceful timeout.
     Graceful,
-    /// INT, QUIT: exit now.
+    /// INT, QUIT, or the master vanished: exit now.
     Quick,
 }
 
-fn io_main(listeners: Vec<Listener>, cfg: Arc<ConnConfig>, graceful: Duration) -> io::Result<()> {
+fn io_main(
+    listeners: Vec<Listener>,
+    cfg: Arc<ConnConfig>,
+    graceful: Duration,
+    activity: Arc<Activity>,
+    link: MasterLink,
+) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -92,21 +143,42 @@ fn io_main(listeners: Vec<Listener>, cfg: Arc<ConnConfig>, graceful: Duration) -
         }
         drop(cfg);
         drop(alive_tx);
-        let stop = tokio::select! {
-            _ = term.recv() => { log::info!("Handling signal: term"); Stop::Graceful }
-            _ = int.recv() => { log::info!("Handling signal: int"); Stop::Quick }
-            _ = quit.recv() => { log::info!("Handling signal: quit"); Stop::Quick }
+        let slot = link.heartbeats.slot(link.slot);
+        slot.beat(now_ms(), 0);
+        if slot.state() == state::BOOTING {
+            link.set_state(state::READY);
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let stop = loop {
+            tokio::select! {
+                _ = term.recv() => break Stop::Graceful,
+                _ = int.recv() => break Stop::Quick,
+                _ = quit.recv() => break Stop::Quick,
+                _ = tick.tick() => {
+                    slot.beat(now_ms(), activity.oldest_busy());
+                    // SAFETY: getppid has no preconditions.
+                    if unsafe { libc::getppid() } != link.master_pid {
+                        log::warn!("Parent changed, shutting down");
+                        break Stop::Quick;
+                    }
+                }
+            }
         };
         let _ = shutdown_tx.send(true);
         if let Stop::Graceful = stop {
-            if tokio::time::timeout(graceful, alive_rx.recv())
-                .await
-                .is_err()
-            {
-                log::warn!(
-                    "graceful timeout ({}s) expired with requests still in flight",
-                    graceful.as_secs()
-                );
+            // keep beating while draining, so a long but healthy drain is not a "timeout"
+            let drain = tokio::time::timeout(graceful, alive_rx.recv());
+            tokio::pin!(drain);
+            loop {
+                tokio::select! {
+                    r = &mut drain => {
+                        if r.is_err() {
+                            log::warn!("graceful timeout ({}s) expired with requests in flight", graceful.as_secs());
+                        }
+                        break;
+                    }
+                    _ = tick.tick() => slot.beat(now_ms(), activity.oldest_busy()),
+                }
             }
         }
         Ok::<(), io::Error>(())

@@ -18,7 +18,9 @@ pub use input::Input;
 pub use start_response::StartResponse;
 pub use streams::{ErrorStream, FileWrapper};
 
-use crate::exchange::{Job, Reply, ResponseHead};
+use std::sync::atomic::Ordering;
+
+use crate::exchange::{Activity, Job, Reply, ResponseHead};
 use environ::{EnvironTemplate, HeaderKeys};
 
 /// A loaded WSGI application and what its threads share.
@@ -40,9 +42,18 @@ impl WsgiApp {
         })
     }
 
-    /// Serves jobs until the queue is closed (the I/O side has shut down).
-    pub fn serve_jobs(&self, py: Python<'_>, jobs: &Receiver<Job>) {
+    /// Serves jobs until the queue is closed (the I/O side has shut down). `busy` is this
+    /// thread's entry in the worker's activity record (for the hung-request timeout).
+    pub fn serve_jobs(
+        &self,
+        py: Python<'_>,
+        jobs: &Receiver<Job>,
+        activity: &Activity,
+        thread: usize,
+        on_served: &(dyn Fn(u64) + Sync),
+    ) {
         let mut keys = HeaderKeys::default();
+        let busy = &activity.busy_since[thread];
         loop {
             let job = match jobs.try_recv() {
                 Ok(job) => job,
@@ -52,7 +63,10 @@ impl WsgiApp {
                     Err(_) => return,
                 },
             };
+            busy.store(crate::master::heartbeat::now_ms(), Ordering::Relaxed);
             self.handle(py, &mut keys, job);
+            busy.store(0, Ordering::Relaxed);
+            on_served(activity.served.fetch_add(1, Ordering::Relaxed) + 1);
         }
     }
 

@@ -1,0 +1,449 @@
+//! The arbiter: the master process that owns the listening sockets, forks workers and keeps the
+//! right number of healthy ones alive. It never serves a request and never starts a thread, so
+//! every fork happens from a single-threaded process (see ARCHITECTURE.md).
+//!
+//! Its loop, like gunicorn's: wait for a signal or a worker's wake-up (at most half a second),
+//! reap exited workers, kill hung ones, retire old or bloated ones once their replacements are
+//! up, then spawn or stop workers to match the wanted count.
+
+pub mod heartbeat;
+pub mod signals;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use crate::error::{Error, EXIT_APP_LOAD};
+use crate::net::Listener;
+use crate::worker::{self, BootOptions, MasterLink, WorkerOptions};
+use heartbeat::{now_ms, state, Heartbeats};
+use signals::SignalQueue;
+
+/// How the master was told to run its workers.
+pub struct MasterOptions {
+    pub app_spec: String,
+    pub preloaded: Option<Py<PyAny>>,
+    pub workers: usize,
+    pub threads: usize,
+    /// 0 = off.
+    pub timeout: Duration,
+    pub graceful_timeout: Duration,
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    /// Bytes; 0 = off.
+    pub max_worker_memory: u64,
+    pub limits: crate::http::request::Limits,
+    pub keepalive: Duration,
+}
+
+/// A live worker as the master tracks it.
+struct Worker {
+    slot: usize,
+    /// Marked for replacement; stopped once enough fresh workers are ready.
+    retiring: bool,
+    /// When we sent TERM (graceful stop), if we did.
+    termed_at: Option<u64>,
+    /// When we sent SIGABRT for a timeout, if we did.
+    aborted_at: Option<u64>,
+    /// We sent it a signal that ends it: its death is expected, not an error.
+    killed: bool,
+}
+
+pub struct Arbiter {
+    opts: MasterOptions,
+    listeners: Vec<Listener>,
+    heartbeats: Arc<Heartbeats>,
+    signals: SignalQueue,
+    workers: BTreeMap<i32, Worker>,
+    wanted: usize,
+    pid: i32,
+    /// A replacement failed to import the app: stop spawning until the next HUP.
+    boot_failed: bool,
+    spawned: u64,
+}
+
+impl Arbiter {
+    pub fn new(opts: MasterOptions, listeners: Vec<Listener>) -> Result<Self, Error> {
+        Ok(Arbiter {
+            wanted: opts.workers.max(1),
+            opts,
+            listeners,
+            heartbeats: Arc::new(Heartbeats::new()?),
+            signals: SignalQueue::install()?,
+            workers: BTreeMap::new(),
+            pid: std::process::id() as i32,
+            boot_failed: false,
+            spawned: 0,
+        })
+    }
+
+    /// The master loop. Returns when the server stops; in a forked worker it returns
+    /// `Err(Error::ChildExit)` so the worker unwinds to `run()` and exits with its code.
+    pub fn run(mut self, py: Python<'_>) -> Result<(), Error> {
+        self.manage(py)?;
+        loop {
+            for sig in self.signals.wait(500) {
+                if sig != libc::SIGCHLD {
+                    log::info!("Handling signal: {}", signals::name(sig));
+                }
+                match sig {
+                    libc::SIGTERM => return self.stop(py, true),
+                    libc::SIGINT | libc::SIGQUIT => return self.stop(py, false),
+                    libc::SIGHUP => self.reload(),
+                    libc::SIGTTIN => self.wanted = (self.wanted + 1).min(heartbeat::MAX_SLOTS),
+                    libc::SIGTTOU => self.wanted = self.wanted.saturating_sub(1).max(1),
+                    libc::SIGUSR1 => self.signal_all(libc::SIGUSR1),
+                    libc::SIGWINCH => log::info!("SIGWINCH ignored. Not daemonized"),
+                    libc::SIGUSR2 => {
+                        log::warn!("USR2 (re-exec on the same sockets) is not supported yet")
+                    }
+                    _ => {}
+                }
+            }
+            self.reap()?;
+            self.murder_hung();
+            self.retire_worn_out();
+            self.manage(py)?;
+        }
+    }
+
+    /// HUP: every current worker is replaced by a fresh one (which imports the app anew unless
+    /// preloaded); old ones stop once the new ones accept, so no request is refused.
+    fn reload(&mut self) {
+        log::info!("Hang up: Master");
+        self.boot_failed = false;
+        for w in self.workers.values_mut() {
+            w.retiring = true;
+        }
+    }
+
+    /// Spawns or stops workers to match the wanted count; stops retiring workers whose
+    /// replacements are ready.
+    fn manage(&mut self, py: Python<'_>) -> Result<(), Error> {
+        let active: Vec<i32> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.retiring && w.termed_at.is_none() && w.aborted_at.is_none())
+            .map(|(&pid, _)| pid)
+            .collect();
+        if active.len() < self.wanted && !self.boot_failed {
+            for _ in active.len()..self.wanted {
+                self.spawn(py)?;
+            }
+        } else if active.len() > self.wanted {
+            // the oldest go first (lowest spawn order = lowest pid is not guaranteed; use slot age)
+            for pid in active.iter().take(active.len() - self.wanted) {
+                self.terminate(*pid);
+            }
+        }
+        let ready = self
+            .workers
+            .values()
+            .filter(|w| !w.retiring && w.termed_at.is_none())
+            .filter(|w| {
+                matches!(
+                    self.heartbeats.slot(w.slot).state(),
+                    state::READY | state::RETIRE
+                )
+            })
+            .count();
+        if ready >= self.wanted || self.boot_failed {
+            let old: Vec<i32> = self
+                .workers
+                .iter()
+                .filter(|(_, w)| w.retiring && w.termed_at.is_none())
+                .map(|(&pid, _)| pid)
+                .collect();
+            if self.boot_failed {
+                // keep serving with what we have rather than stop everything
+                for pid in old {
+                    if let Some(w) = self.workers.get_mut(&pid) {
+                        w.retiring = false;
+                    }
+                }
+            } else {
+                for pid in old {
+                    self.terminate(pid);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, py: Python<'_>) -> Result<(), Error> {
+        let Some(slot) = self.heartbeats.allocate(now_ms()) else {
+            log::error!(
+                "no free worker slot (at most {} workers)",
+                heartbeat::MAX_SLOTS
+            );
+            return Ok(());
+        };
+        self.spawned += 1;
+        let pid: i32 = py.import("os")?.call_method0("fork")?.extract()?;
+        if pid == 0 {
+            return Err(Error::ChildExit(self.become_worker(py, slot)));
+        }
+        self.workers.insert(
+            pid,
+            Worker {
+                slot,
+                retiring: false,
+                termed_at: None,
+                aborted_at: None,
+                killed: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// In the forked child: drop the master's duties and run a worker to its end.
+    fn become_worker(&mut self, py: Python<'_>, slot: usize) -> i32 {
+        self.signals.detach_in_child();
+        let listeners = std::mem::take(&mut self.listeners);
+        let link = MasterLink {
+            heartbeats: self.heartbeats.clone(),
+            slot,
+            waker: self.signals.waker(),
+            master_pid: self.pid,
+        };
+        let worker_opts = WorkerOptions {
+            threads: self.opts.threads,
+            limits: self.opts.limits,
+            keepalive: self.opts.keepalive,
+            graceful_timeout: self.opts.graceful_timeout,
+            max_requests: self.max_requests_for(slot),
+        };
+        let boot = BootOptions {
+            app_spec: self.opts.app_spec.clone(),
+            preloaded: self.opts.preloaded.as_ref().map(|a| a.clone_ref(py)),
+            threads: self.opts.threads,
+            worker: worker_opts,
+        };
+        worker::boot(py, listeners, boot, link)
+    }
+
+    /// gunicorn's jitter: each worker gets max_requests + a random 0..=jitter, so workers
+    /// started together do not all restart together.
+    fn max_requests_for(&self, slot: usize) -> u64 {
+        if self.opts.max_requests == 0 {
+            return 0;
+        }
+        let jitter = self.opts.max_requests_jitter;
+        let noise = if jitter == 0 {
+            0
+        } else {
+            // no need for a crypto RNG: mix time, pid and slot
+            let seed = now_ms()
+                ^ (u64::from(std::process::id()) << 16)
+                ^ (slot as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            seed.wrapping_mul(0x2545_f491_4f6c_dd1d) % (jitter + 1)
+        };
+        self.opts.max_requests + noise
+    }
+
+    /// Collects exited workers and says how each ended.
+    fn reap(&mut self) -> Result<(), Error> {
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with WNOHANG on any child; `status` is ours to write.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                return Ok(());
+            }
+            let Some(w) = self.workers.remove(&pid) else {
+                continue;
+            };
+            self.heartbeats.release(w.slot);
+            if libc::WIFEXITED(status) {
+                let code = libc::WEXITSTATUS(status);
+                if code == EXIT_APP_LOAD {
+                    if self.workers.values().any(|o| o.termed_at.is_none())
+                        && self.spawned > self.wanted as u64
+                    {
+                        log::error!("Worker (pid:{pid}) failed to boot; keeping the running workers (fix the app, then HUP)");
+                        self.boot_failed = true;
+                        continue;
+                    }
+                    log::error!("Worker (pid:{pid}) failed to boot.");
+                    self.halt(EXIT_APP_LOAD);
+                    return Err(Error::Halt(EXIT_APP_LOAD));
+                }
+                if code != 0 {
+                    log::error!("Worker (pid:{pid}) exited with code {code}");
+                }
+            } else if libc::WIFSIGNALED(status) {
+                let sig = libc::WTERMSIG(status);
+                if w.aborted_at.is_some() || !w.killed {
+                    let hint = if sig == libc::SIGKILL && !w.killed {
+                        " Perhaps out of memory?"
+                    } else {
+                        ""
+                    };
+                    log::error!("Worker (pid:{pid}) was sent {}!{hint}", signal_name(sig));
+                } else {
+                    log::info!("Worker (pid:{pid}) was sent {}", signal_name(sig));
+                }
+            }
+        }
+    }
+
+    /// Hung-worker timeout: a worker whose heartbeat stopped, or whose oldest request has been
+    /// in the app longer than --timeout, gets SIGABRT (its fault handler prints every thread's
+    /// Python stack), then SIGKILL after a short grace. The others keep serving throughout.
+    fn murder_hung(&mut self) {
+        let now = now_ms();
+        let timeout = self.opts.timeout.as_millis() as u64;
+        let grace = worker::ABORT_GRACE.as_millis() as u64;
+        let graceful = self.opts.graceful_timeout.as_millis() as u64;
+        for (&pid, w) in self.workers.iter_mut() {
+            if let Some(t) = w.aborted_at {
+                if now.saturating_sub(t) > grace {
+                    kill(pid, libc::SIGKILL);
+                }
+                continue;
+            }
+            if let Some(t) = w.termed_at {
+                if now.saturating_sub(t) > graceful + grace {
+                    kill(pid, libc::SIGKILL);
+                }
+                continue;
+            }
+            if timeout == 0 {
+                continue;
+            }
+            let slot = self.heartbeats.slot(w.slot);
+            let silent = now.saturating_sub(slot.last_beat()) > timeout;
+            let busy = slot.busy_since();
+            let stuck = busy != 0 && now.saturating_sub(busy) > timeout;
+            if silent || stuck {
+                log::error!("WORKER TIMEOUT (pid:{pid})");
+                w.aborted_at = Some(now);
+                w.killed = true;
+                kill(pid, libc::SIGABRT);
+            }
+        }
+    }
+
+    /// Workers that asked to go (max-requests) or grew past --max-worker-memory are marked
+    /// for replacement.
+    fn retire_worn_out(&mut self) {
+        let limit = self.opts.max_worker_memory;
+        for (&pid, w) in self.workers.iter_mut() {
+            if w.retiring || w.termed_at.is_some() {
+                continue;
+            }
+            if self.heartbeats.slot(w.slot).state() == state::RETIRE {
+                w.retiring = true;
+                continue;
+            }
+            if limit > 0 {
+                if let Some(rss) = rss_bytes(pid) {
+                    if rss > limit {
+                        log::warn!(
+                            "Worker (pid:{pid}) uses {} MB, over --max-worker-memory {} MB: replacing it",
+                            rss >> 20,
+                            limit >> 20
+                        );
+                        w.retiring = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn terminate(&mut self, pid: i32) {
+        if let Some(w) = self.workers.get_mut(&pid) {
+            if w.termed_at.is_none() {
+                w.termed_at = Some(now_ms());
+                w.killed = true;
+                kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+
+    fn signal_all(&self, sig: libc::c_int) {
+        for &pid in self.workers.keys() {
+            kill(pid, sig);
+        }
+    }
+
+    /// TERM (graceful) or INT/QUIT (quick): stop the workers, wait for them within the graceful
+    /// timeout, kill what is left.
+    fn stop(&mut self, _py: Python<'_>, graceful: bool) -> Result<(), Error> {
+        let sig = if graceful {
+            libc::SIGTERM
+        } else {
+            libc::SIGQUIT
+        };
+        for (&pid, w) in self.workers.iter_mut() {
+            w.killed = true;
+            kill(pid, sig);
+        }
+        // the sockets stay open until the workers are gone: nothing in the backlog is refused
+        // while a worker may still take it
+        let deadline = now_ms() + self.opts.graceful_timeout.as_millis() as u64;
+        while !self.workers.is_empty() && now_ms() < deadline {
+            for s in self.signals.wait(100) {
+                if matches!(s, libc::SIGINT | libc::SIGQUIT) && graceful {
+                    log::info!("Handling signal: {}", signals::name(s));
+                    self.signal_all(libc::SIGQUIT);
+                }
+            }
+            self.reap()?;
+        }
+        self.halt(0);
+        Ok(())
+    }
+
+    /// Kills whatever is left and cleans up what the master created.
+    fn halt(&mut self, _code: i32) {
+        for &pid in self.workers.keys() {
+            kill(pid, libc::SIGKILL);
+        }
+        while !self.workers.is_empty() {
+            let mut status = 0;
+            // SAFETY: blocking wait for our own children, which were just SIGKILLed.
+            let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+            if pid <= 0 {
+                break;
+            }
+            self.workers.remove(&pid);
+        }
+        for l in &self.listeners {
+            if let Some(path) = l.unix_path() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+fn kill(pid: i32, sig: libc::c_int) {
+    // SAFETY: kill(2) on a pid we forked; at worst ESRCH if it is already gone.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+fn signal_name(sig: libc::c_int) -> String {
+    match sig {
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGQUIT => "SIGQUIT".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGBUS => "SIGBUS".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+/// Resident memory of a process, from /proc (Linux); None where unavailable.
+fn rss_bytes(pid: i32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}

@@ -1,0 +1,93 @@
+//! A worker's first moments after fork: detach from the master's signal handling, arrange to
+//! die with the master, turn on Python's fault handler (so a hung or crashed worker leaves its
+//! stacks in the error log), load the app unless it was preloaded, then serve.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+use super::{run, MasterLink, WorkerOptions};
+use crate::bridge::wsgi::WsgiApp;
+use crate::error::EXIT_APP_LOAD;
+use crate::master::heartbeat::now_ms;
+use crate::net::Listener;
+
+/// Everything a freshly forked worker needs.
+pub struct BootOptions {
+    pub app_spec: String,
+    /// The app object when `--preload` imported it in the master.
+    pub preloaded: Option<Py<PyAny>>,
+    pub threads: usize,
+    pub worker: WorkerOptions,
+}
+
+/// Runs a worker to completion and returns its exit code.
+pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: MasterLink) -> i32 {
+    let pid = std::process::id();
+    log::info!("Booting worker with pid: {pid}");
+    link.heartbeats.slot(link.slot).beat(now_ms(), 0);
+    ignore_master_signals();
+    if let Err(e) = enable_fault_handler(py) {
+        log::warn!("could not enable faulthandler: {e}");
+    }
+    let app = match opts.preloaded {
+        Some(app) => app,
+        None => match crate::server::load_app(py, &opts.app_spec) {
+            Ok(app) => app,
+            Err(_) => return EXIT_APP_LOAD,
+        },
+    };
+    let app = match WsgiApp::new(py, app, opts.threads) {
+        Ok(app) => app,
+        Err(e) => {
+            log::error!("Exception in worker process: {e}");
+            return 1;
+        }
+    };
+    match run(py, app, listeners, opts.worker, link) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("worker failed: {e}");
+            1
+        }
+    }
+}
+
+/// The master's control signals mean nothing to a worker; a HUP sent to the whole process
+/// group must not kill it. TERM/INT/QUIT are the worker's own (installed by its runtime).
+fn ignore_master_signals() {
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGWINCH,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: setting a disposition to SIG_IGN has no memory-safety preconditions.
+        unsafe {
+            libc::signal(sig, libc::SIG_IGN);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; it makes the kernel send us QUIT if the
+    // master dies without stopping us (the heartbeat's getppid check is the portable backstop).
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
+    }
+}
+
+/// `faulthandler` prints every thread's Python stack on SIGABRT (the master's timeout kill)
+/// and on SIGSEGV/SIGBUS/SIGFPE/SIGILL, from a C handler that works even while a thread holds
+/// the GIL in a tight loop.
+fn enable_fault_handler(py: Python<'_>) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("file", sys.getattr("stderr")?)?;
+    kwargs.set_item("all_threads", true)?;
+    py.import("faulthandler")?
+        .call_method("enable", (), Some(&kwargs))?;
+    Ok(())
+}
+
+/// How long the master lets a timed-out worker print its stacks before SIGKILL.
+pub const ABORT_GRACE: Duration = Duration::from_secs(2);
