@@ -139,14 +139,14 @@ impl<S: Socket> Conn<S> {
                 // shutdown has begun (a fresh connection still gets its first request read)
                 let mut shutdown = self.shutdown.clone();
                 if *shutdown.borrow() {
-                    return Ok(None);
+                    return self.read_already_sent().await;
                 }
                 tokio::select! {
                     r = tokio::time::timeout(self.cfg.keepalive, read_more(&self.sock, &mut self.rbuf)) => match r {
                         Ok(r) => r?,
                         Err(_) => return Ok(None),
                     },
-                    _ = shutdown.changed() => return Ok(None),
+                    _ = shutdown.changed() => return self.read_already_sent().await,
                 }
             } else {
                 read_more(&self.sock, &mut self.rbuf).await?
@@ -177,6 +177,40 @@ impl<S: Socket> Conn<S> {
             }
         };
         let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    }
+
+    /// Shutting down with an idle connection: a request the client already sent (bytes in the
+    /// socket) is still answered; otherwise the connection is closed now.
+    async fn read_already_sent(&mut self) -> Result<Option<RequestHead>, ConnError> {
+        // Ask the kernel, not the runtime's cached readiness, which may not have seen it yet.
+        let mut byte = 0u8;
+        // SAFETY: peeking one byte into a local from the fd `self.sock` owns; MSG_DONTWAIT
+        // makes it non-blocking and MSG_PEEK leaves the byte in the socket.
+        let pending = unsafe {
+            libc::recv(
+                self.sock.as_raw_fd(),
+                (&mut byte as *mut u8).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if pending <= 0 {
+            return Ok(None);
+        }
+        // a request is there (perhaps only part of it): give the rest a moment to arrive
+        loop {
+            match parse_head(&mut self.rbuf, &self.cfg.limits) {
+                Ok(Some(head)) => return Ok(Some(head)),
+                Ok(None) => {}
+                Err(e) => return Err(self.refuse(e).await),
+            }
+            let more =
+                tokio::time::timeout(self.cfg.keepalive, read_more(&self.sock, &mut self.rbuf))
+                    .await;
+            if !matches!(more, Ok(Ok(n)) if n > 0) {
+                return Ok(None);
+            }
+        }
     }
 
     /// Writes the error response for a refused request; the connection then closes.
