@@ -8,6 +8,9 @@ mod errorlog;
 mod exchange;
 mod http;
 mod net;
+// Called by the master (src/master/), which lands separately.
+#[allow(dead_code)]
+mod process;
 mod server;
 mod settings;
 mod worker;
