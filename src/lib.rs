@@ -9,6 +9,9 @@ mod exchange;
 mod http;
 mod master;
 mod net;
+// Called by the master (src/master/), which lands separately.
+#[allow(dead_code)]
+mod process;
 mod server;
 mod settings;
 mod worker;

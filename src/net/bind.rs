@@ -2,9 +2,11 @@
 //! listening sockets.
 //!
 //! Owns socket creation and its options (reuse, IPv6-only, backlog,
-//! non-blocking, close-on-exec) and the clean-up of stale unix socket files.
-//! It must not accept connections or know about HTTP: workers take the
-//! `Listener`s from here and own everything after `listen()`.
+//! non-blocking, close-on-exec, umask) and the clean-up of stale unix socket
+//! files. Sockets handed over by systemd or by an old master (USR2) are
+//! adopted in `net::inherit`, re-exported here. It must not accept
+//! connections or know about HTTP: workers take the `Listener`s from here
+//! and own everything after `listen()`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+
+pub use super::inherit::{inherited_listeners, prepare_for_exec, systemd_listeners, INHERIT_ENV};
 
 /// Gunicorn's port when an address names only a host.
 pub const DEFAULT_PORT: u16 = 8000;
@@ -175,6 +179,15 @@ impl Listener {
             Listener::Tcp(_) => None,
         }
     }
+
+    /// A second handle on the same socket (a new, close-on-exec descriptor).
+    #[allow(dead_code)] // for the master, which keeps one while workers run
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        Ok(match self {
+            Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
+            Listener::Unix(l) => Listener::Unix(l.try_clone()?),
+        })
+    }
 }
 
 impl AsFd for Listener {
@@ -195,26 +208,60 @@ impl AsRawFd for Listener {
 /// An address that could not be bound, with the OS's reason and, for the
 /// common failures, what to check.
 #[derive(Debug, thiserror::Error)]
-#[error("could not {action} {addr}: {}{}", os_message(.source), hint(.source, .addr))]
+#[error("could not {action} {target}: {}{}", os_message(.source), hint(.source, .target))]
 pub struct BindError {
     action: &'static str,
-    addr: BindAddr,
+    target: Target,
     source: io::Error,
+}
+
+/// What failed: a `--bind` address, or an environment variable that was
+/// supposed to describe inherited sockets.
+#[derive(Debug)]
+enum Target {
+    Addr(BindAddr),
+    Env(&'static str, String),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Addr(addr) => write!(f, "{addr}"),
+            Target::Env(name, value) => write!(f, "{name}={value:?}"),
+        }
+    }
 }
 
 impl BindError {
     fn bind(addr: &BindAddr, source: io::Error) -> Self {
+        BindError::new("bind", addr, source)
+    }
+
+    pub(super) fn new(action: &'static str, addr: &BindAddr, source: io::Error) -> Self {
         BindError {
-            action: "bind",
-            addr: addr.clone(),
+            action,
+            target: Target::Addr(addr.clone()),
             source,
         }
     }
 
-    /// The address that failed.
+    /// A malformed inherited-socket variable (`LISTEN_FDS`, `FERRICORN_FDS`).
+    pub(super) fn env(name: &'static str, value: &str, reason: &str) -> Self {
+        BindError {
+            action: "use",
+            target: Target::Env(name, value.to_owned()),
+            source: io::Error::new(io::ErrorKind::InvalidInput, reason.to_owned()),
+        }
+    }
+
+    /// The address that failed; `None` when an environment variable
+    /// describing inherited sockets was malformed.
     #[allow(dead_code)] // for the master's startup log and retry loop
-    pub fn addr(&self) -> &BindAddr {
-        &self.addr
+    pub fn addr(&self) -> Option<&BindAddr> {
+        match &self.target {
+            Target::Addr(addr) => Some(addr),
+            Target::Env(..) => None,
+        }
     }
 
     /// True when another socket holds the address, the one failure worth
@@ -234,7 +281,10 @@ fn os_message(err: &io::Error) -> String {
     }
 }
 
-fn hint(err: &io::Error, addr: &BindAddr) -> &'static str {
+fn hint(err: &io::Error, target: &Target) -> &'static str {
+    let Target::Addr(addr) = target else {
+        return "";
+    };
     match (err.kind(), addr) {
         (io::ErrorKind::AddrInUse, _) => " (is another server running?)",
         (io::ErrorKind::AddrNotAvailable, _) => " (is that address assigned to this machine?)",
@@ -251,23 +301,54 @@ fn hint(err: &io::Error, addr: &BindAddr) -> &'static str {
     }
 }
 
-/// Binds every address, in order, and starts listening with `backlog`.
+/// How listening sockets are created: the `backlog`, `reuse_port` and
+/// `umask` settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindOptions {
+    pub backlog: i32,
+    /// SO_REUSEPORT on TCP sockets, so several servers can share a port.
+    pub reuse_port: bool,
+    /// The umask unix socket files are created under (their mode is
+    /// 0777 & !umask); the process umask is restored after each bind.
+    pub umask: u32,
+}
+
+impl Default for BindOptions {
+    /// Gunicorn's defaults: backlog 2048, no SO_REUSEPORT, umask 0.
+    fn default() -> Self {
+        BindOptions {
+            backlog: 2048,
+            reuse_port: false,
+            umask: 0,
+        }
+    }
+}
+
+/// Binds every address with the default options except `backlog`.
+pub fn bind_all(addrs: &[BindAddr], backlog: i32) -> Result<Vec<Listener>, BindError> {
+    bind_with(
+        addrs,
+        &BindOptions {
+            backlog,
+            ..BindOptions::default()
+        },
+    )
+}
+
+/// Binds every address, in order, and starts listening.
 ///
 /// All or nothing: if one address fails, the sockets already bound are
 /// closed (and their unix socket files removed) before the error returns,
 /// so a retry starts clean.
-pub fn bind_all(addrs: &[BindAddr], backlog: i32) -> Result<Vec<Listener>, BindError> {
+pub fn bind_with(addrs: &[BindAddr], opts: &BindOptions) -> Result<Vec<Listener>, BindError> {
+    let backlog = opts.backlog;
     let mut fds = HashSet::new();
     for addr in addrs {
         if let BindAddr::Fd(fd) = addr {
             if !fds.insert(*fd) {
                 // Two owners of one descriptor would close it twice.
                 let dup = io::Error::new(io::ErrorKind::InvalidInput, "listed more than once");
-                return Err(BindError {
-                    action: "adopt",
-                    addr: addr.clone(),
-                    source: dup,
-                });
+                return Err(BindError::new("adopt", addr, dup));
             }
         }
     }
@@ -276,16 +357,19 @@ pub fn bind_all(addrs: &[BindAddr], backlog: i32) -> Result<Vec<Listener>, BindE
     for addr in addrs {
         let bound = match addr {
             BindAddr::Tcp { host, port } => {
-                bind_tcp(addr, host, *port, backlog, needs_only_v6(addr, addrs))
+                let tcp = TcpOptions {
+                    backlog,
+                    only_v6: needs_only_v6(addr, addrs),
+                    reuse_port: opts.reuse_port,
+                };
+                bind_tcp(addr, host, *port, tcp)
             }
-            BindAddr::Unix(path) => bind_unix(path, backlog)
+            BindAddr::Unix(path) => bind_unix(path, backlog, opts.umask)
                 .map(Listener::Unix)
                 .map_err(|e| BindError::bind(addr, e)),
-            BindAddr::Fd(fd) => adopt_fd(*fd, backlog).map_err(|source| BindError {
-                action: "adopt",
-                addr: addr.clone(),
-                source,
-            }),
+            BindAddr::Fd(fd) => {
+                adopt_fd(*fd, Some(backlog)).map_err(|e| BindError::new("adopt", addr, e))
+            }
         };
         match bound {
             Ok(listener) => listeners.push(listener),
@@ -323,22 +407,24 @@ fn needs_only_v6(addr: &BindAddr, all: &[BindAddr]) -> bool {
     })
 }
 
+#[derive(Clone, Copy)]
+struct TcpOptions {
+    backlog: i32,
+    only_v6: bool,
+    reuse_port: bool,
+}
+
 fn bind_tcp(
     addr: &BindAddr,
     host: &str,
     port: u16,
-    backlog: i32,
-    only_v6: bool,
+    opts: TcpOptions,
 ) -> Result<Listener, BindError> {
     let candidates: Vec<SocketAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => (host, port)
             .to_socket_addrs()
-            .map_err(|source| BindError {
-                action: "resolve",
-                addr: addr.clone(),
-                source,
-            })?
+            .map_err(|e| BindError::new("resolve", addr, e))?
             .collect(),
     };
     // A name can resolve to several addresses (localhost: ::1 and
@@ -346,7 +432,7 @@ fn bind_tcp(
     // failure is the one reported, since it is for the preferred address.
     let mut first_err = None;
     for candidate in candidates {
-        match tcp_socket(candidate, backlog, only_v6) {
+        match tcp_socket(candidate, opts) {
             Ok(listener) => return Ok(Listener::Tcp(listener)),
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -359,28 +445,42 @@ fn bind_tcp(
     Err(BindError::bind(addr, source))
 }
 
-fn tcp_socket(addr: SocketAddr, backlog: i32, only_v6: bool) -> io::Result<TcpListener> {
+fn tcp_socket(addr: SocketAddr, opts: TcpOptions) -> io::Result<TcpListener> {
     // socket2 opens with SOCK_CLOEXEC, so a forked worker that execs (the
     // reloader, a subprocess in the app) does not leak the listener.
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // Lets a restarted server rebind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
-    if only_v6 {
+    if opts.reuse_port {
+        // Several servers (or an old and a new master) bind the same port
+        // and the kernel spreads connections across them.
+        socket.set_reuse_port(true)?;
+    }
+    if opts.only_v6 {
         socket.set_only_v6(true)?;
     }
     // As gunicorn does; Linux copies it to accepted sockets, so small
     // responses are not held back by Nagle's algorithm.
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(backlog)?;
+    socket.listen(opts.backlog)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }
 
-fn bind_unix(path: &Path, backlog: i32) -> io::Result<UnixListener> {
+fn bind_unix(path: &Path, backlog: i32, umask: u32) -> io::Result<UnixListener> {
     remove_stale_socket(path)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-    socket.bind(&SockAddr::unix(path)?)?;
+    let sockaddr = SockAddr::unix(path)?;
+    // The socket file's mode is 0777 minus the umask in force at bind(),
+    // which is the only way to choose it atomically. The umask is
+    // process-wide, so it is set only around the call, as gunicorn does.
+    // SAFETY: umask only swaps an integer in the process; it cannot fail.
+    let old = unsafe { libc::umask((umask & 0o777) as libc::mode_t) };
+    let bound = socket.bind(&sockaddr);
+    // SAFETY: as above; restores the caller's umask.
+    unsafe { libc::umask(old) };
+    bound?;
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
@@ -408,8 +508,10 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
 }
 
 /// Takes over an inherited listening socket (systemd socket activation, a
-/// supervisor, or an old master handing over on upgrade).
-fn adopt_fd(fd: RawFd, backlog: i32) -> io::Result<Listener> {
+/// supervisor, or an old master handing over on upgrade). With a backlog it
+/// also listens, which makes a bound-but-not-listening socket usable, like
+/// gunicorn; without one the socket is taken as it is.
+pub(super) fn adopt_fd(fd: RawFd, backlog: Option<i32>) -> io::Result<Listener> {
     if fd < 0 {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
@@ -437,8 +539,9 @@ fn adopt_fd(fd: RawFd, backlog: i32) -> io::Result<Listener> {
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     let socket = Socket::from(owned);
     socket.set_cloexec(true)?;
-    // Also makes a bound-but-not-listening socket usable, like gunicorn.
-    socket.listen(backlog)?;
+    if let Some(backlog) = backlog {
+        socket.listen(backlog)?;
+    }
     socket.set_nonblocking(true)?;
     if local.is_unix() {
         Ok(Listener::Unix(socket.into()))
@@ -729,5 +832,65 @@ mod tests {
 
         let err = bind_all(&[BindAddr::Fd(raw), BindAddr::Fd(raw)], 16).unwrap_err();
         assert!(err.to_string().ends_with("listed more than once"), "{err}");
+    }
+
+    #[test]
+    fn reuse_port_lets_two_sockets_share_a_port() {
+        let opts = BindOptions {
+            backlog: 16,
+            reuse_port: true,
+            umask: 0,
+        };
+        let first = bind_with(&[tcp("127.0.0.1", 0)], &opts).unwrap();
+        let Listener::Tcp(l) = &first[0] else {
+            unreachable!()
+        };
+        let port = l.local_addr().unwrap().port();
+        let second = bind_with(&[tcp("127.0.0.1", port)], &opts).unwrap();
+        assert_eq!(second[0].url(), first[0].url());
+        // Without the option on both, the port is taken.
+        let err = bind_all(&[tcp("127.0.0.1", port)], 16).unwrap_err();
+        assert!(err.is_addr_in_use(), "{err}");
+        assert_eq!(err.addr(), Some(&tcp("127.0.0.1", port)));
+    }
+
+    #[test]
+    fn unix_sockets_are_created_under_the_umask_and_it_is_restored() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new();
+        let path = dir.0.join("private.sock");
+        let opts = BindOptions {
+            backlog: 16,
+            reuse_port: false,
+            umask: 0o077,
+        };
+        // SAFETY: umask swaps an integer; read it by setting and restoring.
+        let before = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        let listeners = bind_with(&[BindAddr::Unix(path.clone())], &opts).unwrap();
+        // SAFETY: as above.
+        let after = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        assert_eq!(before, after);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(listeners);
+    }
+
+    #[test]
+    fn try_clone_shares_the_socket_on_a_new_descriptor() {
+        let listeners = bind_all(&[tcp("127.0.0.1", 0)], 16).unwrap();
+        let clone = listeners[0].try_clone().unwrap();
+        assert_ne!(clone.as_raw_fd(), listeners[0].as_raw_fd());
+        assert_eq!(clone.url(), listeners[0].url());
+        // SAFETY: reads flags of a descriptor `clone` owns.
+        let flags = unsafe { libc::fcntl(clone.as_raw_fd(), libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
     }
 }

@@ -4,7 +4,11 @@
 //! TLS and protocol handling live elsewhere.
 
 pub mod bind;
+mod inherit;
 
 // Until the master and workers are wired up, not every name is used yet.
 #[allow(unused_imports)]
-pub use bind::{bind_all, BindAddr, BindError, Listener, ParseBindError};
+pub use bind::{
+    bind_all, bind_with, inherited_listeners, prepare_for_exec, systemd_listeners, BindAddr,
+    BindError, BindOptions, Listener, ParseBindError, INHERIT_ENV,
+};

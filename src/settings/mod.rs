@@ -49,10 +49,40 @@ pub struct Settings {
     /// Seconds.
     pub keepalive: u64,
     pub backlog: i32,
+    /// Worker processes; at least 1.
+    pub workers: usize,
+    pub preload_app: bool,
+    /// The name in `master [NAME]` titles; `None` means use `app`.
+    pub proc_name: Option<String>,
+    /// Seconds a worker may go silent before it is killed; 0 = off.
+    pub timeout: u64,
+    /// Seconds workers get to finish after a graceful stop.
+    pub graceful_timeout: u64,
+    /// Requests before a worker restarts; 0 = off.
+    pub max_requests: u64,
+    /// Up to this many requests added at random to `max_requests`.
+    pub max_requests_jitter: u64,
+    /// Megabytes of RSS above which a worker is retired; 0 = off.
+    pub max_worker_memory: u64,
+    pub pidfile: Option<PathBuf>,
+    pub daemon: bool,
+    /// With `daemon`: keep stdout/stderr unless they are a terminal.
+    pub enable_stdio_inheritance: bool,
+    /// The uid workers switch to, resolved from a name when given one;
+    /// `None` = don't change.
+    pub user: Option<u32>,
+    /// The gid workers switch to; `None` = don't change.
+    pub group: Option<u32>,
+    /// Umask for unix socket files; at most 0o777.
+    pub umask: u32,
+    pub reuse_port: bool,
 }
 
 /// The outcome of reading the command line.
 #[derive(Debug)]
+// Built once at startup and matched at once; boxing would only add noise
+// at every caller.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     Run(Settings),
     /// Help, version or a usage error: print `output` and exit with `code`.
@@ -132,6 +162,21 @@ impl Settings {
             limit_request_field_size: int_as(values, "limit_request_field_size")?,
             keepalive: int_as(values, "keepalive")?,
             backlog: int_as(values, "backlog")?,
+            workers: int_as(values, "workers")?,
+            preload_app: values.bool("preload_app")?,
+            proc_name: values.opt_str("proc_name")?.map(str::to_owned),
+            timeout: int_as(values, "timeout")?,
+            graceful_timeout: int_as(values, "graceful_timeout")?,
+            max_requests: int_as(values, "max_requests")?,
+            max_requests_jitter: int_as(values, "max_requests_jitter")?,
+            max_worker_memory: int_as(values, "max_worker_memory")?,
+            pidfile: values.opt_str("pidfile")?.map(PathBuf::from),
+            daemon: values.bool("daemon")?,
+            enable_stdio_inheritance: values.bool("enable_stdio_inheritance")?,
+            user: opt_int_as(values, "user")?,
+            group: opt_int_as(values, "group")?,
+            umask: int_as(values, "umask")?,
+            reuse_port: values.bool("reuse_port")?,
         })
     }
 }
@@ -156,6 +201,21 @@ fn int_as<T: TryFrom<i64>>(values: &Values, name: &'static str) -> Result<T, Set
         let setting = registry::find(name).expect("int_as is only called with declared names");
         SettingError::invalid(setting, n, "out of range for this platform")
     })
+}
+
+/// `int_as` for settings where `None` means "leave it alone".
+fn opt_int_as<T: TryFrom<i64>>(
+    values: &Values,
+    name: &'static str,
+) -> Result<Option<T>, SettingError> {
+    match values.opt_int(name)? {
+        None => Ok(None),
+        Some(n) => T::try_from(n).map(Some).map_err(|_| {
+            let setting =
+                registry::find(name).expect("opt_int_as is only called with declared names");
+            SettingError::invalid(setting, n, "out of range for this platform")
+        }),
+    }
 }
 
 /// Gunicorn splits on commas and keeps entries verbatim; we also drop the
@@ -231,7 +291,93 @@ mod tests {
                 limit_request_field_size: 8190,
                 keepalive: 2,
                 backlog: 2048,
+                workers: 1,
+                preload_app: false,
+                proc_name: None,
+                timeout: 30,
+                graceful_timeout: 30,
+                max_requests: 0,
+                max_requests_jitter: 0,
+                max_worker_memory: 0,
+                pidfile: None,
+                daemon: false,
+                enable_stdio_inheritance: false,
+                user: None,
+                group: None,
+                umask: 0,
+                reuse_port: false,
             }
+        );
+    }
+
+    #[test]
+    fn process_flags_reach_their_typed_fields() {
+        let s = run(&[
+            "-w",
+            "3",
+            "--preload",
+            "-n",
+            "shop",
+            "-t",
+            "0",
+            "--graceful-timeout",
+            "5",
+            "--max-requests",
+            "1000",
+            "--max-requests-jitter",
+            "50",
+            "--max-worker-memory",
+            "512",
+            "-p",
+            "/run/shop.pid",
+            "-D",
+            "-R",
+            "-u",
+            "root",
+            "-g",
+            "0",
+            "-m",
+            "0022",
+            "--reuse-port",
+            "a:app",
+        ]);
+        assert_eq!(s.workers, 3);
+        assert!(s.preload_app);
+        assert_eq!(s.proc_name.as_deref(), Some("shop"));
+        assert_eq!((s.timeout, s.graceful_timeout), (0, 5));
+        assert_eq!((s.max_requests, s.max_requests_jitter), (1000, 50));
+        assert_eq!(s.max_worker_memory, 512);
+        assert_eq!(
+            s.pidfile.as_deref(),
+            Some(std::path::Path::new("/run/shop.pid"))
+        );
+        assert!(s.daemon && s.enable_stdio_inheritance && s.reuse_port);
+        assert_eq!((s.user, s.group), (Some(0), Some(0)));
+        assert_eq!(s.umask, 0o22);
+    }
+
+    #[test]
+    fn web_concurrency_sets_the_default_worker_count_but_the_flag_wins() {
+        let env = |k: &str| (k == "WEB_CONCURRENCY").then(|| "6".to_owned());
+        let Parsed::Run(s) = parse_args_with_env(&argv(&["a"]), Env::from_fn(&env)) else {
+            panic!("expected Run");
+        };
+        assert_eq!(s.workers, 6);
+        let Parsed::Run(s) = parse_args_with_env(&argv(&["-w", "2", "a"]), Env::from_fn(&env))
+        else {
+            panic!("expected Run");
+        };
+        assert_eq!(s.workers, 2);
+    }
+
+    #[test]
+    fn an_unknown_user_is_a_usage_error_naming_user() {
+        let (code, output, to_stderr) = exit(&["--user", "no-such-user-ferricorn", "a"]);
+        assert_eq!(code, 2);
+        assert!(to_stderr);
+        assert!(
+            output.contains("--user / user = \"no-such-user-ferricorn\": no such user"),
+            "{output}"
         );
     }
 

@@ -76,6 +76,7 @@ impl Env<'static> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     Logging,
+    ProcessNaming,
     Security,
     ServerMechanics,
     ServerSocket,
@@ -86,6 +87,7 @@ impl Section {
     pub fn title(self) -> &'static str {
         match self {
             Section::Logging => "Logging",
+            Section::ProcessNaming => "Process Naming",
             Section::Security => "Security",
             Section::ServerMechanics => "Server Mechanics",
             Section::ServerSocket => "Server Socket",
@@ -107,7 +109,7 @@ pub enum Action {
 
 /// The default as declared, before validation.
 #[derive(Clone, Copy, Debug)]
-#[allow(dead_code)] // Bool and List wait for the settings that use them
+#[allow(dead_code)] // List waits for a setting that uses it
 pub enum DefaultValue {
     None,
     Bool(bool),
@@ -211,6 +213,7 @@ impl Setting {
 /// section file.
 const PARTS: &[&[Setting]] = &[
     defs::logging::SETTINGS,
+    defs::process_naming::SETTINGS,
     defs::security::SETTINGS,
     defs::server_mechanics::SETTINGS,
     defs::server_socket::SETTINGS,
@@ -329,6 +332,22 @@ impl Values {
     pub fn int(&self, name: &'static str) -> Result<i64, SettingError> {
         self.typed(name, "an integer", |v| match v {
             Value::Int(i) => Some(*i),
+            _ => None,
+        })
+    }
+
+    pub fn bool(&self, name: &'static str) -> Result<bool, SettingError> {
+        self.typed(name, "a boolean", |v| match v {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        })
+    }
+
+    /// An optional integer: `None` when unset.
+    pub fn opt_int(&self, name: &'static str) -> Result<Option<i64>, SettingError> {
+        self.typed(name, "an integer or None", |v| match v {
+            Value::Int(i) => Some(Some(*i)),
+            Value::None => Some(None),
             _ => None,
         })
     }

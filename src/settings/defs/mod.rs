@@ -7,6 +7,7 @@
 //! produce typed `Settings` fields (that is `settings/mod.rs`).
 
 pub mod logging;
+pub mod process_naming;
 pub mod security;
 pub mod server_mechanics;
 pub mod server_socket;
@@ -59,6 +60,22 @@ fn parse_int(s: &str) -> Option<i64> {
     }
     let magnitude = i64::from_str_radix(&digits.replace('_', ""), radix).ok()?;
     Some(if negative { -magnitude } else { magnitude })
+}
+
+/// A boolean, as gunicorn's `validate_bool`: `True`/`False`, or the strings
+/// "true"/"false" in any case (a conf file's `preload_app = "true"`).
+/// `None` counts as false, as it is falsy in gunicorn.
+pub(crate) fn boolean(raw: Value) -> Result<Value, String> {
+    match raw {
+        Value::Bool(_) => Ok(raw),
+        Value::None => Ok(Value::Bool(false)),
+        Value::Str(ref s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err("expected true or false".to_owned()),
+        },
+        _ => Err("expected true or false".to_owned()),
+    }
 }
 
 /// A string, or `None` to leave the setting unset.
@@ -124,6 +141,16 @@ mod tests {
             int_in(Value::Bool(true), 0, 1, "a flag-free integer"),
             Err("expected a flag-free integer".into())
         );
+    }
+
+    #[test]
+    fn boolean_follows_gunicorns_validate_bool() {
+        assert_eq!(boolean(Value::Bool(true)), Ok(Value::Bool(true)));
+        assert_eq!(boolean(Value::Str(" TRUE ".into())), Ok(Value::Bool(true)));
+        assert_eq!(boolean(Value::Str("false".into())), Ok(Value::Bool(false)));
+        assert_eq!(boolean(Value::None), Ok(Value::Bool(false)));
+        assert!(boolean(Value::Str("yes".into())).is_err());
+        assert!(boolean(Value::Int(1)).is_err());
     }
 
     #[test]

@@ -1,10 +1,39 @@
-//! Gunicorn's "Worker Processes" section: how much concurrency each worker
-//! has and how long idle connections are kept.
+//! Gunicorn's "Worker Processes" section: how many workers there are, how
+//! much concurrency each has, when the master restarts or kills them, and
+//! how long idle connections are kept.
 
 use super::int_in;
-use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting};
+use crate::settings::registry::{Action, Compat, DefaultValue, Env, Section, Setting, Value};
 
 pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "workers",
+        section: Section::WorkerProcesses,
+        cli: &["-w", "--workers"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::FromEnv {
+            doc: "1, or $WEB_CONCURRENCY when set",
+            get: workers_default,
+        },
+        // usize on every supported target holds i64::MAX.
+        validate: |raw| int_in(raw, 1, i64::MAX, "a positive integer"),
+        example: "--workers 4",
+        short: "The number of worker processes for handling requests.",
+        desc: "The number of worker processes for handling requests.\n\
+\n\
+A positive integer generally in the 2-4 x $(NUM_CORES) range. Tune it \
+against your own workload: each worker is a separate process with its own \
+copy of the application, so workers give CPU-bound Python code true \
+parallelism, where threads do not.\n\
+\n\
+The default is the WEB_CONCURRENCY environment variable when it is set (as \
+some platforms, such as Heroku, do), otherwise 1.",
+        cost: "Each worker holds a full copy of the application in memory (less \
+with --preload, which shares pages until they are written). Workers beyond \
+the number of cores add context switches, not throughput, for CPU-bound apps.",
+        compat: Compat::Partial("0 workers is refused rather than starting a master with none"),
+    },
     Setting {
         name: "threads",
         section: Section::WorkerProcesses,
@@ -48,11 +77,212 @@ worker's concurrency for up to this long; too low costs clients a new TCP \
 (and TLS) handshake per request.",
         compat: Compat::Full,
     },
+    Setting {
+        name: "max_requests",
+        section: Section::WorkerProcesses,
+        cli: &["--max-requests"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(0),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative integer (0 disables it)"),
+        example: "--max-requests 1000",
+        short: "The maximum number of requests a worker will process before restarting.",
+        desc: "The maximum number of requests a worker will process before restarting.\n\
+\n\
+Any value greater than zero makes each worker exit gracefully after that \
+many requests, and the master starts a fresh one: a simple way to bound the \
+damage of memory leaks. 0 (the default) disables these restarts.",
+        cost: "Each restart reloads the application in a new worker (unless \
+preloaded) and briefly lowers capacity; too low a value restarts constantly.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "max_requests_jitter",
+        section: Section::WorkerProcesses,
+        cli: &["--max-requests-jitter"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(0),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative integer"),
+        example: "--max-requests-jitter 50",
+        short: "The maximum jitter to add to the *max_requests* setting.",
+        desc: "The maximum jitter to add to the *max_requests* setting.\n\
+\n\
+Each worker's limit becomes max_requests plus a random number from 0 to \
+this value, so workers started together do not all restart at the same \
+moment. Has no effect when max_requests is 0.",
+        cost: "None; without it, workers started together restart together and \
+capacity dips all at once.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "max_worker_memory",
+        section: Section::WorkerProcesses,
+        cli: &["--max-worker-memory"],
+        meta: "MB",
+        action: Action::Store,
+        default: DefaultValue::Int(0),
+        // Megabytes, kept below u64::MAX bytes when multiplied out.
+        validate: |raw| {
+            int_in(
+                raw,
+                0,
+                1 << 40,
+                "a non-negative number of megabytes (0 disables it)",
+            )
+        },
+        example: "--max-worker-memory 512",
+        short: "Restart a worker whose resident memory exceeds this many megabytes.",
+        desc: "Restart a worker whose resident memory exceeds this many megabytes.\n\
+\n\
+The master checks each worker's resident set size (RSS) periodically; a \
+worker above the limit is retired gracefully, like one that reached \
+max_requests: it finishes its requests and a fresh worker replaces it. \
+0 (the default) disables the check. This is a ferricorn setting; gunicorn \
+has no equivalent.",
+        cost: "A read of /proc per worker per check. Too low a limit restarts \
+workers constantly; RSS counts pages shared with the master under \
+--preload, so leave room for them.",
+        compat: Compat::Partial("ferricorn's own setting; gunicorn rejects the flag"),
+    },
+    Setting {
+        name: "timeout",
+        section: Section::WorkerProcesses,
+        cli: &["-t", "--timeout"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(30),
+        validate: |raw| {
+            int_in(
+                raw,
+                0,
+                i64::MAX,
+                "a non-negative number of seconds (0 disables it)",
+            )
+        },
+        example: "--timeout 30",
+        short: "Workers silent for more than this many seconds are killed and restarted.",
+        desc: "Workers silent for more than this many seconds are killed and restarted.\n\
+\n\
+Each worker reports to the master while it runs, idle or busy; one that \
+stops reporting for this long (stuck in a C extension, deadlocked) is \
+killed and replaced. 0 disables the check. The default of 30 seconds \
+suits most applications; raise it only for requests known to hold a \
+worker's event loop longer.",
+        cost: "Too low kills workers that are merely slow; too high leaves a \
+stuck worker's share of capacity unused for that long.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "graceful_timeout",
+        section: Section::WorkerProcesses,
+        cli: &["--graceful-timeout"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(30),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of seconds"),
+        example: "--graceful-timeout 30",
+        short: "Timeout for graceful workers restart in seconds.",
+        desc: "Timeout for graceful workers restart in seconds.\n\
+\n\
+After a graceful stop or restart signal (TERM, HUP, USR2, a max_requests \
+restart), workers have this long to finish the requests they are serving; \
+those still running afterwards are killed.",
+        cost: "Shutdowns and deploys can take this long; too short cuts off \
+slow requests mid-response.",
+        compat: Compat::Full,
+    },
 ];
+
+/// Gunicorn reads WEB_CONCURRENCY when it loads its config; a value that is
+/// not a number is reported by the validator as the default's fault.
+fn workers_default(env: Env<'_>) -> Value {
+    match env.var("WEB_CONCURRENCY") {
+        Some(n) => Value::Str(n),
+        None => Value::Int(1),
+    }
+}
 
 #[cfg(test)]
 mod tests {
-    use crate::settings::registry::{find, DefaultValue, Value};
+    use crate::settings::registry::{find, DefaultValue, Env, Value, Values};
+
+    #[test]
+    fn workers_default_to_one_or_web_concurrency() {
+        let workers = find("workers").unwrap();
+        let none = |_: &str| None;
+        assert_eq!(workers.default.value(Env::from_fn(&none)), Value::Int(1));
+        let web = |k: &str| (k == "WEB_CONCURRENCY").then(|| "5".to_owned());
+        let values = Values::defaults(Env::from_fn(&web)).unwrap();
+        assert_eq!(values.int("workers").unwrap(), 5);
+    }
+
+    #[test]
+    fn a_bad_web_concurrency_is_reported_as_the_workers_default() {
+        let web = |k: &str| (k == "WEB_CONCURRENCY").then(|| "lots".to_owned());
+        let err = Values::defaults(Env::from_fn(&web))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "--workers / workers = \"lots\": expected a positive integer; the default is \
+             1, or $WEB_CONCURRENCY when set, e.g. --workers 4"
+        );
+    }
+
+    #[test]
+    fn workers_must_be_at_least_one() {
+        let workers = find("workers").unwrap();
+        assert_eq!(
+            workers.check(Value::Str("0x4".into())).unwrap(),
+            Value::Int(4)
+        );
+        for bad in ["0", "-2", "four"] {
+            let err = workers
+                .check(Value::Str(bad.into()))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "--workers / workers = {bad:?}: expected a positive integer, \
+                     e.g. --workers 4"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn restart_and_timeout_settings_match_gunicorns_defaults() {
+        for (name, default) in [
+            ("max_requests", 0),
+            ("max_requests_jitter", 0),
+            ("max_worker_memory", 0),
+            ("timeout", 30),
+            ("graceful_timeout", 30),
+        ] {
+            let setting = find(name).unwrap();
+            assert!(
+                matches!(setting.default, DefaultValue::Int(d) if d == default),
+                "{name}"
+            );
+            assert_eq!(
+                setting.check(Value::Str("0".into())).unwrap(),
+                Value::Int(0)
+            );
+            let err = setting
+                .check(Value::Str("-1".into()))
+                .unwrap_err()
+                .to_string();
+            let flag = setting.long_flag().unwrap();
+            assert!(
+                err.starts_with(&format!(
+                    "{flag} / {name} = \"-1\": expected a non-negative"
+                )),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn threads_defaults_to_one_and_must_be_at_least_one() {
