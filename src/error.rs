@@ -17,6 +17,10 @@ pub enum Error {
     AppLoad { app: String },
     #[error(transparent)]
     Bind(#[from] crate::net::BindError),
+    #[error("{0}")]
+    PidFile(String),
+    #[error("--user / --group: could not drop privileges: {0}")]
+    Privileges(String),
     #[error("could not start the worker: {0}")]
     Io(#[from] std::io::Error),
     #[error("Python error while starting: {0}")]

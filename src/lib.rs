@@ -10,7 +10,6 @@ mod http;
 mod master;
 mod net;
 // Called by the master (src/master/), which lands separately.
-#[allow(dead_code)]
 mod process;
 mod server;
 mod settings;
@@ -40,7 +39,7 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
         }
     };
     crate::errorlog::init(settings.log_level);
-    match server::run(py, settings) {
+    match server::run(py, argv, settings) {
         Ok(()) => 0,
         Err(e @ (error::Error::ChildExit(_) | error::Error::Halt(_))) => e.exit_code(),
         Err(e) => {

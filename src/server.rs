@@ -10,9 +10,14 @@ use pyo3::types::PyList;
 use crate::error::Error;
 use crate::http::request::Limits;
 use crate::master::{Arbiter, MasterOptions};
+use crate::net::{BindOptions, Listener};
+use crate::process::PidFile;
 use crate::settings::{Settings, VERSION};
 
-pub fn run(py: Python<'_>, s: Settings) -> Result<(), Error> {
+pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> {
+    if s.daemon {
+        crate::process::daemon::daemonize_with(py, s.enable_stdio_inheritance)?;
+    }
     log::info!("Starting ferricorn {VERSION}");
     if let Some(dir) = &s.chdir {
         std::env::set_current_dir(dir).map_err(|source| Error::Chdir {
@@ -22,12 +27,6 @@ pub fn run(py: Python<'_>, s: Settings) -> Result<(), Error> {
     }
     let loader = py.import("ferricorn._loader")?;
     loader.call_method1("prepare_path", (PyList::new(py, &s.pythonpath)?,))?;
-    let knobs = MasterKnobs::from_env();
-    let preloaded = if knobs.preload {
-        Some(load_app(py, &s.app)?)
-    } else {
-        None
-    };
     // Python's own SIGINT handler would raise KeyboardInterrupt inside whatever app code the
     // main thread runs; the master and the workers' runtimes own signals instead.
     let signal = py.import("signal")?;
@@ -38,24 +37,54 @@ pub fn run(py: Python<'_>, s: Settings) -> Result<(), Error> {
         )?;
     }
 
-    let listeners = crate::net::bind_all(&s.bind, s.backlog)?;
+    // the pid file first: a second server started by mistake stops before touching sockets
+    let pidfile = match &s.pidfile {
+        Some(path) => Some(PidFile::create(path).map_err(|e| Error::PidFile(e.to_string()))?),
+        None => None,
+    };
+    let listeners = match listen(&s) {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(p) = &pidfile {
+                p.remove();
+            }
+            return Err(e);
+        }
+    };
     let pid = std::process::id();
     for l in &listeners {
         log::info!("Listening at: {} ({pid})", l.url());
     }
+    // privileges go after bind (ports below 1024) and before any app code runs
+    crate::process::privileges::drop_privileges(s.user, s.group)
+        .map_err(|e| Error::Privileges(e.to_string()))?;
     log::info!("Using worker: ferricorn (threads: {})", s.threads);
     log::info!("Serving application {}", s.app);
+    let preloaded = if s.preload_app {
+        match load_app(py, &s.app) {
+            Ok(app) => Some(app),
+            Err(e) => {
+                cleanup(&listeners, pidfile.as_ref());
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
 
     let opts = MasterOptions {
+        argv,
+        proc_name: s.proc_name.clone().unwrap_or_else(|| s.app.clone()),
         app_spec: s.app.clone(),
         preloaded,
-        workers: knobs.workers,
+        workers: s.workers,
         threads: s.threads,
-        timeout: Duration::from_secs(knobs.timeout),
-        graceful_timeout: Duration::from_secs(knobs.graceful_timeout),
-        max_requests: knobs.max_requests,
-        max_requests_jitter: knobs.max_requests_jitter,
-        max_worker_memory: knobs.max_worker_memory << 20,
+        timeout: Duration::from_secs(s.timeout),
+        graceful_timeout: Duration::from_secs(s.graceful_timeout),
+        max_requests: s.max_requests,
+        max_requests_jitter: s.max_requests_jitter,
+        max_worker_memory: s.max_worker_memory << 20,
+        daemon: s.daemon,
         limits: Limits {
             request_line: s.limit_request_line,
             fields: s.limit_request_fields,
@@ -63,9 +92,38 @@ pub fn run(py: Python<'_>, s: Settings) -> Result<(), Error> {
         },
         keepalive: Duration::from_secs(s.keepalive),
     };
-    Arbiter::new(opts, listeners)?.run(py)?;
+    Arbiter::new(opts, listeners, pidfile)?.run(py)?;
     log::info!("Shutting down: Master");
     Ok(())
+}
+
+/// The listening sockets: handed over by a previous master (USR2), by systemd socket
+/// activation, or bound here from --bind.
+fn listen(s: &Settings) -> Result<Vec<Listener>, Error> {
+    if let Some(l) = crate::net::inherited_listeners()? {
+        return Ok(l);
+    }
+    if let Some(l) = crate::net::systemd_listeners()? {
+        return Ok(l);
+    }
+    let opts = BindOptions {
+        backlog: s.backlog,
+        reuse_port: s.reuse_port,
+        umask: s.umask,
+    };
+    Ok(crate::net::bind_with(&s.bind, &opts)?)
+}
+
+/// Removes what the master created (unix socket files, pid file); the master calls it at exit.
+pub fn cleanup(listeners: &[Listener], pidfile: Option<&PidFile>) {
+    for l in listeners {
+        if let Some(path) = l.unix_path() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    if let Some(p) = pidfile {
+        p.remove();
+    }
 }
 
 /// Imports the app with gunicorn's rules (see python/ferricorn/_loader.py); a failure is
@@ -83,37 +141,6 @@ pub fn load_app(py: Python<'_>, spec: &str) -> Result<Py<PyAny>, Error> {
             Err(Error::AppLoad {
                 app: spec.to_owned(),
             })
-        }
-    }
-}
-
-/// Temporary: the master's settings until they join the registry.
-struct MasterKnobs {
-    workers: usize,
-    preload: bool,
-    timeout: u64,
-    graceful_timeout: u64,
-    max_requests: u64,
-    max_requests_jitter: u64,
-    max_worker_memory: u64,
-}
-
-impl MasterKnobs {
-    fn from_env() -> Self {
-        let get = |k: &str, d: u64| {
-            std::env::var(k)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(d)
-        };
-        MasterKnobs {
-            workers: get("FERRICORN_WORKERS", 1) as usize,
-            preload: get("FERRICORN_PRELOAD", 0) == 1,
-            timeout: get("FERRICORN_TIMEOUT", 30),
-            graceful_timeout: get("FERRICORN_GRACEFUL", 30),
-            max_requests: get("FERRICORN_MAX_REQUESTS", 0),
-            max_requests_jitter: get("FERRICORN_JITTER", 0),
-            max_worker_memory: get("FERRICORN_MAX_MEM", 0),
         }
     }
 }

@@ -17,12 +17,18 @@ use pyo3::prelude::*;
 
 use crate::error::{Error, EXIT_APP_LOAD};
 use crate::net::Listener;
+use crate::process::PidFile;
 use crate::worker::{self, BootOptions, MasterLink, WorkerOptions};
 use heartbeat::{now_ms, state, Heartbeats};
 use signals::SignalQueue;
 
 /// How the master was told to run its workers.
 pub struct MasterOptions {
+    /// The command line, for USR2's re-exec.
+    pub argv: Vec<String>,
+    /// Shown in process titles (`--name`, else the app spec).
+    pub proc_name: String,
+    pub daemon: bool,
     pub app_spec: String,
     pub preloaded: Option<Py<PyAny>>,
     pub workers: usize,
@@ -53,6 +59,9 @@ struct Worker {
 
 pub struct Arbiter {
     opts: MasterOptions,
+    pidfile: Option<PidFile>,
+    /// The new master started by USR2, while it runs.
+    reexec_pid: Option<i32>,
     listeners: Vec<Listener>,
     heartbeats: Arc<Heartbeats>,
     signals: SignalQueue,
@@ -65,8 +74,15 @@ pub struct Arbiter {
 }
 
 impl Arbiter {
-    pub fn new(opts: MasterOptions, listeners: Vec<Listener>) -> Result<Self, Error> {
+    pub fn new(
+        opts: MasterOptions,
+        listeners: Vec<Listener>,
+        pidfile: Option<PidFile>,
+    ) -> Result<Self, Error> {
+        crate::process::set_title(&format!("ferricorn: master [{}]", opts.proc_name));
         Ok(Arbiter {
+            pidfile,
+            reexec_pid: None,
             wanted: opts.workers.max(1),
             opts,
             listeners,
@@ -95,10 +111,13 @@ impl Arbiter {
                     libc::SIGTTIN => self.wanted = (self.wanted + 1).min(heartbeat::MAX_SLOTS),
                     libc::SIGTTOU => self.wanted = self.wanted.saturating_sub(1).max(1),
                     libc::SIGUSR1 => self.signal_all(libc::SIGUSR1),
-                    libc::SIGWINCH => log::info!("SIGWINCH ignored. Not daemonized"),
-                    libc::SIGUSR2 => {
-                        log::warn!("USR2 (re-exec on the same sockets) is not supported yet")
+                    // gunicorn: WINCH stops the workers of a daemonized master (after USR2, the
+                    // old master keeps its sockets while the new one serves)
+                    libc::SIGWINCH if self.opts.daemon || self.reexec_pid.is_some() => {
+                        self.wanted = 0;
                     }
+                    libc::SIGWINCH => log::info!("SIGWINCH ignored. Not daemonized"),
+                    libc::SIGUSR2 => self.reexec(py)?,
                     _ => {}
                 }
             }
@@ -133,7 +152,7 @@ impl Arbiter {
                 self.spawn(py)?;
             }
         } else if active.len() > self.wanted {
-            // the oldest go first (lowest spawn order = lowest pid is not guaranteed; use slot age)
+            // the oldest go first
             for pid in active.iter().take(active.len() - self.wanted) {
                 self.terminate(*pid);
             }
@@ -149,7 +168,7 @@ impl Arbiter {
                 )
             })
             .count();
-        if ready >= self.wanted || self.boot_failed {
+        if (ready >= self.wanted && self.wanted > 0) || self.boot_failed {
             let old: Vec<i32> = self
                 .workers
                 .iter()
@@ -198,9 +217,47 @@ impl Arbiter {
         Ok(())
     }
 
+    /// USR2: start a new master from the same command line on the same sockets (binary
+    /// upgrade). This one keeps running until it gets TERM (or WINCH to stop its workers).
+    fn reexec(&mut self, py: Python<'_>) -> Result<(), Error> {
+        if self.reexec_pid.is_some() {
+            log::warn!("USR2 ignored: a new master is already running");
+            return Ok(());
+        }
+        if let Some(p) = self.pidfile.as_mut() {
+            let old = p.path().with_extension(match p.path().extension() {
+                Some(e) => format!("{}.oldbin", e.to_string_lossy()),
+                None => "oldbin".into(),
+            });
+            if let Err(e) = p.rename(&old) {
+                log::error!("USR2: {e}");
+                return Ok(());
+            }
+        }
+        let fds = crate::net::prepare_for_exec(&self.listeners);
+        let os = py.import("os")?;
+        let pid: i32 = os.call_method0("fork")?.extract()?;
+        if pid != 0 {
+            log::info!("Started a new master (pid: {pid}) on the same sockets");
+            self.reexec_pid = Some(pid);
+            return Ok(());
+        }
+        // the child: become the new master program
+        self.signals.detach_in_child();
+        let environ = os.getattr("environ")?;
+        environ.set_item(crate::net::INHERIT_ENV, fds)?;
+        let exe: String = py.import("sys")?.getattr("executable")?.extract()?;
+        let mut args = vec![exe.clone(), "-m".to_owned(), "ferricorn".to_owned()];
+        args.extend(self.opts.argv.iter().skip(1).cloned());
+        let err = os.call_method1("execv", (exe, args)).err();
+        log::error!("USR2: exec failed: {err:?}");
+        Err(Error::ChildExit(1))
+    }
+
     /// In the forked child: drop the master's duties and run a worker to its end.
     fn become_worker(&mut self, py: Python<'_>, slot: usize) -> i32 {
         self.signals.detach_in_child();
+        crate::process::set_title(&format!("ferricorn: worker [{}]", self.opts.proc_name));
         let listeners = std::mem::take(&mut self.listeners);
         let link = MasterLink {
             heartbeats: self.heartbeats.clone(),
@@ -251,6 +308,15 @@ impl Arbiter {
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid <= 0 {
                 return Ok(());
+            }
+            if Some(pid) == self.reexec_pid {
+                log::warn!("The new master (pid: {pid}) exited; this one carries on");
+                self.reexec_pid = None;
+                if let Some(p) = self.pidfile.as_mut() {
+                    let orig = p.path().with_extension("");
+                    let _ = p.rename(&orig);
+                }
+                continue;
             }
             let Some(w) = self.workers.remove(&pid) else {
                 continue;
@@ -339,7 +405,7 @@ impl Arbiter {
                 continue;
             }
             if limit > 0 {
-                if let Some(rss) = rss_bytes(pid) {
+                if let Some(rss) = crate::process::rss_bytes(pid) {
                     if rss > limit {
                         log::warn!(
                             "Worker (pid:{pid}) uses {} MB, over --max-worker-memory {} MB: replacing it",
@@ -411,10 +477,9 @@ impl Arbiter {
             }
             self.workers.remove(&pid);
         }
-        for l in &self.listeners {
-            if let Some(path) = l.unix_path() {
-                let _ = std::fs::remove_file(path);
-            }
+        // after USR2 the new master owns the sockets and the pid file
+        if self.reexec_pid.is_none() {
+            crate::server::cleanup(&self.listeners, self.pidfile.as_ref());
         }
     }
 }
@@ -437,13 +502,4 @@ fn signal_name(sig: libc::c_int) -> String {
         libc::SIGBUS => "SIGBUS".into(),
         other => format!("signal {other}"),
     }
-}
-
-/// Resident memory of a process, from /proc (Linux); None where unavailable.
-fn rss_bytes(pid: i32) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
 }

@@ -325,6 +325,7 @@ impl Default for BindOptions {
 }
 
 /// Binds every address with the default options except `backlog`.
+#[cfg(test)]
 pub fn bind_all(addrs: &[BindAddr], backlog: i32) -> Result<Vec<Listener>, BindError> {
     bind_with(
         addrs,

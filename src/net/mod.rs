@@ -9,6 +9,6 @@ mod inherit;
 // Until the master and workers are wired up, not every name is used yet.
 #[allow(unused_imports)]
 pub use bind::{
-    bind_all, bind_with, inherited_listeners, prepare_for_exec, systemd_listeners, BindAddr,
-    BindError, BindOptions, Listener, ParseBindError, INHERIT_ENV,
+    bind_with, inherited_listeners, prepare_for_exec, systemd_listeners, BindAddr, BindError,
+    BindOptions, Listener, ParseBindError, INHERIT_ENV,
 };

@@ -13,12 +13,6 @@ use pyo3::prelude::*;
 
 use crate::net::bind::INHERIT_ENV;
 
-/// Daemonizes with gunicorn's default stdio handling: stdin, stdout and
-/// stderr all go to /dev/null (use `--error-log` to keep the log).
-pub fn daemonize(py: Python<'_>) -> PyResult<()> {
-    daemonize_with(py, false)
-}
-
 /// `enable_stdio_inheritance` is gunicorn's `-R/--enable-stdio-inheritance`:
 /// stdin still goes to /dev/null, but stdout and stderr are kept unless
 /// they are a terminal, so `ferricorn -D ... >log 2>&1` keeps logging to

@@ -14,7 +14,7 @@ pub mod title;
 // The master is the caller; until it lands these are unused.
 #[allow(unused_imports)]
 pub use self::{
-    daemon::{daemonize, daemonize_with},
+    daemon::daemonize_with,
     pidfile::{PidFile, PidFileError},
     privileges::{drop_privileges, resolve_group, resolve_user},
     rss::rss_bytes,

@@ -63,11 +63,13 @@ impl PidFileError {
     }
 
     /// True when a live process other than us holds the file.
+    #[cfg(test)]
     pub fn is_already_running(&self) -> bool {
         matches!(self.kind, Kind::AlreadyRunning(_))
     }
 
     /// The live pid the file named, when that is why it was refused.
+    #[cfg(test)]
     pub fn running_pid(&self) -> Option<i32> {
         match self.kind {
             Kind::AlreadyRunning(pid) => Some(pid),

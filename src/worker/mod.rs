@@ -181,11 +181,19 @@ fn io_main(
                 }
             }
         }
-        Ok::<(), io::Error>(())
+        Ok::<Stop, io::Error>(stop)
     });
     // dropping the runtime cancels what is left, which drops the last job senders and lets
     // the app threads run out of work and return
     drop(rt);
     log::info!("Worker exiting (pid: {})", std::process::id());
-    result
+    if let Ok(Stop::Quick) = result {
+        // A quick stop does not wait for requests still inside the app (an app thread may be
+        // sleeping for minutes): end the process here, as gunicorn's SystemExit would.
+        use std::io::Write;
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process at once; nothing after this runs.
+        unsafe { libc::_exit(0) };
+    }
+    result.map(|_| ())
 }
