@@ -477,9 +477,11 @@ impl Arbiter {
             }
             self.workers.remove(&pid);
         }
-        // after USR2 the new master owns the sockets and the pid file
+        // after USR2 the new master owns the sockets; our pid file is the renamed .oldbin
         if self.reexec_pid.is_none() {
             crate::server::cleanup(&self.listeners, self.pidfile.as_ref());
+        } else if let Some(p) = &self.pidfile {
+            p.remove();
         }
     }
 }

@@ -139,7 +139,15 @@ fn io_main(
         // every connection holds a clone; recv() returns None once all of them are done
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         for listener in listeners {
-            accept::spawn(listener, cfg.clone(), shutdown_rx.clone(), alive_tx.clone())?;
+            accept::spawn(
+                listener,
+                accept::AcceptContext {
+                    cfg: cfg.clone(),
+                    shutdown: shutdown_rx.clone(),
+                    alive: alive_tx.clone(),
+                    activity: activity.clone(),
+                },
+            )?;
         }
         drop(cfg);
         drop(alive_tx);
