@@ -7,6 +7,7 @@ mod error;
 mod errorlog;
 mod exchange;
 mod http;
+mod job_queue;
 mod master;
 mod net;
 // Called by the master (src/master/), which lands separately.

@@ -39,7 +39,7 @@ pub struct ConnConfig {
     pub limits: Limits,
     /// Idle time allowed between requests; zero disables keep-alive.
     pub keepalive: Duration,
-    pub jobs: crossbeam_channel::Sender<Job>,
+    pub jobs: Arc<crate::job_queue::JobQueue>,
 }
 
 /// Serves `sock` until the client leaves, an error closes it, or shutdown is requested.
@@ -252,7 +252,7 @@ impl<S: Socket> Conn<S> {
             body,
             reply: Responder::new(self.reply_tx.clone()),
         };
-        self.cfg.jobs.send(job).map_err(|_| ConnError::AppGone)?;
+        self.cfg.jobs.push(job).map_err(|_| ConnError::AppGone)?;
 
         let mut out = Outcome::default();
         let mut demanded = false;

@@ -55,8 +55,19 @@ pub async fn read_more<S: Socket>(sock: &S, buf: &mut BytesMut) -> io::Result<us
         buf.reserve(16 * 1024);
     }
     loop {
+        let room = buf.capacity() - buf.len();
         match sock.try_read_buf(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.readable().await?,
+            Ok(n) if n > 0 && n < room => {
+                // A short read drained the socket. Forget the readiness now, so the next read
+                // waits for epoll instead of spending a syscall to learn EAGAIN (one per
+                // request on a keep-alive connection). tokio only clears readiness it has not
+                // seen renewed since, so data that arrived meanwhile is not missed.
+                let _ = sock.try_io(Interest::READABLE, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
+                return Ok(n);
+            }
             other => return other,
         }
     }

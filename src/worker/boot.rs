@@ -2,6 +2,7 @@
 //! die with the master, turn on Python's fault handler (so a hung or crashed worker leaves its
 //! stacks in the error log), load the app unless it was preloaded, then serve.
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -21,11 +22,16 @@ pub struct BootOptions {
     pub worker: WorkerOptions,
 }
 
+/// A stop signal (TERM/INT/QUIT) that arrived before the worker's runtime took over signals,
+/// e.g. while the app was still importing; 0 if none.
+pub static EARLY_STOP: AtomicI32 = AtomicI32::new(0);
+
 /// Runs a worker to completion and returns its exit code.
 pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: MasterLink) -> i32 {
     let pid = std::process::id();
     log::info!("Booting worker with pid: {pid}");
     link.heartbeats.slot(link.slot).beat(now_ms(), 0);
+    let early = catch_early_stop();
     ignore_master_signals();
     if let Err(e) = enable_fault_handler(py) {
         log::warn!("could not enable faulthandler: {e}");
@@ -37,6 +43,10 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
             Err(_) => return EXIT_APP_LOAD,
         },
     };
+    if EARLY_STOP.load(Ordering::Relaxed) != 0 {
+        log::info!("Worker exiting (pid: {pid})");
+        return 0;
+    }
     let app = match WsgiApp::new(py, app, opts.threads) {
         Ok(app) => app,
         Err(e) => {
@@ -44,13 +54,31 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
             return 1;
         }
     };
-    match run(py, app, listeners, opts.worker, link) {
+    let result = run(py, app, listeners, opts.worker, link, early);
+    match result {
         Ok(()) => 0,
         Err(e) => {
             log::error!("worker failed: {e}");
             1
         }
     }
+}
+
+/// Records TERM/INT/QUIT until the runtime's own handlers exist (the ids are handed to `run`,
+/// which removes them once tokio listens).
+fn catch_early_stop() -> Vec<signal_hook_registry::SigId> {
+    [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT]
+        .into_iter()
+        .filter_map(|sig| {
+            // SAFETY: the action is one atomic store, which is async-signal-safe.
+            unsafe {
+                signal_hook_registry::register(sig, move || {
+                    EARLY_STOP.store(sig, Ordering::Relaxed)
+                })
+            }
+            .ok()
+        })
+        .collect()
 }
 
 /// The master's control signals mean nothing to a worker; a HUP sent to the whole process

@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
+use boot::EARLY_STOP;
 pub use boot::{boot, BootOptions, ABORT_GRACE};
 
 use crate::bridge::wsgi::WsgiApp;
@@ -61,12 +62,13 @@ pub fn run(
     listeners: Vec<Listener>,
     opts: WorkerOptions,
     link: MasterLink,
+    early: Vec<signal_hook_registry::SigId>,
 ) -> io::Result<()> {
-    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+    let jobs = Arc::new(crate::job_queue::JobQueue::default());
     let cfg = Arc::new(ConnConfig {
         limits: opts.limits,
         keepalive: opts.keepalive,
-        jobs: jobs_tx,
+        jobs: jobs.clone(),
     });
     let activity = Arc::new(Activity::new(opts.threads));
     let graceful = opts.graceful_timeout;
@@ -74,7 +76,7 @@ pub fn run(
         let (activity, link) = (activity.clone(), link.clone());
         std::thread::Builder::new()
             .name("ferricorn-io".into())
-            .spawn(move || io_main(listeners, cfg, graceful, activity, link))?
+            .spawn(move || io_main(listeners, cfg, graceful, activity, link, early))?
     };
 
     // max-requests: ask once for a replacement; the master stops us when it is up
@@ -90,7 +92,7 @@ pub fn run(
     let app = Arc::new(app);
     let mut app_threads = Vec::new();
     for i in 1..opts.threads {
-        let (app, jobs, activity) = (app.clone(), jobs_rx.clone(), activity.clone());
+        let (app, jobs, activity) = (app.clone(), jobs.clone(), activity.clone());
         let on_served = on_served.clone();
         app_threads.push(
             std::thread::Builder::new()
@@ -100,7 +102,7 @@ pub fn run(
                 })?,
         );
     }
-    app.serve_jobs(py, &jobs_rx, &activity, 0, &on_served);
+    app.serve_jobs(py, &jobs, &activity, 0, &on_served);
     py.detach(|| {
         for t in app_threads {
             let _ = t.join();
@@ -127,14 +129,26 @@ fn io_main(
     graceful: Duration,
     activity: Arc<Activity>,
     link: MasterLink,
+    early: Vec<signal_hook_registry::SigId>,
 ) -> io::Result<()> {
+    let jobs = cfg.jobs.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // out of ready work: tell the app threads about the jobs queued meanwhile, at once
+        .on_thread_park({
+            let jobs = jobs.clone();
+            move || jobs.wake()
+        })
         .build()?;
     let result = rt.block_on(async move {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut quit = signal(SignalKind::quit())?;
+        // tokio listens now; a stop that came earlier is acted on below
+        for id in early {
+            signal_hook_registry::unregister(id);
+        }
+        let early_stop = EARLY_STOP.load(Ordering::Relaxed);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         // every connection holds a clone; recv() returns None once all of them are done
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -158,6 +172,11 @@ fn io_main(
         }
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         let stop = loop {
+            match early_stop {
+                libc::SIGTERM => break Stop::Graceful,
+                libc::SIGINT | libc::SIGQUIT => break Stop::Quick,
+                _ => {}
+            }
             tokio::select! {
                 _ = term.recv() => break Stop::Graceful,
                 _ = int.recv() => break Stop::Quick,
@@ -194,6 +213,7 @@ fn io_main(
     // dropping the runtime cancels what is left, which drops the last job senders and lets
     // the app threads run out of work and return
     drop(rt);
+    jobs.close();
     log::info!("Worker exiting (pid: {})", std::process::id());
     if let Ok(Stop::Quick) = result {
         // A quick stop does not wait for requests still inside the app (an app thread may be

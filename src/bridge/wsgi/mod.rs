@@ -10,7 +10,6 @@ mod response;
 mod start_response;
 mod streams;
 
-use crossbeam_channel::{Receiver, TryRecvError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -21,6 +20,7 @@ pub use streams::{ErrorStream, FileWrapper};
 use std::sync::atomic::Ordering;
 
 use crate::exchange::{Activity, Job, Reply, ResponseHead};
+use crate::job_queue::JobQueue;
 use environ::{EnvironTemplate, HeaderKeys};
 
 /// A loaded WSGI application and what its threads share.
@@ -47,7 +47,7 @@ impl WsgiApp {
     pub fn serve_jobs(
         &self,
         py: Python<'_>,
-        jobs: &Receiver<Job>,
+        jobs: &JobQueue,
         activity: &Activity,
         thread: usize,
         on_served: &(dyn Fn(u64) + Sync),
@@ -55,12 +55,11 @@ impl WsgiApp {
         let mut keys = HeaderKeys::default();
         let busy = &activity.busy_since[thread];
         loop {
-            let job = match jobs.try_recv() {
-                Ok(job) => job,
-                Err(TryRecvError::Disconnected) => return,
-                Err(TryRecvError::Empty) => match py.detach(|| jobs.recv()) {
-                    Ok(job) => job,
-                    Err(_) => return,
+            let job = match jobs.try_pop() {
+                Some(job) => job,
+                None => match py.detach(|| jobs.pop_blocking()) {
+                    Some(job) => job,
+                    None => return,
                 },
             };
             busy.store(crate::master::heartbeat::now_ms(), Ordering::Relaxed);
@@ -122,9 +121,16 @@ impl WsgiApp {
 }
 
 fn close_iterable(result: &Bound<'_, PyAny>) -> PyResult<()> {
+    // Plain lists and tuples (most responses) have no close(); asking would build and discard
+    // an AttributeError on every request.
+    if result.is_exact_instance_of::<pyo3::types::PyList>()
+        || result.is_exact_instance_of::<pyo3::types::PyTuple>()
+    {
+        return Ok(());
+    }
     let py = result.py();
-    if result.hasattr(pyo3::intern!(py, "close"))? {
-        result.call_method0(pyo3::intern!(py, "close"))?;
+    if let Some(close) = result.getattr_opt(pyo3::intern!(py, "close"))? {
+        close.call0()?;
     }
     Ok(())
 }

@@ -1,0 +1,104 @@
+//! The job queue between the I/O thread and the app threads, with batched wake-ups.
+//!
+//! Waking a parked app thread for every request makes the two threads ping-pong: on a busy
+//! core each hand-off is a context switch. Instead the I/O thread queues jobs silently and
+//! wakes the app threads once, when it runs out of ready work (tokio's `on_thread_park`) or
+//! when a batch has piled up; app threads drain the queue back to back and park only when it
+//! is empty.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::exchange::Job;
+
+/// Jobs queued before the I/O thread wakes the app threads without waiting to park.
+const WAKE_BATCH: usize = 16;
+
+/// The app threads are gone.
+#[derive(Debug)]
+pub struct Closed;
+
+pub struct JobQueue {
+    tx: Sender<Job>,
+    rx: Receiver<Job>,
+    /// App threads parked in `pop`.
+    idle: Mutex<usize>,
+    cv: Condvar,
+    /// Jobs were queued since the last wake.
+    unannounced: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl Default for JobQueue {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        JobQueue {
+            tx,
+            rx,
+            idle: Mutex::new(0),
+            cv: Condvar::new(),
+            unannounced: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl JobQueue {
+    /// Queues a job (I/O thread). Wakes the app threads only if a batch has built up.
+    /// Fails (dropping the job, which aborts its response) once the queue is closed.
+    pub fn push(&self, job: Job) -> Result<(), Closed> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Closed);
+        }
+        self.tx.send(job).map_err(|_| Closed)?;
+        self.unannounced.store(true, Ordering::Release);
+        if self.rx.len() >= WAKE_BATCH {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Wakes parked app threads if jobs arrived since the last wake (the I/O thread calls
+    /// this before it parks).
+    pub fn wake(&self) {
+        if self.unannounced.swap(false, Ordering::AcqRel) {
+            let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if *idle > 0 {
+                self.cv.notify_all();
+            }
+        }
+    }
+
+    /// No more jobs will come; parked threads return.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        self.cv.notify_all();
+    }
+
+    /// A job if one is queued, without blocking.
+    pub fn try_pop(&self) -> Option<Job> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Blocks until a job is queued (Some) or the queue is closed and empty (None).
+    /// Call without holding the GIL.
+    pub fn pop_blocking(&self) -> Option<Job> {
+        loop {
+            if let Ok(job) = self.rx.try_recv() {
+                return Some(job);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            *idle += 1;
+            while self.rx.is_empty() && !self.closed.load(Ordering::Acquire) {
+                idle = self.cv.wait(idle).unwrap_or_else(|e| e.into_inner());
+            }
+            *idle -= 1;
+        }
+    }
+}
