@@ -62,7 +62,8 @@ fn check(py: Python<'_>, settings: &settings::Settings, printed: Option<String>)
         Ok(()) => 0,
         Err(e) => {
             print_out(&format!("error: {e}\n"), true);
-            e.exit_code().max(1)
+            // gunicorn exits 1 for any --check-config failure
+            1
         }
     }
 }

@@ -29,7 +29,10 @@ class ConfigFileError(Exception):
 
 
 _MODULE_NAME = "__config__"
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_POSITIONAL = (
+    inspect.Parameter.POSITIONAL_ONLY,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+)
 
 
 def load_config(location: str, known: Collection[str] = ()) -> dict[str, object]:
@@ -41,8 +44,7 @@ def load_config(location: str, known: Collection[str] = ()) -> dict[str, object]
     if location.startswith("python:"):
         module = _import_module(location[len("python:") :])
     else:
-        path = location[len("file:") :] if location.startswith("file:") else location
-        module = _exec_file(path)
+        module = _exec_file(location.removeprefix("file:"))
     imported = _imported_names(module)
     return {
         name: value
@@ -110,7 +112,9 @@ def _imported_names(module: ModuleType) -> set[str]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 names.add(alias.asname or alias.name.split(".")[0])
-        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        elif not isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        ):
             for field in ("body", "orelse", "finalbody", "handlers"):
                 pending.extend(getattr(node, field, []))
     return names

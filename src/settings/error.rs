@@ -98,6 +98,13 @@ impl SettingError {
 pub enum SourceError {
     #[error("{file}: {}", .error.conf_line())]
     InFile { file: String, error: SettingError },
+    /// A module-level name that is neither a setting nor a hook.
+    #[error("{file}: unknown setting {name:?} ({})", UnknownHint(*suggestion))]
+    UnknownName {
+        file: String,
+        name: String,
+        suggestion: Option<&'static str>,
+    },
     #[error("{file}: {name} = {value}: {reason}, e.g. {example}")]
     Hook {
         file: String,
@@ -106,7 +113,9 @@ pub enum SourceError {
         reason: String,
         example: String,
     },
-    #[error("failed to read config file {file}: {detail}")]
+    /// `detail` is one line for a missing file, a traceback for a file
+    /// that raised.
+    #[error("failed to read config file {file}:{}{detail}", if .detail.contains('\n') { "\n" } else { " " })]
     Read { file: String, detail: String },
 }
 
@@ -131,6 +140,20 @@ impl fmt::Display for Example<'_> {
         match self.0.example {
             "" => Ok(()),
             example => write!(f, ", e.g. {example}"),
+        }
+    }
+}
+
+struct UnknownHint(Option<&'static str>);
+
+impl fmt::Display for UnknownHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(name) => write!(f, "did you mean {name:?}?"),
+            None => f.write_str(
+                "not a gunicorn setting or hook; start helper names with \"_\" so they \
+                 are not read as settings",
+            ),
         }
     }
 }
@@ -171,9 +194,10 @@ mod tests {
             err.conf_line(),
             "workers = \"four\": expected a positive integer, e.g. workers = 4"
         );
-        let file = SourceError::InFile {
+        let file = SourceError::UnknownName {
             file: "gunicorn.conf.py".into(),
-            error: SettingError::unknown("worker", Some("workers")),
+            name: "worker".into(),
+            suggestion: Some("workers"),
         };
         assert_eq!(
             file.to_string(),

@@ -71,10 +71,12 @@ impl ConfLoader for PyConfLoader<'_> {
 }
 
 fn read_error(conf: &Bound<'_, PyModule>, shown: &str, err: PyErr) -> SourceError {
+    let fallback = err.to_string();
+    // into_value keeps the traceback attached, so the user sees their line.
     let detail = conf
-        .call_method1("describe_failure", (err.value(conf.py()),))
+        .call_method1("describe_failure", (err.into_value(conf.py()),))
         .and_then(|d| d.extract::<String>())
-        .unwrap_or_else(|_| err.to_string());
+        .unwrap_or(fallback);
     SourceError::Read {
         file: shown.to_owned(),
         detail: detail.trim_end().to_owned(),

@@ -430,16 +430,16 @@ impl Values {
     }
 }
 
-/// The layering API for the conf-file and GUNICORN_CMD_ARGS resolver,
-/// exercised by tests until that resolver lands.
-#[allow(dead_code)]
+/// The layering API `resolve.rs` stacks sources with.
 impl Values {
     /// Every setting at its default.
+    #[allow(dead_code)] // tests
     pub fn defaults(env: Env<'_>) -> Result<Self, SettingError> {
         Values::default().with_defaults(env)
     }
 
     /// Sets a value by conf name; unknown names suggest the nearest one.
+    #[allow(dead_code)] // tests
     pub fn set(&mut self, name: &str, raw: Value) -> Result<(), SettingError> {
         let setting = find(name).ok_or_else(|| SettingError::unknown(name, closest(name)))?;
         self.set_setting(setting, raw)
@@ -456,6 +456,7 @@ impl Values {
         self.map.extend(higher.map);
     }
 
+    #[allow(dead_code)] // tests
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
         self.map.iter().map(|(k, v)| (*k, v))
     }

@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 use clap::Command;
 
 use super::cli::{self, CliArgs};
-use super::error::{SettingError, SourceError};
+use super::error::SourceError;
 use super::hooks::{self, HookFn, HookSpec, Hooks};
 use super::registry::{self, Compat, Env, Value, Values, SETTINGS};
 use super::shlex;
@@ -112,9 +112,7 @@ pub fn resolve(
         values = layer;
         hooks = file_hooks;
     }
-    let mut explicit: Vec<&'static str> = values.iter().map(|(name, _)| name).collect();
     for layer in env_layers.into_iter().chain([args.values]) {
-        explicit.extend(layer.iter().map(|(name, _)| name));
         values.overlay(layer);
     }
     let values = values
@@ -122,9 +120,9 @@ pub fn resolve(
         .map_err(|e| Stop::Usage(cmd.error(ErrorKind::ValueValidation, e)))?;
     Ok(Resolved {
         app: args.app,
+        warnings: ignored_warnings(&values, env),
         values,
         hooks,
-        warnings: ignored_warnings(&explicit),
     })
 }
 
@@ -165,41 +163,57 @@ fn env_layer(cmd: &mut Command, var: &'static str, raw: &str) -> Result<Values, 
 fn file_layer(file: ConfFile) -> Result<(Values, Hooks), SourceError> {
     let mut values = Values::default();
     let mut hooks = Hooks::default();
-    let in_file = |error: SettingError| SourceError::InFile {
-        file: file.shown.clone(),
-        error,
-    };
     for entry in file.entries {
-        match entry {
-            Entry::Hook(spec, func) => hooks.insert(spec, func),
-            Entry::Value(name, raw) => match registry::find(&name) {
-                Some(setting) => values.set_setting(setting, raw).map_err(in_file)?,
-                None => {
-                    let names = SETTINGS.iter().map(|s| s.name);
-                    let near = registry::closest_among(
-                        &name,
-                        names.chain(hooks::HOOKS.iter().map(|h| h.name)),
-                    );
-                    return Err(in_file(SettingError::unknown(&name, near)));
-                }
-            },
+        let (name, raw) = match entry {
+            Entry::Hook(spec, func) => {
+                hooks.insert(spec, func);
+                continue;
+            }
+            Entry::Value(name, raw) => (name, raw),
+        };
+        if let Some(setting) = registry::find(&name) {
+            values
+                .set_setting(setting, raw)
+                .map_err(|error| SourceError::InFile {
+                    file: file.shown.clone(),
+                    error,
+                })?;
+            continue;
         }
+        let lower = name.to_ascii_lowercase();
+        let is_name = |n: &str| registry::find(n).is_some() || hooks::find(n).is_some();
+        // Settings are lower-case; gunicorn skips other names, and
+        // UPPER_CASE constants are common in conf files. Only a case slip
+        // of a real name is worth stopping for.
+        if lower != name && !is_name(&lower) {
+            continue;
+        }
+        let names = SETTINGS.iter().map(|s| s.name);
+        let suggestion =
+            registry::closest_among(&name, names.chain(hooks::HOOKS.iter().map(|h| h.name)));
+        return Err(SourceError::UnknownName {
+            file: file.shown,
+            name,
+            suggestion,
+        });
     }
     Ok((values, hooks))
 }
 
-/// gunicorn's flags that ferricorn accepts but does not honour get one line
-/// each, so nothing is silently dropped.
-fn ignored_warnings(explicit: &[&'static str]) -> Vec<String> {
+/// gunicorn's settings that ferricorn accepts but does not honour get one
+/// line each when they are set to anything but their default, so nothing is
+/// silently dropped.
+fn ignored_warnings(values: &Values, env: Env<'_>) -> Vec<String> {
     SETTINGS
         .iter()
-        .filter(|s| explicit.contains(&s.name))
         .filter_map(|s| match s.compat {
-            Compat::Ignored(instead) => Some(match s.long_flag() {
-                Some(flag) => format!("{flag} / {} has no effect in ferricorn: {instead}", s.name),
-                None => format!("{} has no effect in ferricorn: {instead}", s.name),
-            }),
+            Compat::Ignored(instead) => Some((s, instead)),
             _ => None,
+        })
+        .filter(|(s, _)| values.get(s.name) != s.check(s.default.value(env)).ok().as_ref())
+        .map(|(s, instead)| match s.long_flag() {
+            Some(flag) => format!("{flag} / {} has no effect in ferricorn: {instead}", s.name),
+            None => format!("{} has no effect in ferricorn: {instead}", s.name),
         })
         .collect()
 }
@@ -397,6 +411,29 @@ mod tests {
         assert!(
             source_error(&["a"], &conf).contains("(did you mean \"post_fork\"?)"),
             "hooks are suggested too"
+        );
+        let conf = Fake::default().with("gunicorn.conf.py", vec![("helper", Value::Int(1))]);
+        assert_eq!(
+            source_error(&["a"], &conf),
+            "gunicorn.conf.py: unknown setting \"helper\" (not a gunicorn setting or hook; \
+             start helper names with \"_\" so they are not read as settings)"
+        );
+    }
+
+    #[test]
+    fn upper_case_constants_are_skipped_but_a_case_slip_is_not() {
+        let conf = Fake::default().with(
+            "gunicorn.conf.py",
+            vec![
+                ("BASE_DIR", Value::Str("/srv".into())),
+                ("workers", Value::Int(2)),
+            ],
+        );
+        assert_eq!(ok(&["a"], &[], &conf).values.int("workers").unwrap(), 2);
+        let conf = Fake::default().with("gunicorn.conf.py", vec![("Workers", Value::Int(2))]);
+        assert_eq!(
+            source_error(&["a"], &conf),
+            "gunicorn.conf.py: unknown setting \"Workers\" (did you mean \"workers\"?)"
         );
     }
 
