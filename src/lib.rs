@@ -23,23 +23,22 @@ use settings::Parsed;
 /// Runs the server with a full argv (program name first). Returns the process exit code.
 #[pyfunction]
 fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
-    let settings = match settings::parse_args(&argv) {
+    let settings = match settings::parse_args(py, &argv) {
         Parsed::Run(s) => s,
+        Parsed::Check { settings, printed } => return check(py, &settings, printed),
         Parsed::Exit {
             code,
             output,
             to_stderr,
         } => {
-            use std::io::Write;
-            let _ = if to_stderr {
-                std::io::stderr().write_all(output.as_bytes())
-            } else {
-                std::io::stdout().write_all(output.as_bytes())
-            };
+            print_out(&output, to_stderr);
             return code;
         }
     };
     crate::errorlog::init(settings.log_level);
+    for warning in &settings.warnings {
+        ::log::warn!("{warning}");
+    }
     match server::run(py, argv, settings) {
         Ok(()) => 0,
         Err(e @ (error::Error::ChildExit(_) | error::Error::Halt(_))) => e.exit_code(),
@@ -48,6 +47,36 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// `--check-config` / `--print-config`: print the listing, import the app
+/// as a worker would, and exit 0 quietly or 1 with the error.
+fn check(py: Python<'_>, settings: &settings::Settings, printed: Option<String>) -> i32 {
+    if let Some(text) = printed {
+        print_out(&text, false);
+    }
+    crate::errorlog::init(settings.log_level);
+    for warning in &settings.warnings {
+        print_out(&format!("warning: {warning}\n"), true);
+    }
+    match server::check_app(py, settings) {
+        Ok(()) => 0,
+        Err(e) => {
+            print_out(&format!("error: {e}\n"), true);
+            // gunicorn exits 1 for any --check-config failure
+            1
+        }
+    }
+}
+
+fn print_out(text: &str, to_stderr: bool) {
+    use std::io::Write;
+    let _ = if to_stderr {
+        std::io::stderr().write_all(text.as_bytes())
+    } else {
+        let mut out = std::io::stdout();
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    };
 }
 
 #[pymodule]

@@ -19,14 +19,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
         crate::process::daemon::daemonize_with(py, s.enable_stdio_inheritance)?;
     }
     log::info!("Starting ferricorn {VERSION}");
-    if let Some(dir) = &s.chdir {
-        std::env::set_current_dir(dir).map_err(|source| Error::Chdir {
-            path: dir.clone(),
-            source,
-        })?;
-    }
-    let loader = py.import("ferricorn._loader")?;
-    loader.call_method1("prepare_path", (PyList::new(py, &s.pythonpath)?,))?;
+    enter_app_dir(py, &s)?;
     // Python's own SIGINT handler would raise KeyboardInterrupt inside whatever app code the
     // main thread runs; the master and the workers' runtimes own signals instead.
     let signal = py.import("signal")?;
@@ -95,6 +88,26 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     Arbiter::new(opts, listeners, pidfile)?.run(py)?;
     log::info!("Shutting down: Master");
     Ok(())
+}
+
+/// --chdir, then the working directory and --pythonpath onto sys.path, as
+/// the app's import needs them.
+fn enter_app_dir(py: Python<'_>, s: &Settings) -> Result<(), Error> {
+    if let Some(dir) = &s.chdir {
+        std::env::set_current_dir(dir).map_err(|source| Error::Chdir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let loader = py.import("ferricorn._loader")?;
+    loader.call_method1("prepare_path", (PyList::new(py, &s.pythonpath)?,))?;
+    Ok(())
+}
+
+/// --check-config: the app imports with these settings. Nothing is bound.
+pub fn check_app(py: Python<'_>, s: &Settings) -> Result<(), Error> {
+    enter_app_dir(py, s)?;
+    load_app(py, &s.app).map(drop)
 }
 
 /// The listening sockets: handed over by a previous master (USR2), by systemd socket

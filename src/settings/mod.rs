@@ -1,28 +1,37 @@
-//! Server settings: gunicorn's settings registry, the command line built from
-//! it, and the typed `Settings` the rest of the server reads.
+//! Server settings: gunicorn's settings registry, the sources it is read
+//! from, and the typed `Settings` the rest of the server reads.
 //!
-//! Flow: each source (today argv; later gunicorn.conf.py and
-//! GUNICORN_CMD_ARGS) yields a validated `Values` layer; layers are stacked
+//! Flow: each source (argv, `GUNICORN_CMD_ARGS`, `FERRICORN_CMD_ARGS`, a
+//! gunicorn.conf.py) yields a validated `Values` layer; `resolve` stacks them
 //! default < file < env < argv; only the merged layer is converted to
-//! `Settings`. This module owns that conversion and must stay free of I/O
-//! beyond reading the environment and checking paths: binding sockets and
-//! importing the app happen elsewhere.
+//! `Settings`. This module owns that conversion and the outcome (`Parsed`);
+//! it must stay free of I/O beyond reading the environment, checking paths
+//! and running the conf file: binding sockets and importing the app happen
+//! elsewhere.
 
 pub mod cli;
 pub mod defs;
 pub mod error;
+pub mod file;
+pub mod hooks;
+pub mod print;
 pub mod registry;
+pub mod resolve;
+pub mod shlex;
 
 use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use log::LevelFilter;
+use pyo3::Python;
 
 use crate::net::BindAddr;
 pub use error::SettingError;
-// The conf-file loader and docs renderer will use these; not all are yet.
+pub use hooks::Hooks;
+// The docs renderer will use these; not all are yet.
 #[allow(unused_imports)]
 pub use registry::{Env, Setting, Value, Values, SETTINGS};
+use resolve::{ConfLoader, Stop};
 
 /// The crate version, as `--version` prints it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -76,6 +85,11 @@ pub struct Settings {
     /// Umask for unix socket files; at most 0o777.
     pub umask: u32,
     pub reuse_port: bool,
+    /// Callables from the conf file, by hook name.
+    pub hooks: Hooks,
+    /// One line per gunicorn setting that was given but has no effect here;
+    /// logged at startup.
+    pub warnings: Vec<String>,
 }
 
 /// The outcome of reading the command line.
@@ -85,6 +99,12 @@ pub struct Settings {
 #[allow(clippy::large_enum_variant)]
 pub enum Parsed {
     Run(Settings),
+    /// `--check-config` or `--print-config`: print `printed` (if any) to
+    /// stdout, import the app, exit.
+    Check {
+        settings: Settings,
+        printed: Option<String>,
+    },
     /// Help, version or a usage error: print `output` and exit with `code`.
     Exit {
         code: i32,
@@ -103,26 +123,62 @@ impl Parsed {
     }
 }
 
-/// Reads argv (argv[0] is the program name) and the process environment.
-pub fn parse_args(argv: &[String]) -> Parsed {
-    parse_args_with_env(argv, Env::process())
+/// Reads argv (argv[0] is the program name), the process environment and the
+/// conf file, which `py` executes.
+pub fn parse_args(py: Python<'_>, argv: &[String]) -> Parsed {
+    parse_args_with(argv, Env::process(), &file::PyConfLoader::new(py))
 }
 
-/// `parse_args` with an explicit environment, for tests.
+/// `parse_args` with an explicit environment and no conf file, for tests.
+#[cfg(test)]
 pub fn parse_args_with_env(argv: &[String], env: Env<'_>) -> Parsed {
-    let mut cmd = cli::command();
-    let args = match cli::parse(&mut cmd, argv) {
-        Ok(args) => args,
-        Err(err) => return Parsed::from_clap(err),
-    };
-    if args.version {
-        return Parsed::Exit {
-            code: 0,
-            output: format!("{} (version {VERSION})\n", cli::BIN_NAME),
-            to_stderr: false,
-        };
+    struct NoConf;
+    impl ConfLoader for NoConf {
+        fn exists(&self, _: &str) -> bool {
+            false
+        }
+        fn load(&self, _: &str, shown: &str) -> Result<resolve::ConfFile, error::SourceError> {
+            Err(error::SourceError::Read {
+                file: shown.to_owned(),
+                detail: "no conf files in tests".to_owned(),
+            })
+        }
     }
-    let Some(app) = args.app else {
+    parse_args_with(argv, env, &NoConf)
+}
+
+/// Resolves every source, then decides what to do with the result.
+pub fn parse_args_with(argv: &[String], env: Env<'_>, loader: &dyn ConfLoader) -> Parsed {
+    let mut cmd = cli::command();
+    let resolved = match resolve::resolve(&mut cmd, argv, env, loader) {
+        Ok(r) => r,
+        Err(Stop::Version) => {
+            return Parsed::Exit {
+                code: 0,
+                output: format!("{} (version {VERSION})\n", cli::BIN_NAME),
+                to_stderr: false,
+            }
+        }
+        Err(Stop::Usage(err)) => return Parsed::from_clap(err),
+        Err(Stop::EnvUsage { code, output }) => {
+            return Parsed::Exit {
+                code,
+                output,
+                to_stderr: true,
+            }
+        }
+        Err(Stop::Source(err)) => {
+            return Parsed::Exit {
+                code: 1,
+                output: format!("error: {err}\n"),
+                to_stderr: true,
+            }
+        }
+    };
+    let values = resolved.values;
+    // The command line's APP wins over the conf file's wsgi_app.
+    let wsgi_app = values.opt_str("wsgi_app").ok().flatten().map(str::to_owned);
+    let Some(app) = resolved.app.or(wsgi_app) else {
         // Gunicorn's wording, with usage, via argparse's error path (exit 2).
         let err = cmd.error(
             ErrorKind::MissingRequiredArgument,
@@ -130,14 +186,18 @@ pub fn parse_args_with_env(argv: &[String], env: Env<'_>) -> Parsed {
         );
         return Parsed::from_clap(err);
     };
-    let resolved = args
-        .values
-        .with_defaults(env)
-        .and_then(|values| Settings::from_values(app, &values));
-    match resolved {
-        Ok(settings) => Parsed::Run(settings),
-        Err(err) => Parsed::from_clap(cmd.error(ErrorKind::ValueValidation, err)),
+    let mut settings = match Settings::from_values(app, &values) {
+        Ok(s) => s,
+        Err(err) => return Parsed::from_clap(cmd.error(ErrorKind::ValueValidation, err)),
+    };
+    settings.hooks = resolved.hooks;
+    settings.warnings = resolved.warnings;
+    let print = values.bool("print_config").unwrap_or(false);
+    if print || values.bool("check_config").unwrap_or(false) {
+        let printed = print.then(|| print::render(&values, &settings.hooks));
+        return Parsed::Check { settings, printed };
     }
+    Parsed::Run(settings)
 }
 
 impl Settings {
@@ -177,6 +237,8 @@ impl Settings {
             group: opt_int_as(values, "group")?,
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
+            hooks: Hooks::default(),
+            warnings: Vec::new(),
         })
     }
 }
@@ -306,6 +368,8 @@ mod tests {
                 group: None,
                 umask: 0,
                 reuse_port: false,
+                hooks: Hooks::default(),
+                warnings: vec![],
             }
         );
     }

@@ -25,6 +25,9 @@ pub enum Value {
     Int(i64),
     Str(String),
     List(Vec<String>),
+    /// Any other Python object from a conf file (a float, a dict...), kept
+    /// as its `repr` so that the validator's refusal can quote it.
+    Object(String),
 }
 
 /// Renders roughly as the user wrote it, so errors can quote the bad value.
@@ -37,6 +40,7 @@ impl fmt::Display for Value {
             Value::Int(i) => write!(f, "{i}"),
             Value::Str(s) => write!(f, "{s:?}"),
             Value::List(items) => f.debug_list().entries(items).finish(),
+            Value::Object(repr) => f.write_str(repr),
         }
     }
 }
@@ -75,8 +79,11 @@ impl Env<'static> {
 /// output is grouped under these headings in this order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
+    ConfigFile,
+    Debugging,
     Logging,
     ProcessNaming,
+    Ssl,
     Security,
     ServerMechanics,
     ServerSocket,
@@ -86,8 +93,11 @@ pub enum Section {
 impl Section {
     pub fn title(self) -> &'static str {
         match self {
+            Section::ConfigFile => "Config File",
+            Section::Debugging => "Debugging",
             Section::Logging => "Logging",
             Section::ProcessNaming => "Process Naming",
+            Section::Ssl => "SSL",
             Section::Security => "Security",
             Section::ServerMechanics => "Server Mechanics",
             Section::ServerSocket => "Server Socket",
@@ -154,7 +164,6 @@ impl fmt::Display for DefaultValue {
 /// How faithfully ferricorn implements a gunicorn setting, so users and the
 /// docs page can tell "accepted and honoured" from "accepted and ignored".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code)] // Ignored waits for the first setting accepted without effect
 pub enum Compat {
     /// Same meaning and effect as in gunicorn.
     Full,
@@ -200,6 +209,22 @@ impl Setting {
         self.cli.iter().copied().find(|f| f.starts_with("--"))
     }
 
+    /// The example as a conf-file line: `--workers 4` becomes `workers = 4`.
+    /// Conf-only settings already declare theirs in that form.
+    pub fn conf_example(&self) -> String {
+        let Some(flag) = self.long_flag() else {
+            return self.example.to_owned();
+        };
+        let words = self.example.strip_prefix(flag).unwrap_or("").trim();
+        let literal = match (self.action, (self.validate)(Value::Str(words.to_owned()))) {
+            (Action::StoreTrue, _) => "True".to_owned(),
+            (_, Ok(Value::Int(n))) => n.to_string(),
+            (_, Ok(Value::List(items))) => format!("{items:?}"),
+            _ => format!("{words:?}"),
+        };
+        format!("{} = {literal}", self.name)
+    }
+
     /// Validates `raw`, wrapping a refusal with this setting's flag, name
     /// and example.
     pub fn check(&'static self, raw: Value) -> Result<Value, SettingError> {
@@ -212,8 +237,11 @@ impl Setting {
 /// file under `defs/` and one line here; adding a setting touches only its
 /// section file.
 const PARTS: &[&[Setting]] = &[
+    defs::config_file::SETTINGS,
+    defs::debugging::SETTINGS,
     defs::logging::SETTINGS,
     defs::process_naming::SETTINGS,
+    defs::ssl::SETTINGS,
     defs::security::SETTINGS,
     defs::server_mechanics::SETTINGS,
     defs::server_socket::SETTINGS,
@@ -259,12 +287,18 @@ pub fn find(name: &str) -> Option<&'static Setting> {
 }
 
 /// The conf name nearest to a misspelt one, for "did you mean" hints.
-#[allow(dead_code)] // called by Values::set, which the conf-file loader uses
 pub fn closest(name: &str) -> Option<&'static str> {
+    closest_among(name, SETTINGS.iter().map(|s| s.name))
+}
+
+/// `closest` over any list of names (the conf-file loader adds hook names).
+pub fn closest_among(
+    name: &str,
+    candidates: impl Iterator<Item = &'static str>,
+) -> Option<&'static str> {
     let name = name.to_ascii_lowercase().replace('-', "_");
-    SETTINGS
-        .iter()
-        .map(|s| (edit_distance(&name, s.name), s.name))
+    candidates
+        .map(|candidate| (edit_distance(&name, candidate), candidate))
         .filter(|&(d, candidate)| d <= (candidate.len() / 3).max(2))
         .min_by_key(|&(d, _)| d)
         .map(|(_, candidate)| candidate)
@@ -396,16 +430,16 @@ impl Values {
     }
 }
 
-/// The layering API for the conf-file and GUNICORN_CMD_ARGS resolver,
-/// exercised by tests until that resolver lands.
-#[allow(dead_code)]
+/// The layering API `resolve.rs` stacks sources with.
 impl Values {
     /// Every setting at its default.
+    #[allow(dead_code)] // tests
     pub fn defaults(env: Env<'_>) -> Result<Self, SettingError> {
         Values::default().with_defaults(env)
     }
 
     /// Sets a value by conf name; unknown names suggest the nearest one.
+    #[allow(dead_code)] // tests
     pub fn set(&mut self, name: &str, raw: Value) -> Result<(), SettingError> {
         let setting = find(name).ok_or_else(|| SettingError::unknown(name, closest(name)))?;
         self.set_setting(setting, raw)
@@ -422,6 +456,7 @@ impl Values {
         self.map.extend(higher.map);
     }
 
+    #[allow(dead_code)] // tests
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
         self.map.iter().map(|(k, v)| (*k, v))
     }
@@ -462,12 +497,19 @@ mod tests {
             );
             assert!(!s.cost.is_empty(), "{}: cost", s.name);
             assert!(!s.section.title().is_empty());
-            assert!(s.long_flag().is_some(), "{}: has a --flag", s.name);
-            assert!(
-                s.example.starts_with(s.long_flag().unwrap()),
-                "{}: example uses the flag",
-                s.name
-            );
+            match s.long_flag() {
+                Some(flag) => assert!(
+                    s.example.starts_with(flag),
+                    "{}: example uses the flag",
+                    s.name
+                ),
+                // gunicorn's conf-only settings (wsgi_app) show a conf line.
+                None => assert!(
+                    s.cli.is_empty() && s.example.starts_with(&format!("{} = ", s.name)),
+                    "{}: a conf-only setting's example is a conf line",
+                    s.name
+                ),
+            }
             for flag in s.cli {
                 assert!(flag.starts_with('-'), "{}: {flag}", s.name);
             }
@@ -500,7 +542,7 @@ mod tests {
 
     #[test]
     fn every_example_value_passes_the_validator() {
-        for s in SETTINGS {
+        for s in SETTINGS.iter().filter(|s| !s.cli.is_empty()) {
             let mut words = s.example.split_whitespace().skip(1);
             if let Some(word) = words.next() {
                 let raw = match s.action {
@@ -529,7 +571,10 @@ mod tests {
                 .find_map(|g| s.check(g.clone()).err())
                 .unwrap_or_else(|| panic!("{}: accepted every garbage value", s.name));
             let text = err.to_string();
-            let subject = format!("{} / {} = ", s.long_flag().unwrap(), s.name);
+            let subject = match s.long_flag() {
+                Some(flag) => format!("{flag} / {} = ", s.name),
+                None => format!("{} = ", s.name),
+            };
             assert!(text.starts_with(&subject), "{text}");
             assert!(text.ends_with(&format!("e.g. {}", s.example)), "{text}");
         }
@@ -579,6 +624,25 @@ mod tests {
             Value::List(vec!["a".into(), "b".into()]).to_string(),
             "[\"a\", \"b\"]"
         );
+    }
+
+    #[test]
+    fn conf_examples_are_python_lines() {
+        let example = |name| find(name).unwrap().conf_example();
+        assert_eq!(example("workers"), "workers = 4");
+        assert_eq!(example("bind"), "bind = [\"127.0.0.1:8000\"]");
+        assert_eq!(example("preload_app"), "preload_app = True");
+        assert_eq!(example("pidfile"), "pidfile = \"/run/ferricorn.pid\"");
+        assert_eq!(example("wsgi_app"), find("wsgi_app").unwrap().example);
+    }
+
+    #[test]
+    fn closest_among_considers_only_the_given_names() {
+        assert_eq!(
+            closest_among("post_frok", ["post_fork", "pre_fork"].into_iter()),
+            Some("post_fork")
+        );
+        assert_eq!(closest_among("post_frok", std::iter::empty()), None);
     }
 
     #[test]

@@ -6,11 +6,14 @@
 //! other settings (cross-setting rules belong to resolution) and must not
 //! produce typed `Settings` fields (that is `settings/mod.rs`).
 
+pub mod config_file;
+pub mod debugging;
 pub mod logging;
 pub mod process_naming;
 pub mod security;
 pub mod server_mechanics;
 pub mod server_socket;
+pub mod ssl;
 pub mod worker_processes;
 
 use super::registry::Value;

@@ -109,6 +109,27 @@ becomes FILE.oldbin. If not set, no PID file is written.",
         compat: Compat::Full,
     },
     Setting {
+        name: "worker_tmp_dir",
+        section: Section::ServerMechanics,
+        cli: &["--worker-tmp-dir"],
+        meta: "DIR",
+        action: Action::Store,
+        default: DefaultValue::None,
+        validate: |raw| opt_string(raw, "a directory path"),
+        example: "--worker-tmp-dir /dev/shm",
+        short: "A directory to use for the worker heartbeat temporary file.",
+        desc: "A directory to use for the worker heartbeat temporary file.\n\
+\n\
+gunicorn's workers signal liveness by touching a temporary file there. \
+ferricorn's workers report to the master through shared memory instead, so \
+no file is written: the setting is accepted with a warning and has no \
+effect.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored(
+            "workers report liveness through shared memory, so no heartbeat file is written",
+        ),
+    },
+    Setting {
         name: "user",
         section: Section::ServerMechanics,
         cli: &["-u", "--user"],

@@ -5,6 +5,32 @@
 use super::int_in;
 use crate::settings::registry::{Action, Compat, DefaultValue, Env, Section, Setting, Value};
 
+/// `-k` values that run WSGI in ferricorn's threaded workers, canonicalised.
+const WSGI_WORKERS: &[(&str, &str)] = &[
+    ("sync", "sync"),
+    ("gunicorn.workers.sync.SyncWorker", "sync"),
+    ("gthread", "gthread"),
+    ("gunicorn.workers.gthread.ThreadWorker", "gthread"),
+];
+
+const ASGI_WORKERS: &[&str] = &[
+    "asgi",
+    "gunicorn.workers.gasgi.ASGIWorker",
+    "uvicorn.workers.UvicornWorker",
+    "uvicorn.workers.UvicornH11Worker",
+    "uvicorn_worker.UvicornWorker",
+    "uvicorn_worker.UvicornH11Worker",
+];
+
+const GREEN_WORKERS: &[&str] = &[
+    "gevent",
+    "eventlet",
+    "tornado",
+    "gunicorn.workers.ggevent.GeventWorker",
+    "gunicorn.workers.geventlet.EventletWorker",
+    "gunicorn.workers.gtornado.TornadoWorker",
+];
+
 pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "workers",
@@ -33,6 +59,50 @@ some platforms, such as Heroku, do), otherwise 1.",
 with --preload, which shares pages until they are written). Workers beyond \
 the number of cores add context switches, not throughput, for CPU-bound apps.",
         compat: Compat::Partial("0 workers is refused rather than starting a master with none"),
+    },
+    Setting {
+        name: "worker_class",
+        section: Section::WorkerProcesses,
+        cli: &["-k", "--worker-class"],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::Str("sync"),
+        validate: validate_worker_class,
+        example: "--worker-class gthread",
+        short: "The type of workers to use.",
+        desc: "The type of workers to use.\n\
+\n\
+ferricorn's workers are native threads serving WSGI, so `sync` (the \
+default) and `gthread` are the same worker: concurrency per process is \
+--threads either way. gunicorn's class paths for them \
+(gunicorn.workers.sync.SyncWorker, gunicorn.workers.gthread.ThreadWorker) \
+are accepted too. ASGI workers (asgi, uvicorn.workers.UvicornWorker) and \
+green-thread workers (gevent, eventlet, tornado) are refused with an error \
+saying what to use instead; custom worker classes are not supported.",
+        cost: "None; see --threads and --workers for what concurrency costs.",
+        compat: Compat::Partial(
+            "sync and gthread only (both threaded); no ASGI, green-thread or custom workers",
+        ),
+    },
+    Setting {
+        name: "worker_connections",
+        section: Section::WorkerProcesses,
+        cli: &["--worker-connections"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(1000),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative integer"),
+        example: "--worker-connections 1000",
+        short: "The maximum number of simultaneous clients.",
+        desc: "The maximum number of simultaneous clients.\n\
+\n\
+In gunicorn this only affects the eventlet and gevent workers, which \
+ferricorn does not have; it is accepted with a warning and has no effect. \
+A ferricorn worker serves --threads requests at once.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored(
+            "ferricorn has no async workers; each worker serves --threads requests at once",
+        ),
     },
     Setting {
         name: "threads",
@@ -194,6 +264,31 @@ slow requests mid-response.",
     },
 ];
 
+/// Canonicalises the WSGI worker names and says what to do instead for the
+/// worker kinds ferricorn does not have.
+fn validate_worker_class(raw: Value) -> Result<Value, String> {
+    let Value::Str(name) = raw else {
+        return Err("expected a worker class name such as sync or gthread".to_owned());
+    };
+    let name = name.trim();
+    if let Some((_, canonical)) = WSGI_WORKERS.iter().find(|(alias, _)| *alias == name) {
+        return Ok(Value::Str((*canonical).to_owned()));
+    }
+    if ASGI_WORKERS.contains(&name) {
+        return Err("ASGI is not supported yet by ferricorn; serve a WSGI app \
+(ferricorn runs it with the sync worker), or use uvicorn for ASGI apps for now"
+            .to_owned());
+    }
+    if GREEN_WORKERS.contains(&name) {
+        return Err(format!(
+            "ferricorn has no {name} workers; for many concurrent requests use \
+threads instead (--threads N, e.g. --threads 32), or an ASGI app once \
+ferricorn supports ASGI"
+        ));
+    }
+    Err("expected sync or gthread (custom worker classes are not supported)".to_owned())
+}
+
 /// Gunicorn reads WEB_CONCURRENCY when it loads its config; a value that is
 /// not a number is reported by the validator as the default's fault.
 fn workers_default(env: Env<'_>) -> Value {
@@ -282,6 +377,64 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn sync_and_gthread_and_their_gunicorn_paths_are_accepted() {
+        let class = find("worker_class").unwrap();
+        for (given, canonical) in [
+            ("sync", "sync"),
+            ("gunicorn.workers.sync.SyncWorker", "sync"),
+            ("gthread", "gthread"),
+            ("gunicorn.workers.gthread.ThreadWorker", "gthread"),
+        ] {
+            assert_eq!(
+                class.check(Value::Str(given.into())).unwrap(),
+                Value::Str(canonical.into())
+            );
+        }
+    }
+
+    #[test]
+    fn asgi_worker_classes_are_refused_as_unsupported_asgi() {
+        let class = find("worker_class").unwrap();
+        for given in [
+            "asgi",
+            "uvicorn.workers.UvicornWorker",
+            "uvicorn_worker.UvicornWorker",
+        ] {
+            let err = class
+                .check(Value::Str(given.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "--worker-class / worker_class = {given:?}: ASGI is not supported yet by ferricorn"
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn green_thread_worker_classes_suggest_threads() {
+        let class = find("worker_class").unwrap();
+        for given in ["gevent", "eventlet", "tornado"] {
+            let err = class
+                .check(Value::Str(given.into()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("ferricorn has no {given} workers")),
+                "{err}"
+            );
+            assert!(err.contains("--threads N"), "{err}");
+        }
+        let err = class
+            .check(Value::Str("myapp.Worker".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected sync or gthread"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,82 @@
+//! Gunicorn's "Debugging" section: --check-config and --print-config, which
+//! stop after resolution (`settings::resolve` turns them into
+//! `Parsed::Check`), and the reloader flags ferricorn accepts but ignores.
+
+use super::boolean;
+use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting};
+
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "reload",
+        section: Section::Debugging,
+        cli: &["--reload"],
+        meta: "",
+        action: Action::StoreTrue,
+        default: DefaultValue::Bool(false),
+        validate: boolean,
+        example: "--reload",
+        short: "Restart workers when code changes.",
+        desc: "Restart workers when code changes.\n\
+\n\
+In gunicorn this watches the application's source files and restarts \
+workers when one changes. ferricorn has no reloader yet: the flag is \
+accepted with a warning and has no effect.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored(
+            "ferricorn has no code reloader; send HUP to the master to reload workers",
+        ),
+    },
+    Setting {
+        name: "spew",
+        section: Section::Debugging,
+        cli: &["--spew"],
+        meta: "",
+        action: Action::StoreTrue,
+        default: DefaultValue::Bool(false),
+        validate: boolean,
+        example: "--spew",
+        short: "Install a trace function that spews every line executed by the server.",
+        desc: "Install a trace function that spews every line executed by the server.\n\
+\n\
+This is the nuclear option in gunicorn. ferricorn's server is not Python, \
+so there are no lines to trace: the flag is accepted with a warning and has \
+no effect.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("the server is not Python code; use --log-level debug"),
+    },
+    Setting {
+        name: "check_config",
+        section: Section::Debugging,
+        cli: &["--check-config"],
+        meta: "",
+        action: Action::StoreTrue,
+        default: DefaultValue::Bool(false),
+        validate: boolean,
+        example: "--check-config",
+        short: "Check the configuration and exit.",
+        desc: "Check the configuration and exit.\n\
+\n\
+Reads every source (conf file, GUNICORN_CMD_ARGS, FERRICORN_CMD_ARGS, the \
+command line) and imports the application, then exits: 0 and no output when \
+all is well, non-zero with the error otherwise. Nothing is bound.",
+        cost: "None; the application is imported once.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "print_config",
+        section: Section::Debugging,
+        cli: &["--print-config"],
+        meta: "",
+        action: Action::StoreTrue,
+        default: DefaultValue::Bool(false),
+        validate: boolean,
+        example: "--print-config",
+        short: "Print the configuration settings as fully resolved. Implies --check-config.",
+        desc: "Print the configuration settings as fully resolved. Implies --check-config.\n\
+\n\
+Prints every setting, one `name = value` line each in name order, after \
+all sources are merged, then checks the application as --check-config does.",
+        cost: "None.",
+        compat: Compat::Full,
+    },
+];
