@@ -2,13 +2,10 @@
 //! announce, then hand over to the arbiter. Everything that can fail because of the user's
 //! input fails here, before any worker is forked.
 
-use std::time::Duration;
-
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::error::Error;
-use crate::http::request::Limits;
 use crate::master::{Arbiter, MasterOptions};
 use crate::net::{BindOptions, Listener};
 use crate::process::PidFile;
@@ -65,26 +62,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
         None
     };
 
-    let opts = MasterOptions {
-        argv,
-        proc_name: s.proc_name.clone().unwrap_or_else(|| s.app.clone()),
-        app_spec: s.app.clone(),
-        preloaded,
-        workers: s.workers,
-        threads: s.threads,
-        timeout: Duration::from_secs(s.timeout),
-        graceful_timeout: Duration::from_secs(s.graceful_timeout),
-        max_requests: s.max_requests,
-        max_requests_jitter: s.max_requests_jitter,
-        max_worker_memory: s.max_worker_memory << 20,
-        daemon: s.daemon,
-        limits: Limits {
-            request_line: s.limit_request_line,
-            fields: s.limit_request_fields,
-            field_size: s.limit_request_field_size,
-        },
-        keepalive: Duration::from_secs(s.keepalive),
-    };
+    let opts = MasterOptions::from_settings(&s, argv, preloaded);
     Arbiter::new(opts, listeners, pidfile)?.run(py)?;
     log::info!("Shutting down: Master");
     Ok(())

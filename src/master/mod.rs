@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use crate::error::{Error, EXIT_APP_LOAD};
 use crate::net::Listener;
 use crate::process::PidFile;
+use crate::settings::{Parsed, Settings};
 use crate::worker::{self, BootOptions, MasterLink, WorkerOptions};
 use heartbeat::{now_ms, state, Heartbeats};
 use signals::SignalQueue;
@@ -42,6 +43,31 @@ pub struct MasterOptions {
     pub max_worker_memory: u64,
     pub limits: crate::http::request::Limits,
     pub keepalive: Duration,
+}
+
+impl MasterOptions {
+    pub fn from_settings(s: &Settings, argv: Vec<String>, preloaded: Option<Py<PyAny>>) -> Self {
+        MasterOptions {
+            argv,
+            proc_name: s.proc_name.clone().unwrap_or_else(|| s.app.clone()),
+            app_spec: s.app.clone(),
+            preloaded,
+            workers: s.workers,
+            threads: s.threads,
+            timeout: Duration::from_secs(s.timeout),
+            graceful_timeout: Duration::from_secs(s.graceful_timeout),
+            max_requests: s.max_requests,
+            max_requests_jitter: s.max_requests_jitter,
+            max_worker_memory: s.max_worker_memory << 20,
+            daemon: s.daemon,
+            limits: crate::http::request::Limits {
+                request_line: s.limit_request_line,
+                fields: s.limit_request_fields,
+                field_size: s.limit_request_field_size,
+            },
+            keepalive: Duration::from_secs(s.keepalive),
+        }
+    }
 }
 
 /// A live worker as the master tracks it.
@@ -107,7 +133,7 @@ impl Arbiter {
                 match sig {
                     libc::SIGTERM => return self.stop(py, true),
                     libc::SIGINT | libc::SIGQUIT => return self.stop(py, false),
-                    libc::SIGHUP => self.reload(),
+                    libc::SIGHUP => self.reload(py),
                     libc::SIGTTIN => self.wanted = (self.wanted + 1).min(heartbeat::MAX_SLOTS),
                     libc::SIGTTOU => self.wanted = self.wanted.saturating_sub(1).max(1),
                     libc::SIGUSR1 => self.signal_all(libc::SIGUSR1),
@@ -130,11 +156,42 @@ impl Arbiter {
 
     /// HUP: every current worker is replaced by a fresh one (which imports the app anew unless
     /// preloaded); old ones stop once the new ones accept, so no request is refused.
-    fn reload(&mut self) {
+    fn reload(&mut self, py: Python<'_>) {
         log::info!("Hang up: Master");
+        self.reread_settings(py);
         self.boot_failed = false;
         for w in self.workers.values_mut() {
             w.retiring = true;
+        }
+    }
+
+    /// HUP re-reads the configuration as gunicorn does (command line, GUNICORN_CMD_ARGS and the
+    /// config file again). Sockets and --preload stay as they are; a broken configuration is
+    /// reported and the running one kept.
+    fn reread_settings(&mut self, py: Python<'_>) {
+        match crate::settings::parse_args(py, &self.opts.argv) {
+            Parsed::Run(s) => {
+                crate::errorlog::init(s.log_level);
+                for warning in &s.warnings {
+                    log::warn!("{warning}");
+                }
+                let argv = std::mem::take(&mut self.opts.argv);
+                let preloaded = self.opts.preloaded.take();
+                self.opts = MasterOptions::from_settings(&s, argv, preloaded);
+                self.wanted = self.opts.workers.max(1);
+                crate::process::set_title(&format!("ferricorn: master [{}]", self.opts.proc_name));
+            }
+            Parsed::Exit { output, .. }
+            | Parsed::Check {
+                printed: Some(output),
+                ..
+            } => {
+                log::error!(
+                    "HUP: the new configuration is invalid, keeping the running one:\n{}",
+                    output.trim_end()
+                );
+            }
+            Parsed::Check { .. } => {}
         }
     }
 
