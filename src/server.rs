@@ -41,6 +41,9 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
             return Err(e);
         }
     };
+    // from here on a signal is queued for the master loop, never lost or fatal: the readiness
+    // line below is a promise that the server can be signalled
+    let signals = crate::master::signals::SignalQueue::install()?;
     let pid = std::process::id();
     for l in &listeners {
         log::info!("Listening at: {} ({pid})", l.url());
@@ -63,7 +66,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     };
 
     let opts = MasterOptions::from_settings(&s, argv, preloaded);
-    Arbiter::new(opts, listeners, pidfile)?.run(py)?;
+    Arbiter::new(opts, listeners, pidfile, signals)?.run(py)?;
     log::info!("Shutting down: Master");
     Ok(())
 }

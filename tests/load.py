@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Self
 
 import httpx
 
@@ -53,7 +53,7 @@ class SteadyLoad:
 
     # --- running ---------------------------------------------------------------------------
 
-    def start(self) -> "SteadyLoad":
+    def start(self) -> Self:
         for n in range(self.threads):
             t = threading.Thread(target=self._run, args=(n,), daemon=True)
             t.start()
@@ -65,7 +65,7 @@ class SteadyLoad:
         for t in self._workers:
             t.join(self.timeout + 5)
 
-    def __enter__(self) -> "SteadyLoad":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

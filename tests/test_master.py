@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import APPS, Server, recv_until_closed, run_ferricorn
 from load import SteadyLoad
 
@@ -138,11 +139,15 @@ def launch(monkeypatch):
     """
     started: list[Server] = []
 
-    def start(*args: str, ready: str | None = None, pass_fds: tuple[int, ...] = ()) -> Server:
+    def start(
+        *args: str, ready: str | None = None, pass_fds: tuple[int, ...] = ()
+    ) -> Server:
         with monkeypatch.context() as m:
             if pass_fds:
                 m.setattr(
-                    subprocess, "Popen", functools.partial(subprocess.Popen, pass_fds=pass_fds)
+                    subprocess,
+                    "Popen",
+                    functools.partial(subprocess.Popen, pass_fds=pass_fds),
                 )
             server = Server(list(args), APPS, None)
         started.append(server)
@@ -150,8 +155,10 @@ def launch(monkeypatch):
             server.wait_ready()
         else:
             wait_until(
-                lambda: server.proc.poll() is not None
-                or any(re.search(ready, line) for line in server.lines),
+                lambda: (
+                    server.proc.poll() is not None
+                    or any(re.search(ready, line) for line in server.lines)
+                ),
                 30,
                 f"{ready!r} in the log",
             )
@@ -176,7 +183,9 @@ def raw_get(address, path: str, sent: threading.Event | None = None) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(30)
         sock.connect(address)
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
+        )
         if sent is not None:
             sent.set()
         try:
@@ -232,7 +241,7 @@ def test_process_titles_name_master_and_workers(serve, extra, label):
     )
     for pid in workers:
         wait_until(
-            lambda: f"ferricorn: worker [{label}]" in cmdline(pid),
+            lambda pid=pid: f"ferricorn: worker [{label}]" in cmdline(pid),
             5,
             f"worker title; /proc/{pid}/cmdline is {cmdline(pid)!r}",
         )
@@ -287,7 +296,9 @@ def test_hung_request_times_out_its_worker_with_a_stack_dump(serve):
     with SteadyLoad(server.url, "/pid", threads=3) as load:
         load.wait_for_ok(30)
         hung = threading.Thread(
-            target=lambda: stuck_status.append(raw_get((server.host, server.port), "/stuck")),
+            target=lambda: stuck_status.append(
+                raw_get((server.host, server.port), "/stuck")
+            ),
             daemon=True,
         )
         hung.start()
@@ -433,7 +444,9 @@ def test_ttin_adds_a_worker_and_ttou_removes_one_but_never_the_last(serve):
         load.wait_for_more_ok(20)
 
         os.kill(master, signal.SIGTTOU)
-        wait_until(lambda: server.log.count("Handling signal: ttou") == 2, 5, "2nd ttou")
+        wait_until(
+            lambda: server.log.count("Handling signal: ttou") == 2, 5, "2nd ttou"
+        )
         time.sleep(1.0)
         assert len(children(master)) == 1
         load.wait_for_more_ok(20)
@@ -446,7 +459,12 @@ def test_ttin_adds_a_worker_and_ttou_removes_one_but_never_the_last(serve):
 def test_unix_socket_serves_and_is_removed_after_term(launch, short_tmp):
     path = short_tmp / "ferricorn.sock"
     server = launch(
-        "-b", f"unix:{path}", "-w", "2", APP, ready=rf"Listening at: unix:{re.escape(str(path))}"
+        "-b",
+        f"unix:{path}",
+        "-w",
+        "2",
+        APP,
+        ready=rf"Listening at: unix:{re.escape(str(path))}",
     )
     master = master_pid(server)
     assert stat.S_ISSOCK(path.stat().st_mode)
@@ -504,7 +522,9 @@ def test_reuse_port_lets_two_servers_share_a_port(launch):
         for pid in wait_for_workers(master, 1)
     }
     seen = set()
-    for _ in range(64):  # fresh connections are spread over both listeners by the kernel
+    for _ in range(
+        64
+    ):  # fresh connections are spread over both listeners by the kernel
         with httpx.Client(timeout=10) as c:
             seen.add(owners[int(c.get(f"{first.url}/pid").text)])
         if len(seen) == 2:
@@ -578,5 +598,7 @@ def test_quit_and_int_exit_promptly_without_draining(serve, sig):
     server.wait_for_log(rf"Handling signal: {name}")
     server.wait_for_log(r"Shutting down: Master")
     assert rc == 0, server.log
-    assert took < 3, f"{name} took {took:.1f}s; a quick shutdown must not wait for requests"
+    assert took < 3, (
+        f"{name} took {took:.1f}s; a quick shutdown must not wait for requests"
+    )
     wait_until(lambda: not any(alive(p) for p in workers), 3, "workers to exit")

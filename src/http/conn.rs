@@ -28,6 +28,8 @@ const REPLY_CAPACITY: usize = 8;
 const BODY_CAPACITY: usize = 4;
 /// Unread body we are willing to read and discard to keep a connection alive.
 const MAX_DRAIN: u64 = 1024 * 1024;
+/// How long an idle keep-alive connection may still bring a request once a graceful stop began.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// How long and how much we read from a client after our last response, while closing.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
@@ -179,36 +181,24 @@ impl<S: Socket> Conn<S> {
         let _ = tokio::time::timeout(LINGER_TIME, drain).await;
     }
 
-    /// Shutting down with an idle connection: a request the client already sent (bytes in the
-    /// socket) is still answered; otherwise the connection is closed now.
+    /// Shutting down with an idle keep-alive connection. The client may be about to reuse it
+    /// (it saw no `Connection: close`), so give it a short grace: a request that arrives is
+    /// answered with `Connection: close`; silence closes the connection. Closing at once
+    /// would race the client's next request and fail it.
     async fn read_already_sent(&mut self) -> Result<Option<RequestHead>, ConnError> {
-        // Ask the kernel, not the runtime's cached readiness, which may not have seen it yet.
-        let mut byte = 0u8;
-        // SAFETY: peeking one byte into a local from the fd `self.sock` owns; MSG_DONTWAIT
-        // makes it non-blocking and MSG_PEEK leaves the byte in the socket.
-        let pending = unsafe {
-            libc::recv(
-                self.sock.as_raw_fd(),
-                (&mut byte as *mut u8).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        if pending <= 0 {
-            return Ok(None);
-        }
-        // a request is there (perhaps only part of it): give the rest a moment to arrive
         loop {
+            let more = tokio::time::timeout(
+                SHUTDOWN_GRACE.min(self.cfg.keepalive.max(Duration::from_millis(100))),
+                read_more(&self.sock, &mut self.rbuf),
+            )
+            .await;
+            if !matches!(more, Ok(Ok(n)) if n > 0) {
+                return Ok(None);
+            }
             match parse_head(&mut self.rbuf, &self.cfg.limits) {
                 Ok(Some(head)) => return Ok(Some(head)),
                 Ok(None) => {}
                 Err(e) => return Err(self.refuse(e).await),
-            }
-            let more =
-                tokio::time::timeout(self.cfg.keepalive, read_more(&self.sock, &mut self.rbuf))
-                    .await;
-            if !matches!(more, Ok(Ok(n)) if n > 0) {
-                return Ok(None);
             }
         }
     }

@@ -104,6 +104,7 @@ impl Arbiter {
         opts: MasterOptions,
         listeners: Vec<Listener>,
         pidfile: Option<PidFile>,
+        signals: SignalQueue,
     ) -> Result<Self, Error> {
         crate::process::set_title(&format!("ferricorn: master [{}]", opts.proc_name));
         Ok(Arbiter {
@@ -113,7 +114,7 @@ impl Arbiter {
             opts,
             listeners,
             heartbeats: Arc::new(Heartbeats::new()?),
-            signals: SignalQueue::install()?,
+            signals,
             workers: BTreeMap::new(),
             pid: std::process::id() as i32,
             boot_failed: false,
