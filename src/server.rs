@@ -2,11 +2,13 @@
 //! announce, then hand over to the arbiter. Everything that can fail because of the user's
 //! input fails here, before any worker is forked.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::accesslog::AccessLog;
 use crate::error::Error;
 use crate::http::request::Limits;
 use crate::master::{Arbiter, MasterOptions};
@@ -15,6 +17,16 @@ use crate::process::PidFile;
 use crate::settings::{Settings, VERSION};
 
 pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> {
+    // before daemonizing, so a relative path means what it meant on the command line
+    let access_log = match &s.accesslog {
+        Some(path) => Some(Arc::new(
+            AccessLog::open(path, &s.access_log_format).map_err(|source| Error::AccessLog {
+                path: path.clone(),
+                source,
+            })?,
+        )),
+        None => None,
+    };
     if s.daemon {
         crate::process::daemon::daemonize_with(py, s.enable_stdio_inheritance)?;
     }
@@ -84,6 +96,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
             field_size: s.limit_request_field_size,
         },
         keepalive: Duration::from_secs(s.keepalive),
+        access_log,
     };
     Arbiter::new(opts, listeners, pidfile)?.run(py)?;
     log::info!("Shutting down: Master");

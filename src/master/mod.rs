@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use crate::accesslog::AccessLog;
 use crate::error::{Error, EXIT_APP_LOAD};
 use crate::net::Listener;
 use crate::process::PidFile;
@@ -42,6 +43,8 @@ pub struct MasterOptions {
     pub max_worker_memory: u64,
     pub limits: crate::http::request::Limits,
     pub keepalive: Duration,
+    /// Opened before the first fork; every worker writes to it.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 /// A live worker as the master tracks it.
@@ -271,6 +274,7 @@ impl Arbiter {
             keepalive: self.opts.keepalive,
             graceful_timeout: self.opts.graceful_timeout,
             max_requests: self.max_requests_for(slot),
+            access_log: self.opts.access_log.clone(),
         };
         let boot = BootOptions {
             app_spec: self.opts.app_spec.clone(),

@@ -36,6 +36,7 @@ pub struct WorkerOptions {
     pub graceful_timeout: Duration,
     /// Requests after which to ask the master for a replacement (0 = never).
     pub max_requests: u64,
+    pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
 }
 
 /// The worker's link to its master.
@@ -69,6 +70,7 @@ pub fn run(
         limits: opts.limits,
         keepalive: opts.keepalive,
         jobs: jobs.clone(),
+        access_log: opts.access_log,
     });
     let activity = Arc::new(Activity::new(opts.threads));
     let graceful = opts.graceful_timeout;
