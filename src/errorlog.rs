@@ -12,20 +12,34 @@ struct ErrorLog;
 
 static LOGGER: ErrorLog = ErrorLog;
 
-/// The `--error-logfile` when it is not `-`; `None` = stderr. Forked workers inherit it.
-static FILE: Mutex<Option<File>> = Mutex::new(None);
+/// The `--error-logfile` (path, open file) when it is not `-`; `None` = stderr. Forked
+/// workers inherit it.
+static FILE: Mutex<Option<(String, File)>> = Mutex::new(None);
 
 /// Installs the error log at `level`, writing to `target` (`-` = stderr, else a file opened
 /// for appending). Later calls change the level and the destination.
 pub fn init(level: LevelFilter, target: &str) -> io::Result<()> {
     let file = match target {
         "-" => None,
-        path => Some(OpenOptions::new().create(true).append(true).open(path)?),
+        path => Some((path.to_owned(), open_append(path)?)),
     };
     *FILE.lock().unwrap_or_else(|p| p.into_inner()) = file;
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
     Ok(())
+}
+
+/// Reopens the error log file by name (USR1, after rotation); stderr needs nothing.
+pub fn reopen() -> io::Result<()> {
+    let mut guard = FILE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((path, file)) = &mut *guard {
+        *file = open_append(path)?;
+    }
+    Ok(())
+}
+
+fn open_append(path: &str) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 impl Log for ErrorLog {
@@ -61,7 +75,7 @@ impl Log for ErrorLog {
 /// Writes text to the error log's stream as is (`wsgi.errors`), in one write.
 pub fn write_raw(text: &str) {
     let file = FILE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(file) = &*file {
+    if let Some((_, file)) = &*file {
         let _ = (&*file).write_all(text.as_bytes());
         return;
     }

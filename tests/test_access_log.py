@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -153,3 +154,22 @@ def test_error_logfile_receives_the_error_log(tmp_path: Path) -> None:
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert b"Listening at" not in stderr
+
+
+def test_usr1_reopens_the_access_log_after_rotation(serve, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    server = serve("access_apps:app", "--access-logfile", str(log), "--access-logformat", "%(U)s")
+    assert httpx.get(server.url + "/before").status_code == 200
+    wait_lines(lambda: log.read_text().splitlines(), 1)
+    log.rename(tmp_path / "access.log.1")
+    server.proc.send_signal(signal.SIGUSR1)
+    # the worker reopens once the master forwards the signal; poll with fresh requests
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        assert httpx.get(server.url + "/after").status_code == 200
+        if log.exists() and log.read_text():
+            break
+        time.sleep(0.05)
+    assert (tmp_path / "access.log.1").read_text().splitlines()[0] == "/before"
+    assert set(log.read_text().splitlines()) == {"/after"}
+    assert "Booting worker" not in "\n".join(server.lines[1:]).split("usr1", 1)[-1]

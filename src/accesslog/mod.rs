@@ -49,7 +49,7 @@ impl AccessLog {
         self.writer.write_line(line.as_bytes());
     }
 
-    #[allow(dead_code)] // USR1 handling lands separately
+    /// Reopens the file by name after rotation (USR1).
     pub fn reopen(&self) -> io::Result<()> {
         self.writer.reopen()
     }

@@ -2,7 +2,7 @@
 //!
 //! Each line is written with one `write` call so lines from several worker processes sharing
 //! the file (O_APPEND) or stdout never interleave mid-line. `reopen` closes and reopens the
-//! file by name, for log rotation (USR1, later). Writes are blocking: they happen on the I/O
+//! file by name, for log rotation (USR1). Writes are blocking: they happen on the I/O
 //! thread, as gunicorn's happen on its worker thread; a failed write is dropped, never fatal.
 
 use std::fs::{File, OpenOptions};
@@ -44,7 +44,6 @@ impl Writer {
     }
 
     /// Reopens the file by its path (after rotation); stdout needs nothing.
-    #[allow(dead_code)] // USR1 handling lands separately
     pub fn reopen(&self) -> io::Result<()> {
         if let Writer::File { path, file } = self {
             let fresh = open_append(path)?;

@@ -113,7 +113,11 @@ impl Arbiter {
                     libc::SIGHUP => self.reload(),
                     libc::SIGTTIN => self.wanted = (self.wanted + 1).min(heartbeat::MAX_SLOTS),
                     libc::SIGTTOU => self.wanted = self.wanted.saturating_sub(1).max(1),
-                    libc::SIGUSR1 => self.signal_all(libc::SIGUSR1),
+                    libc::SIGUSR1 => {
+                        // the master's own logs too: workers forked later inherit its files
+                        self.reopen_logs();
+                        self.signal_all(libc::SIGUSR1);
+                    }
                     // gunicorn: WINCH stops the workers of a daemonized master (after USR2, the
                     // old master keeps its sockets while the new one serves)
                     libc::SIGWINCH if self.opts.daemon || self.reexec_pid.is_some() => {
@@ -431,6 +435,11 @@ impl Arbiter {
                 kill(pid, libc::SIGTERM);
             }
         }
+    }
+
+    /// USR1: the master's error log and its copy of the access log, which new workers inherit.
+    fn reopen_logs(&self) {
+        worker::reopen_logs(self.opts.access_log.as_deref());
     }
 
     fn signal_all(&self, sig: libc::c_int) {
