@@ -21,6 +21,11 @@ pub enum Error {
     PidFile(String),
     #[error("--user / --group: could not drop privileges: {0}")]
     Privileges(String),
+    #[error("--access-logfile / accesslog = {path:?}: cannot open it for appending: {source}")]
+    AccessLog {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("could not start the worker: {0}")]
     Io(#[from] std::io::Error),
     #[error("Python error while starting: {0}")]

@@ -1,7 +1,10 @@
 //! The error log: gunicorn's line shape `[2026-11-24 10:00:00 +0000] [pid] [LEVEL] message` on
-//! stderr, behind the `log` facade so every module just calls `log::info!` and friends.
+//! stderr or in the `--error-logfile`, behind the `log` facade so every module just calls
+//! `log::info!` and friends.
 
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -9,10 +12,34 @@ struct ErrorLog;
 
 static LOGGER: ErrorLog = ErrorLog;
 
-/// Installs the error log at `level`; later calls only change the level.
-pub fn init(level: LevelFilter) {
+/// The `--error-logfile` (path, open file) when it is not `-`; `None` = stderr. Forked
+/// workers inherit it.
+static FILE: Mutex<Option<(String, File)>> = Mutex::new(None);
+
+/// Installs the error log at `level`, writing to `target` (`-` = stderr, else a file opened
+/// for appending). Later calls change the level and the destination.
+pub fn init(level: LevelFilter, target: &str) -> io::Result<()> {
+    let file = match target {
+        "-" => None,
+        path => Some((path.to_owned(), open_append(path)?)),
+    };
+    *FILE.lock().unwrap_or_else(|p| p.into_inner()) = file;
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
+    Ok(())
+}
+
+/// Reopens the error log file by name (USR1, after rotation); stderr needs nothing.
+pub fn reopen() -> io::Result<()> {
+    let mut guard = FILE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((path, file)) = &mut *guard {
+        *file = open_append(path)?;
+    }
+    Ok(())
+}
+
+fn open_append(path: &str) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 impl Log for ErrorLog {
@@ -41,13 +68,19 @@ impl Log for ErrorLog {
     }
 
     fn flush(&self) {
-        let _ = std::io::stderr().flush();
+        let _ = io::stderr().flush();
     }
 }
 
 /// Writes text to the error log's stream as is (`wsgi.errors`), in one write.
 pub fn write_raw(text: &str) {
-    let mut err = std::io::stderr().lock();
+    let file = FILE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, file)) = &*file {
+        let _ = (&*file).write_all(text.as_bytes());
+        return;
+    }
+    drop(file);
+    let mut err = io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
     let _ = err.flush();
 }

@@ -2,6 +2,7 @@
 //!
 //! The request path is `settings → server → worker → http → bridge::wsgi`; see ARCHITECTURE.md.
 
+mod accesslog;
 mod bridge;
 mod error;
 mod errorlog;
@@ -35,7 +36,9 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
             return code;
         }
     };
-    crate::errorlog::init(settings.log_level);
+    if let Err(code) = init_errorlog(&settings) {
+        return code;
+    }
     for warning in &settings.warnings {
         ::log::warn!("{warning}");
     }
@@ -55,7 +58,9 @@ fn check(py: Python<'_>, settings: &settings::Settings, printed: Option<String>)
     if let Some(text) = printed {
         print_out(&text, false);
     }
-    crate::errorlog::init(settings.log_level);
+    if let Err(code) = init_errorlog(settings) {
+        return code;
+    }
     for warning in &settings.warnings {
         print_out(&format!("warning: {warning}\n"), true);
     }
@@ -67,6 +72,20 @@ fn check(py: Python<'_>, settings: &settings::Settings, printed: Option<String>)
             1
         }
     }
+}
+
+/// Opens the error log; on failure says which setting to fix and gives the exit code.
+fn init_errorlog(settings: &settings::Settings) -> Result<(), i32> {
+    crate::errorlog::init(settings.log_level, &settings.errorlog).map_err(|e| {
+        print_out(
+            &format!(
+                "error: --error-logfile / errorlog = {:?}: cannot open it for appending: {e}\n",
+                settings.errorlog
+            ),
+            true,
+        );
+        1
+    })
 }
 
 fn print_out(text: &str, to_stderr: bool) {

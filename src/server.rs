@@ -2,9 +2,12 @@
 //! announce, then hand over to the arbiter. Everything that can fail because of the user's
 //! input fails here, before any worker is forked.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::accesslog::AccessLog;
 use crate::error::Error;
 use crate::master::{Arbiter, MasterOptions};
 use crate::net::{BindOptions, Listener};
@@ -12,6 +15,16 @@ use crate::process::PidFile;
 use crate::settings::{Settings, VERSION};
 
 pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> {
+    // before daemonizing, so a relative path means what it meant on the command line
+    let access_log = match &s.accesslog {
+        Some(path) => Some(Arc::new(
+            AccessLog::open(path, &s.access_log_format).map_err(|source| Error::AccessLog {
+                path: path.clone(),
+                source,
+            })?,
+        )),
+        None => None,
+    };
     if s.daemon {
         crate::process::daemon::daemonize_with(py, s.enable_stdio_inheritance)?;
     }
@@ -65,7 +78,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
         None
     };
 
-    let opts = MasterOptions::from_settings(&s, argv, preloaded);
+    let opts = MasterOptions::from_settings(&s, argv, preloaded, access_log);
     Arbiter::new(opts, listeners, pidfile, signals)?.run(py)?;
     log::info!("Shutting down: Master");
     Ok(())

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -17,7 +17,8 @@ use super::error::RequestError;
 use super::request::{parse_head, Framing, Limits, RequestHead, Version};
 use super::response::{choose_framing, chunk_header, encode_head, error_response, BodyFraming};
 use super::socket::{read_more, send_file, write_all, Socket};
-use crate::exchange::{BodyStream, ConnInfo, Job, Reply, RequestBody, Responder};
+use crate::accesslog::{AccessLog, LogTime, Record};
+use crate::exchange::{BodyStream, ConnInfo, Job, Reply, RequestBody, Responder, ResponseHead};
 
 /// Most request body handed to the app in one piece; also how much the pump reads at once.
 /// Large pieces mean fewer thread wake-ups per megabyte of upload.
@@ -42,6 +43,8 @@ pub struct ConnConfig {
     /// Idle time allowed between requests; zero disables keep-alive.
     pub keepalive: Duration,
     pub jobs: Arc<crate::job_queue::JobQueue>,
+    /// `None` when `--access-logfile` is unset: then nothing is gathered per request.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 /// Serves `sock` until the client leaves, an error closes it, or shutdown is requested.
@@ -236,6 +239,7 @@ impl<S: Socket> Conn<S> {
             keep_alive: head.keep_alive && !self.cfg.keepalive.is_zero(),
         };
         let expect_continue = head.expect_continue;
+        let log_start = self.cfg.access_log.as_ref().map(|_| LogStart::new(&head));
         let job = Job {
             head,
             conn: self.info.clone(),
@@ -277,6 +281,12 @@ impl<S: Socket> Conn<S> {
                         Err(e) => return Err(e),
                     }
                 }
+            }
+        }
+        if let (Some(log), Some(start)) = (&self.cfg.access_log, log_start) {
+            // gunicorn logs finished responses and its own 500s, not responses cut short
+            if out.clean || out.early_error {
+                log.log(&start.finish(self.info.clone(), &mut out));
             }
         }
         let keep_alive = out.clean && out.writing.is_some_and(|w| w.keep_alive);
@@ -356,6 +366,8 @@ impl<S: Socket> Conn<S> {
                     BodyFraming::None => Bytes::new(),
                     _ => body,
                 };
+                self.note_head(&head, out);
+                out.sent += body.len() as u64;
                 encode_head(&mut self.wbuf, req.version, &head, framing, known, keep);
                 self.append(&body).await?;
                 out.writing = Some(Writing {
@@ -372,6 +384,7 @@ impl<S: Socket> Conn<S> {
                     && !head.close
                     && !shutting_down
                     && framing != BodyFraming::UntilClose;
+                self.note_head(&head, out);
                 encode_head(&mut self.wbuf, req.version, &head, framing, None, keep);
                 let remaining = match framing {
                     BodyFraming::Length(n) => n,
@@ -395,16 +408,21 @@ impl<S: Socket> Conn<S> {
                             .len()
                             .min(usize::try_from(w.remaining).unwrap_or(usize::MAX));
                         w.remaining -= n as u64;
+                        out.sent += n as u64;
                         self.append(&data[..n]).await?;
                     }
                     // an empty chunk would end the body early
                     BodyFraming::Chunked if data.is_empty() => {}
                     BodyFraming::Chunked => {
+                        out.sent += data.len() as u64;
                         chunk_header(&mut self.wbuf, data.len());
                         self.append(&data).await?;
                         self.wbuf.extend_from_slice(b"\r\n");
                     }
-                    BodyFraming::UntilClose => self.append(&data).await?,
+                    BodyFraming::UntilClose => {
+                        out.sent += data.len() as u64;
+                        self.append(&data).await?
+                    }
                 }
                 out.writing = Some(w);
                 Ok(false)
@@ -424,6 +442,7 @@ impl<S: Socket> Conn<S> {
                     }
                     self.flush().await?;
                     send_file(&self.sock, &file.file, file.offset, len).await?;
+                    out.sent += len;
                     if w.framing == BodyFraming::Chunked {
                         self.wbuf.extend_from_slice(b"\r\n");
                     }
@@ -473,7 +492,20 @@ impl<S: Socket> Conn<S> {
             keep_alive: false,
         });
         out.clean = false;
+        out.early_error = true;
+        out.status = Bytes::from_static(b"500 Internal Server Error");
+        out.response_headers.clear();
         Ok(true)
+    }
+
+    /// Keeps what the access log needs of the response head (nothing when it is off).
+    fn note_head(&self, head: &ResponseHead, out: &mut Outcome) {
+        if let Some(log) = &self.cfg.access_log {
+            out.status = head.status.clone();
+            if log.wants_response_headers() {
+                out.response_headers.clone_from(&head.headers);
+            }
+        }
     }
 
     /// Queues body bytes, writing large pieces straight from the app's buffer.
@@ -536,6 +568,57 @@ struct Outcome {
     writing: Option<Writing>,
     /// The response ended as framed (not aborted).
     clean: bool,
+    /// We answered 500 because the app failed before its head.
+    early_error: bool,
+    /// Body bytes written (framing excluded).
+    sent: u64,
+    /// Status and (if the format wants them) headers, kept only for the access log.
+    status: Bytes,
+    response_headers: Vec<u8>,
+}
+
+/// The request side of an access log record, taken before the head goes to the app. Every
+/// byte field is a refcounted slice of the request buffer: no copies.
+struct LogStart {
+    started: Instant,
+    method: Bytes,
+    target: Bytes,
+    path: Bytes,
+    query: Bytes,
+    protocol: &'static str,
+    headers: Vec<(Bytes, Bytes)>,
+}
+
+impl LogStart {
+    fn new(head: &RequestHead) -> Self {
+        LogStart {
+            started: Instant::now(),
+            method: head.method.clone(),
+            target: head.target.clone(),
+            path: head.path.clone(),
+            query: head.query.clone(),
+            protocol: head.version.as_str(),
+            headers: head.headers.clone(),
+        }
+    }
+
+    fn finish(self, conn: Arc<ConnInfo>, out: &mut Outcome) -> Record {
+        Record {
+            conn,
+            time: LogTime::now(),
+            method: self.method,
+            target: self.target,
+            path: self.path,
+            query: self.query,
+            protocol: self.protocol,
+            request_headers: self.headers,
+            status: std::mem::take(&mut out.status),
+            sent: out.sent,
+            response_headers: std::mem::take(&mut out.response_headers),
+            duration: self.started.elapsed(),
+            pid: std::process::id(),
+        }
+    }
 }
 
 enum PumpEvent {

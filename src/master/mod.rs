@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use crate::accesslog::AccessLog;
 use crate::error::{Error, EXIT_APP_LOAD};
 use crate::net::Listener;
 use crate::process::PidFile;
@@ -43,11 +44,19 @@ pub struct MasterOptions {
     pub max_worker_memory: u64,
     pub limits: crate::http::request::Limits,
     pub keepalive: Duration,
+    /// Opened before the first fork; every worker writes to it.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl MasterOptions {
-    pub fn from_settings(s: &Settings, argv: Vec<String>, preloaded: Option<Py<PyAny>>) -> Self {
+    pub fn from_settings(
+        s: &Settings,
+        argv: Vec<String>,
+        preloaded: Option<Py<PyAny>>,
+        access_log: Option<Arc<AccessLog>>,
+    ) -> Self {
         MasterOptions {
+            access_log,
             argv,
             proc_name: s.proc_name.clone().unwrap_or_else(|| s.app.clone()),
             app_spec: s.app.clone(),
@@ -137,7 +146,11 @@ impl Arbiter {
                     libc::SIGHUP => self.reload(py),
                     libc::SIGTTIN => self.wanted = (self.wanted + 1).min(heartbeat::MAX_SLOTS),
                     libc::SIGTTOU => self.wanted = self.wanted.saturating_sub(1).max(1),
-                    libc::SIGUSR1 => self.signal_all(libc::SIGUSR1),
+                    libc::SIGUSR1 => {
+                        // the master's own logs too: workers forked later inherit its files
+                        self.reopen_logs();
+                        self.signal_all(libc::SIGUSR1);
+                    }
                     // gunicorn: WINCH stops the workers of a daemonized master (after USR2, the
                     // old master keeps its sockets while the new one serves)
                     libc::SIGWINCH if self.opts.daemon || self.reexec_pid.is_some() => {
@@ -172,13 +185,15 @@ impl Arbiter {
     fn reread_settings(&mut self, py: Python<'_>) {
         match crate::settings::parse_args(py, &self.opts.argv) {
             Parsed::Run(s) => {
-                crate::errorlog::init(s.log_level);
+                log::set_max_level(s.log_level);
                 for warning in &s.warnings {
                     log::warn!("{warning}");
                 }
+                // the log files stay as opened at boot (USR1 reopens them)
                 let argv = std::mem::take(&mut self.opts.argv);
                 let preloaded = self.opts.preloaded.take();
-                self.opts = MasterOptions::from_settings(&s, argv, preloaded);
+                let access_log = self.opts.access_log.take();
+                self.opts = MasterOptions::from_settings(&s, argv, preloaded, access_log);
                 self.wanted = self.opts.workers.max(1);
                 crate::process::set_title(&format!("ferricorn: master [{}]", self.opts.proc_name));
             }
@@ -329,6 +344,7 @@ impl Arbiter {
             keepalive: self.opts.keepalive,
             graceful_timeout: self.opts.graceful_timeout,
             max_requests: self.max_requests_for(slot),
+            access_log: self.opts.access_log.clone(),
         };
         let boot = BootOptions {
             app_spec: self.opts.app_spec.clone(),
@@ -485,6 +501,11 @@ impl Arbiter {
                 kill(pid, libc::SIGTERM);
             }
         }
+    }
+
+    /// USR1: the master's error log and its copy of the access log, which new workers inherit.
+    fn reopen_logs(&self) {
+        worker::reopen_logs(self.opts.access_log.as_deref());
     }
 
     fn signal_all(&self, sig: libc::c_int) {

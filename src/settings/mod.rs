@@ -49,6 +49,12 @@ pub struct Settings {
     /// Directories to put in front of sys.path, in order.
     pub pythonpath: Vec<String>,
     pub log_level: LevelFilter,
+    /// Access log destination (`-` = stdout); `None` = no access log.
+    pub accesslog: Option<String>,
+    /// Validated access log format (`accesslog::Format` parses it).
+    pub access_log_format: String,
+    /// Error log destination; `-` = stderr.
+    pub errorlog: String,
     /// 0 = unlimited.
     pub limit_request_line: usize,
     /// Never 0: gunicorn's 0 ("no limit") is its maximum, 32768.
@@ -214,6 +220,9 @@ impl Settings {
                 .map(split_pythonpath)
                 .unwrap_or_default(),
             log_level: level_filter(values.str("loglevel")?),
+            accesslog: values.opt_str("accesslog")?.map(str::to_owned),
+            access_log_format: values.str("access_log_format")?.to_owned(),
+            errorlog: values.str("errorlog")?.to_owned(),
             limit_request_line: int_as(values, "limit_request_line")?,
             limit_request_fields: match int_as(values, "limit_request_fields")? {
                 0 => defs::security::MAX_HEADERS as usize,
@@ -348,6 +357,9 @@ mod tests {
                 chdir: None,
                 pythonpath: vec![],
                 log_level: LevelFilter::Info,
+                accesslog: None,
+                access_log_format: crate::accesslog::DEFAULT_FORMAT.into(),
+                errorlog: "-".into(),
                 limit_request_line: 4094,
                 limit_request_fields: 100,
                 limit_request_field_size: 8190,
@@ -538,6 +550,23 @@ mod tests {
             output.contains("0.0.0.0:$PORT when PORT is set"),
             "{output}"
         );
+    }
+
+    #[test]
+    fn log_destination_flags_reach_their_typed_fields() {
+        let s = run(&[
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            "%(h)s %(s)s",
+            "--log-file",
+            "/tmp/err.log",
+            "a:b",
+        ]);
+        assert_eq!(s.accesslog.as_deref(), Some("-"));
+        assert_eq!(s.access_log_format, "%(h)s %(s)s");
+        assert_eq!(s.errorlog, "/tmp/err.log");
+        assert_eq!(run(&["--error-logfile", "e.log", "a:b"]).errorlog, "e.log");
     }
 
     #[test]

@@ -82,7 +82,10 @@ fn catch_early_stop() -> Vec<signal_hook_registry::SigId> {
 }
 
 /// The master's control signals mean nothing to a worker; a HUP sent to the whole process
-/// group must not kill it. TERM/INT/QUIT are the worker's own (installed by its runtime).
+/// group must not kill it. TERM/INT/QUIT are the worker's own (installed by its runtime), and
+/// so is USR1 (reopen logs): not ignored here, because the handler the master installed stays
+/// in place (with its actions detached, it swallows the signal) and tokio's registration only
+/// adds an action to it; `SIG_IGN` would replace that handler for good.
 fn ignore_master_signals() {
     for sig in [
         libc::SIGHUP,

@@ -36,6 +36,7 @@ pub struct WorkerOptions {
     pub graceful_timeout: Duration,
     /// Requests after which to ask the master for a replacement (0 = never).
     pub max_requests: u64,
+    pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
 }
 
 /// The worker's link to its master.
@@ -69,6 +70,7 @@ pub fn run(
         limits: opts.limits,
         keepalive: opts.keepalive,
         jobs: jobs.clone(),
+        access_log: opts.access_log,
     });
     let activity = Arc::new(Activity::new(opts.threads));
     let graceful = opts.graceful_timeout;
@@ -114,6 +116,17 @@ pub fn run(
     })
 }
 
+/// USR1: reopen the error and access log files by name (after rotation).
+pub fn reopen_logs(access_log: Option<&crate::accesslog::AccessLog>) {
+    log::debug!("reopening log files");
+    if let Err(e) = crate::errorlog::reopen() {
+        log::error!("could not reopen the error log: {e}");
+    }
+    if let Some(Err(e)) = access_log.map(|a| a.reopen()) {
+        log::error!("could not reopen the access log: {e}");
+    }
+}
+
 /// How a signal asks us to stop.
 #[derive(Debug, Clone, Copy)]
 enum Stop {
@@ -144,6 +157,8 @@ fn io_main(
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut quit = signal(SignalKind::quit())?;
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        let access_log = cfg.access_log.clone();
         // tokio listens now; a stop that came earlier is acted on below
         for id in early {
             signal_hook_registry::unregister(id);
@@ -181,6 +196,7 @@ fn io_main(
                 _ = term.recv() => break Stop::Graceful,
                 _ = int.recv() => break Stop::Quick,
                 _ = quit.recv() => break Stop::Quick,
+                _ = usr1.recv() => reopen_logs(access_log.as_deref()),
                 _ = tick.tick() => {
                     slot.beat(now_ms(), activity.oldest_busy());
                     // SAFETY: getppid has no preconditions.

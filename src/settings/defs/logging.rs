@@ -1,8 +1,9 @@
-//! Gunicorn's "Logging" section. The level and stdio inheritance so far;
-//! the access log and error log destinations will join it here.
+//! Gunicorn's "Logging" section: the access log (destination and format), the error log
+//! destination, the level and stdio inheritance.
 
-use super::{boolean, choice};
-use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting};
+use super::{boolean, choice, opt_string};
+use crate::accesslog::{Format, DEFAULT_FORMAT};
+use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting, Value};
 
 /// Gunicorn's level names, most verbose first.
 pub const LOG_LEVELS: &[&str] = &["debug", "info", "warning", "error", "critical"];
@@ -25,6 +26,80 @@ file by the shell) instead of pointing them at /dev/null; a terminal is \
 still let go. stdin always becomes /dev/null. Set PYTHONUNBUFFERED in the \
 environment to see Python's output without buffering delays.",
         cost: "None; without --daemon it has no effect.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "accesslog",
+        section: Section::Logging,
+        cli: &["--access-logfile"],
+        meta: "FILE",
+        action: Action::Store,
+        default: DefaultValue::None,
+        validate: validate_accesslog,
+        example: "--access-logfile -",
+        short: "The Access log file to write to.",
+        desc: "The Access log file to write to.\n\
+\n\
+'-' means log to stdout. The file is opened for appending (and created) at \
+startup, before workers fork; a path that cannot be opened stops the server. \
+Lines are formatted by --access-logformat and written by each worker's I/O \
+thread, one write per line, never by a Python thread. Not set (the default): \
+no access log, and nothing is gathered per request.",
+        cost: "One line formatted and written per response, on the worker's I/O \
+thread; writes are blocking, so a slow disk slows that worker.",
+        compat: Compat::Partial(
+            "lines go straight to the file or stdout, not through Python's logging \
+module, so logconfig handlers and syslog do not see them",
+        ),
+    },
+    Setting {
+        name: "access_log_format",
+        section: Section::Logging,
+        cli: &["--access-logformat"],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::Str(DEFAULT_FORMAT),
+        validate: validate_access_log_format,
+        example: "--access-logformat %(h)s:%(s)s",
+        short: "The access log format.",
+        desc: "The access log format.\n\
+\n\
+Atoms, written %(name)s: h remote address, l '-', u user name (HTTP Basic \
+auth), t time of logging in Common Log Format, r request line, m method, U \
+path without query, q query string, H protocol, s status, B and b response \
+body length, f referer, a user agent, T duration in seconds, M in \
+milliseconds, D in microseconds, L in decimal seconds, p <pid>, \
+{header}i request header, {header}o response header, {variable}e WSGI \
+environ variable. Unknown atoms print '-'; double quotes in values are \
+escaped as \\\". The default is the Apache combined format. The format is \
+parsed once at startup.",
+        cost: "Each {header}o atom keeps the response headers until the line is \
+written; other atoms cost only their formatting.",
+        compat: Compat::Partial(
+            "only the s conversion (with flags, width, precision) is accepted, and a \
+malformed format is an error at startup rather than a traceback per request; \
+{variable}e knows the environ keys the server sets (REQUEST_METHOD, PATH_INFO, \
+QUERY_STRING, RAW_URI, SERVER_*, REMOTE_*, SCRIPT_NAME, CONTENT_*, HTTP_*, \
+wsgi.url_scheme), not keys the application adds",
+        ),
+    },
+    Setting {
+        name: "errorlog",
+        section: Section::Logging,
+        cli: &["--error-logfile", "--log-file"],
+        meta: "FILE",
+        action: Action::Store,
+        default: DefaultValue::Str("-"),
+        validate: validate_errorlog,
+        example: "--error-logfile /var/log/ferricorn/error.log",
+        short: "The Error log file to write to.",
+        desc: "The Error log file to write to.\n\
+\n\
+Using '-' for FILE makes ferricorn log to stderr (the default). Otherwise the \
+file is opened for appending (and created) at startup; server messages and \
+wsgi.errors go there. Python's own stderr (print to sys.stderr, \
+faulthandler dumps) is not redirected.",
+        cost: "None.",
         compat: Compat::Full,
     },
     Setting {
@@ -51,9 +126,76 @@ silently meaning info",
     },
 ];
 
+/// A path, or `None` when unset or blank (gunicorn: an empty name means no access log).
+fn validate_accesslog(raw: Value) -> Result<Value, String> {
+    match opt_string(raw, "a file path or -")? {
+        Value::Str(s) if s.trim().is_empty() => Ok(Value::None),
+        Value::Str(s) => Ok(Value::Str(s.trim().to_owned())),
+        other => Ok(other),
+    }
+}
+
+/// A path, `-` when unset or blank.
+fn validate_errorlog(raw: Value) -> Result<Value, String> {
+    match opt_string(raw, "a file path or -")? {
+        Value::Str(s) if !s.trim().is_empty() => Ok(Value::Str(s.trim().to_owned())),
+        _ => Ok(Value::Str("-".to_owned())),
+    }
+}
+
+/// Stripped like gunicorn's `validate_string`, then parsed so a bad format fails at startup.
+fn validate_access_log_format(raw: Value) -> Result<Value, String> {
+    match raw {
+        Value::Str(s) => {
+            let s = s.trim().to_owned();
+            Format::parse(&s)?;
+            Ok(Value::Str(s))
+        }
+        _ => Err("expected a format string".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use crate::accesslog::DEFAULT_FORMAT;
     use crate::settings::registry::{find, DefaultValue, Value};
+
+    #[test]
+    fn access_log_is_off_by_default_and_blank_means_off() {
+        let acc = find("accesslog").unwrap();
+        assert!(matches!(acc.default, DefaultValue::None));
+        assert_eq!(acc.check(Value::Str("  ".into())).unwrap(), Value::None);
+        assert_eq!(
+            acc.check(Value::Str(" - ".into())).unwrap(),
+            Value::Str("-".into())
+        );
+    }
+
+    #[test]
+    fn access_log_format_defaults_to_combined_and_rejects_bad_formats() {
+        let fmt = find("access_log_format").unwrap();
+        assert!(matches!(fmt.default, DefaultValue::Str(DEFAULT_FORMAT)));
+        assert_eq!(
+            fmt.check(Value::Str(" %(h)s \n".into())).unwrap(),
+            Value::Str("%(h)s".into())
+        );
+        assert_eq!(
+            fmt.check(Value::Str("%(h)d".into()))
+                .unwrap_err()
+                .to_string(),
+            "--access-logformat / access_log_format = \"%(h)d\": expected a format of \
+             %(name)s atoms, found a conversion other than s (atoms are written %(name)s), \
+             e.g. --access-logformat %(h)s:%(s)s"
+        );
+    }
+
+    #[test]
+    fn errorlog_defaults_to_stderr_under_both_flags() {
+        let err = find("errorlog").unwrap();
+        assert!(matches!(err.default, DefaultValue::Str("-")));
+        assert_eq!(err.cli, &["--error-logfile", "--log-file"]);
+        assert_eq!(err.check(Value::None).unwrap(), Value::Str("-".into()));
+    }
 
     #[test]
     fn stdio_inheritance_defaults_off() {
