@@ -29,6 +29,8 @@ const REPLY_CAPACITY: usize = 8;
 const BODY_CAPACITY: usize = 4;
 /// Unread body we are willing to read and discard to keep a connection alive.
 const MAX_DRAIN: u64 = 1024 * 1024;
+/// Read buffer capacity a connection may keep between requests.
+const IDLE_BUFFER_LIMIT: usize = 64 * 1024;
 /// How long an idle keep-alive connection may still bring a request once a graceful stop began.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// How long and how much we read from a client after our last response, while closing.
@@ -125,6 +127,10 @@ impl<S: Socket> Conn<S> {
             };
             let keep_alive = self.exchange(head).await?;
             self.served += 1;
+            // an upload grew the read buffer; an idle connection should not keep that memory
+            if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER_LIMIT {
+                self.rbuf = BytesMut::with_capacity(8 * 1024);
+            }
             if !keep_alive || *self.shutdown.borrow() {
                 return Ok(());
             }
