@@ -29,6 +29,7 @@ test-rust:
 	cargo test --quiet
 
 test-python: dev
+	$(PY) -m mypy.stubtest ferricorn._ferricorn
 	$(PY) -m pytest tests -q -ra
 
 lint:  ## formatting and clippy, as CI would want them
