@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_master import master_pid, wait_for_exit, wait_until
+from test_master import alive, master_pid, wait_for_exit, wait_until
 
 APP = """
     import time
@@ -347,3 +347,25 @@ def test_a_raising_on_starting_or_when_ready_stops_the_server_as_in_gunicorn(
     assert f"the {hook} hook raised an exception" in out.stderr
     assert not named(project / "hooks.log", "pre_fork")
     assert time.monotonic() - started < 30
+
+
+def test_usr2_calls_pre_exec_in_the_new_master_before_it_execs(serve, project):
+    server, log = start(serve, project, "-w", "1")
+    old = master_pid(server)
+    wait_calls(log, "post_worker_init", 1)
+    os.kill(old, signal.SIGUSR2)
+    line = server.wait_for_log(r"Started a new master \(pid: \d+\)")
+    new = int(line.rsplit("pid: ", 1)[1].split(")")[0])
+    try:
+        # the new master runs the conf file again: its own on_starting, with its own pid
+        wait_until(
+            lambda: any(field(c, "pid") == str(new) for c in named(log, "on_starting")),
+            15,
+            "the new master's on_starting",
+        )
+        seq = calls(log)
+        pre_exec = seq.index(["pre_exec", f"pid={old}"])
+        assert seq[pre_exec + 1 :].count(["nworkers_changed", "1", "None"]) == 1
+    finally:
+        os.kill(new, signal.SIGTERM)
+        wait_until(lambda: not alive(new), 15, "the new master to exit")
