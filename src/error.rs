@@ -30,6 +30,9 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("Python error while starting: {0}")]
     Python(#[from] pyo3::PyErr),
+    /// on_starting or when_ready raised (the traceback was logged); gunicorn stops there too.
+    #[error("the {name} hook raised an exception (traceback above); not starting")]
+    Hook { name: &'static str },
     /// Not a failure: this process is a forked worker that finished; unwind and exit.
     #[error("worker exited with code {0}")]
     ChildExit(i32),

@@ -7,6 +7,7 @@ mod bridge;
 mod error;
 mod errorlog;
 mod exchange;
+mod hooks;
 mod http;
 mod job_queue;
 mod master;
@@ -102,6 +103,7 @@ fn print_out(text: &str, to_stderr: bool) {
 fn _ferricorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", settings::VERSION)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(hooks::py_log, m)?)?;
     m.add_class::<bridge::wsgi::Input>()?;
     m.add_class::<bridge::wsgi::StartResponse>()?;
     m.add_class::<bridge::wsgi::ErrorStream>()?;

@@ -9,6 +9,7 @@ use pyo3::types::PyList;
 
 use crate::accesslog::AccessLog;
 use crate::error::Error;
+use crate::hooks::ServerHooks;
 use crate::master::{Arbiter, MasterOptions};
 use crate::net::{BindOptions, Listener};
 use crate::process::PidFile;
@@ -45,6 +46,15 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
         Some(path) => Some(PidFile::create(path).map_err(|e| Error::PidFile(e.to_string()))?),
         None => None,
     };
+    let hooks = match start_hooks(py, &s) {
+        Ok(h) => h,
+        Err(e) => {
+            if let Some(p) = &pidfile {
+                p.remove();
+            }
+            return Err(e);
+        }
+    };
     let listeners = match listen(&s) {
         Ok(l) => l,
         Err(e) => {
@@ -78,10 +88,28 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
         None
     };
 
-    let opts = MasterOptions::from_settings(&s, argv, preloaded, access_log);
+    let opts = MasterOptions::from_settings(&s, argv, preloaded, access_log, hooks);
     Arbiter::new(opts, listeners, pidfile, signals)?.run(py)?;
     log::info!("Shutting down: Master");
     Ok(())
+}
+
+/// The conf file's hooks, and gunicorn's first two calls, before the sockets are bound:
+/// nworkers_changed(server, workers, None) (gunicorn's Arbiter.setup sets num_workers) and
+/// on_starting(server). gunicorn calls on_starting outside its main loop's error handling, so
+/// an exception there stops the server; so it does here.
+fn start_hooks(py: Python<'_>, s: &Settings) -> Result<Option<ServerHooks>, Error> {
+    let Some(hooks) = ServerHooks::new(py, s)? else {
+        return Ok(None);
+    };
+    let server = hooks.server(py);
+    let _ = hooks.call(py, "nworkers_changed", (server, s.workers, py.None()));
+    hooks
+        .call(py, "on_starting", (server,))
+        .map_err(|_| Error::Hook {
+            name: "on_starting",
+        })?;
+    Ok(Some(hooks))
 }
 
 /// --chdir, then the working directory and --pythonpath onto sys.path, as

@@ -9,6 +9,9 @@ __all__ = ["ErrorStream", "FileWrapper", "Input", "StartResponse", "__version__"
 def run(argv: list[str]) -> int:
     """Run the server with a full argv (program name first); return the exit code."""
 
+def log(level: int, msg: str, /) -> None:
+    """Write ``msg`` to the error log at a ``logging`` level (CRITICAL logs as ERROR)."""
+
 @final
 class Input:
     """``wsgi.input``: the request body, streamed from the connection."""

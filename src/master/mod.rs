@@ -5,6 +5,12 @@
 //! Its loop, like gunicorn's: wait for a signal or a worker's wake-up (at most half a second),
 //! reap exited workers, kill hung ones, retire old or bloated ones once their replacements are
 //! up, then spawn or stop workers to match the wanted count.
+//!
+//! Server hooks run here too (see src/hooks.rs). An exception in one is logged with its
+//! traceback and the master carries on, except in when_ready (and on_starting, in server.rs),
+//! which gunicorn calls outside its main loop's error handling, so there it stops the server.
+//! (gunicorn's main loop would also die on a raising pre_fork, on_reload or child_exit: one
+//! bad hook line taking a running server down is not worth copying.)
 
 pub mod heartbeat;
 pub mod signals;
@@ -17,6 +23,7 @@ use pyo3::prelude::*;
 
 use crate::accesslog::AccessLog;
 use crate::error::{Error, EXIT_APP_LOAD};
+use crate::hooks::{ServerHooks, WorkerHooks};
 use crate::net::Listener;
 use crate::process::PidFile;
 use crate::settings::{Parsed, Settings};
@@ -46,6 +53,8 @@ pub struct MasterOptions {
     pub keepalive: Duration,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
+    /// The conf file's server hooks; `None` when it defines none.
+    pub hooks: Option<ServerHooks>,
 }
 
 impl MasterOptions {
@@ -54,9 +63,11 @@ impl MasterOptions {
         argv: Vec<String>,
         preloaded: Option<Py<PyAny>>,
         access_log: Option<Arc<AccessLog>>,
+        hooks: Option<ServerHooks>,
     ) -> Self {
         MasterOptions {
             access_log,
+            hooks,
             argv,
             proc_name: s.proc_name.clone().unwrap_or_else(|| s.app.clone()),
             app_spec: s.app.clone(),
@@ -90,6 +101,8 @@ struct Worker {
     aborted_at: Option<u64>,
     /// We sent it a signal that ends it: its death is expected, not an error.
     killed: bool,
+    /// The `worker` object hooks got for it (pre_fork), for child_exit.
+    proxy: Option<Py<PyAny>>,
 }
 
 pub struct Arbiter {
@@ -134,6 +147,16 @@ impl Arbiter {
     /// The master loop. Returns when the server stops; in a forked worker it returns
     /// `Err(Error::ChildExit)` so the worker unwinds to `run()` and exits with its code.
     pub fn run(mut self, py: Python<'_>) -> Result<(), Error> {
+        // gunicorn calls when_ready at the end of Arbiter.start(): sockets bound, before the
+        // first workers, and outside the main loop's error handling, so an exception there
+        // stops the server (without on_exit, as in gunicorn)
+        if let Some(h) = &self.opts.hooks {
+            if h.call(py, "when_ready", (h.server(py),)).is_err() {
+                self.opts.hooks = None;
+                self.halt(py, 1);
+                return Err(Error::Hook { name: "when_ready" });
+            }
+        }
         self.manage(py)?;
         loop {
             for sig in self.signals.wait(500) {
@@ -144,8 +167,10 @@ impl Arbiter {
                     libc::SIGTERM => return self.stop(py, true),
                     libc::SIGINT | libc::SIGQUIT => return self.stop(py, false),
                     libc::SIGHUP => self.reload(py),
-                    libc::SIGTTIN => self.wanted = (self.wanted + 1).min(heartbeat::MAX_SLOTS),
-                    libc::SIGTTOU => self.wanted = self.wanted.saturating_sub(1).max(1),
+                    libc::SIGTTIN => {
+                        self.set_wanted(py, (self.wanted + 1).min(heartbeat::MAX_SLOTS))
+                    }
+                    libc::SIGTTOU => self.set_wanted(py, self.wanted.saturating_sub(1).max(1)),
                     libc::SIGUSR1 => {
                         // the master's own logs too: workers forked later inherit its files
                         self.reopen_logs();
@@ -154,14 +179,14 @@ impl Arbiter {
                     // gunicorn: WINCH stops the workers of a daemonized master (after USR2, the
                     // old master keeps its sockets while the new one serves)
                     libc::SIGWINCH if self.opts.daemon || self.reexec_pid.is_some() => {
-                        self.wanted = 0;
+                        self.set_wanted(py, 0);
                     }
                     libc::SIGWINCH => log::info!("SIGWINCH ignored. Not daemonized"),
                     libc::SIGUSR2 => self.reexec(py)?,
                     _ => {}
                 }
             }
-            self.reap()?;
+            self.reap(py)?;
             self.murder_hung();
             self.retire_worn_out();
             self.manage(py)?;
@@ -173,6 +198,9 @@ impl Arbiter {
     fn reload(&mut self, py: Python<'_>) {
         log::info!("Hang up: Master");
         self.reread_settings(py);
+        if let Some(h) = &self.opts.hooks {
+            let _ = h.call(py, "on_reload", (h.server(py),));
+        }
         self.boot_failed = false;
         for w in self.workers.values_mut() {
             w.retiring = true;
@@ -193,8 +221,18 @@ impl Arbiter {
                 let argv = std::mem::take(&mut self.opts.argv);
                 let preloaded = self.opts.preloaded.take();
                 let access_log = self.opts.access_log.take();
-                self.opts = MasterOptions::from_settings(&s, argv, preloaded, access_log);
-                self.wanted = self.opts.workers.max(1);
+                let hooks = match self.opts.hooks.take() {
+                    Some(mut h) if !s.hooks.is_empty() => {
+                        h.reload(py, &s);
+                        Some(h)
+                    }
+                    _ => ServerHooks::new(py, &s).unwrap_or_else(|e| {
+                        crate::hooks::log_exception(py, "setting up the hooks after HUP", &e);
+                        None
+                    }),
+                };
+                self.opts = MasterOptions::from_settings(&s, argv, preloaded, access_log, hooks);
+                self.set_wanted(py, self.opts.workers.max(1));
                 crate::process::set_title(&format!("ferricorn: master [{}]", self.opts.proc_name));
             }
             Parsed::Exit { output, .. }
@@ -208,6 +246,18 @@ impl Arbiter {
                 );
             }
             Parsed::Check { .. } => {}
+        }
+    }
+
+    /// A new wanted worker count (TTIN, TTOU, WINCH, a HUP with another `workers`), told to
+    /// nworkers_changed(server, new, old) as gunicorn's num_workers setter does.
+    fn set_wanted(&mut self, py: Python<'_>, n: usize) {
+        let old = std::mem::replace(&mut self.wanted, n);
+        if let Some(h) = &self.opts.hooks {
+            if n != old {
+                h.set_num_workers(py, n);
+                let _ = h.call(py, "nworkers_changed", (h.server(py), n, old));
+            }
         }
     }
 
@@ -273,9 +323,27 @@ impl Arbiter {
             return Ok(());
         };
         self.spawned += 1;
+        // pre_fork(server, worker) just before the fork, as gunicorn; the same `worker` object
+        // goes to the child (post_fork...) and stays here for child_exit
+        let proxy = match &self.opts.hooks {
+            Some(h) => match h.new_worker(py, self.spawned) {
+                Ok(w) => {
+                    let _ = h.call(py, "pre_fork", (h.server(py), w.bind(py)));
+                    Some(w)
+                }
+                Err(e) => {
+                    crate::hooks::log_exception(py, "making the worker object for hooks", &e);
+                    None
+                }
+            },
+            None => None,
+        };
         let pid: i32 = py.import("os")?.call_method0("fork")?.extract()?;
         if pid == 0 {
-            return Err(Error::ChildExit(self.become_worker(py, slot)));
+            return Err(Error::ChildExit(self.become_worker(py, slot, proxy)));
+        }
+        if let Some(w) = &proxy {
+            let _ = w.bind(py).setattr("pid", pid);
         }
         self.workers.insert(
             pid,
@@ -285,6 +353,7 @@ impl Arbiter {
                 termed_at: None,
                 aborted_at: None,
                 killed: false,
+                proxy,
             },
         );
         Ok(())
@@ -317,6 +386,9 @@ impl Arbiter {
         }
         // the child: become the new master program
         self.signals.detach_in_child();
+        if let Some(h) = &self.opts.hooks {
+            let _ = h.call(py, "pre_exec", (h.server(py),));
+        }
         let environ = os.getattr("environ")?;
         environ.set_item(crate::net::INHERIT_ENV, fds)?;
         let exe: String = py.import("sys")?.getattr("executable")?.extract()?;
@@ -328,8 +400,15 @@ impl Arbiter {
     }
 
     /// In the forked child: drop the master's duties and run a worker to its end.
-    fn become_worker(&mut self, py: Python<'_>, slot: usize) -> i32 {
+    fn become_worker(&mut self, py: Python<'_>, slot: usize, proxy: Option<Py<PyAny>>) -> i32 {
         self.signals.detach_in_child();
+        let hooks = match (&self.opts.hooks, proxy) {
+            (Some(h), Some(worker)) => Some(Arc::new(WorkerHooks {
+                hooks: h.clone(),
+                worker,
+            })),
+            _ => None,
+        };
         crate::process::set_title(&format!("ferricorn: worker [{}]", self.opts.proc_name));
         let listeners = std::mem::take(&mut self.listeners);
         let link = MasterLink {
@@ -345,6 +424,7 @@ impl Arbiter {
             graceful_timeout: self.opts.graceful_timeout,
             max_requests: self.max_requests_for(slot),
             access_log: self.opts.access_log.clone(),
+            hooks: hooks.clone(),
         };
         let boot = BootOptions {
             app_spec: self.opts.app_spec.clone(),
@@ -352,7 +432,21 @@ impl Arbiter {
             threads: self.opts.threads,
             worker: worker_opts,
         };
-        worker::boot(py, listeners, boot, link)
+        if let Some(h) = &hooks {
+            h.set(py, "pid", std::process::id());
+            // gunicorn: an exception in post_fork fails the worker's boot
+            if h.call_server_worker(py, "post_fork").is_err() {
+                let _ = h.call_server_worker(py, "worker_exit");
+                return EXIT_APP_LOAD;
+            }
+        }
+        let code = worker::boot(py, listeners, boot, link);
+        // gunicorn calls worker_exit in a `finally` as the worker ends (a quick stop, which
+        // ends the process from the I/O thread, calls it there)
+        if let Some(h) = &hooks {
+            let _ = h.call_server_worker(py, "worker_exit");
+        }
+        code
     }
 
     /// gunicorn's jitter: each worker gets max_requests + a random 0..=jitter, so workers
@@ -375,7 +469,7 @@ impl Arbiter {
     }
 
     /// Collects exited workers and says how each ended.
-    fn reap(&mut self) -> Result<(), Error> {
+    fn reap(&mut self, py: Python<'_>) -> Result<(), Error> {
         loop {
             let mut status = 0;
             // SAFETY: waitpid with WNOHANG on any child; `status` is ours to write.
@@ -396,6 +490,7 @@ impl Arbiter {
                 continue;
             };
             self.heartbeats.release(w.slot);
+            self.child_exit(py, &w);
             if libc::WIFEXITED(status) {
                 let code = libc::WEXITSTATUS(status);
                 if code == EXIT_APP_LOAD {
@@ -407,7 +502,7 @@ impl Arbiter {
                         continue;
                     }
                     log::error!("Worker (pid:{pid}) failed to boot.");
-                    self.halt(EXIT_APP_LOAD);
+                    self.halt(py, EXIT_APP_LOAD);
                     return Err(Error::Halt(EXIT_APP_LOAD));
                 }
                 if code != 0 {
@@ -516,7 +611,7 @@ impl Arbiter {
 
     /// TERM (graceful) or INT/QUIT (quick): stop the workers, wait for them within the graceful
     /// timeout, kill what is left.
-    fn stop(&mut self, _py: Python<'_>, graceful: bool) -> Result<(), Error> {
+    fn stop(&mut self, py: Python<'_>, graceful: bool) -> Result<(), Error> {
         let sig = if graceful {
             libc::SIGTERM
         } else {
@@ -536,14 +631,14 @@ impl Arbiter {
                     self.signal_all(libc::SIGQUIT);
                 }
             }
-            self.reap()?;
+            self.reap(py)?;
         }
-        self.halt(0);
+        self.halt(py, 0);
         Ok(())
     }
 
     /// Kills whatever is left and cleans up what the master created.
-    fn halt(&mut self, _code: i32) {
+    fn halt(&mut self, py: Python<'_>, _code: i32) {
         for &pid in self.workers.keys() {
             kill(pid, libc::SIGKILL);
         }
@@ -554,13 +649,25 @@ impl Arbiter {
             if pid <= 0 {
                 break;
             }
-            self.workers.remove(&pid);
+            if let Some(w) = self.workers.remove(&pid) {
+                self.child_exit(py, &w);
+            }
         }
         // after USR2 the new master owns the sockets; our pid file is the renamed .oldbin
         if self.reexec_pid.is_none() {
             crate::server::cleanup(&self.listeners, self.pidfile.as_ref());
         } else if let Some(p) = &self.pidfile {
             p.remove();
+        }
+        if let Some(h) = &self.opts.hooks {
+            let _ = h.call(py, "on_exit", (h.server(py),));
+        }
+    }
+
+    /// child_exit(server, worker), in the master, once a worker has been reaped.
+    fn child_exit(&self, py: Python<'_>, w: &Worker) {
+        if let (Some(h), Some(proxy)) = (&self.opts.hooks, &w.proxy) {
+            let _ = h.call(py, "child_exit", (h.server(py), proxy.bind(py)));
         }
     }
 }

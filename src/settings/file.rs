@@ -127,7 +127,7 @@ fn hook(
         Ok(q) => format!("<{q}()>"),
         Err(_) => repr(&func),
     };
-    Ok(Ok(HookFn::new(func.unbind(), shown_fn)))
+    Ok(Ok(HookFn::new(func.unbind(), shown_fn, arity)))
 }
 
 /// The Python object as the registry's validators see it. Anything without a

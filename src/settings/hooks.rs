@@ -3,7 +3,7 @@
 //!
 //! Hooks are kept apart from the settings registry because their values are
 //! Python callables, not `Value`s, and they have no flag. This module only
-//! declares and checks; calling hooks belongs to the master and workers.
+//! declares and checks; calling hooks belongs to src/hooks.rs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -105,19 +105,25 @@ pub struct HookFn {
     func: Arc<Py<PyAny>>,
     /// `<qualname()>`, as gunicorn's --print-config shows callables.
     shown: String,
+    /// Positional parameters it takes (post_request may take 2 to 4).
+    arity: usize,
 }
 
 impl HookFn {
-    pub fn new(func: Py<PyAny>, shown: String) -> Self {
+    pub fn new(func: Py<PyAny>, shown: String, arity: usize) -> Self {
         HookFn {
             func: Arc::new(func),
             shown,
+            arity,
         }
     }
 
-    #[allow(dead_code)] // for the master and workers, which will call hooks
     pub fn func(&self) -> &Py<PyAny> {
         &self.func
+    }
+
+    pub fn arity(&self) -> usize {
+        self.arity
     }
 }
 
@@ -145,12 +151,10 @@ impl Hooks {
         self.map.insert(spec.name, func);
     }
 
-    #[allow(dead_code)] // for the master and workers, which will call hooks
     pub fn get(&self, name: &str) -> Option<&HookFn> {
         self.map.get(name)
     }
 
-    #[allow(dead_code)] // for the master and workers, which will call hooks
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

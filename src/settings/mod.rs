@@ -93,6 +93,8 @@ pub struct Settings {
     pub reuse_port: bool,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
+    /// Every setting's resolved value by name: what hooks see as `server.cfg`.
+    pub values: Values,
     /// One line per gunicorn setting that was given but has no effect here;
     /// logged at startup.
     pub warnings: Vec<String>,
@@ -247,6 +249,7 @@ impl Settings {
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
             hooks: Hooks::default(),
+            values: values.clone(),
             warnings: Vec::new(),
         })
     }
@@ -345,6 +348,7 @@ mod tests {
     #[test]
     fn defaults_match_gunicorn() {
         let s = run(&["app:app"]);
+        let values = s.values.clone();
         assert_eq!(
             s,
             Settings {
@@ -381,6 +385,7 @@ mod tests {
                 umask: 0,
                 reuse_port: false,
                 hooks: Hooks::default(),
+                values,
                 warnings: vec![],
             }
         );

@@ -36,6 +36,13 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
     if let Err(e) = enable_fault_handler(py) {
         log::warn!("could not enable faulthandler: {e}");
     }
+    let hooks = opts.worker.hooks.clone();
+    if hooks
+        .as_ref()
+        .is_some_and(|h| h.hooks.is_set("worker_abort"))
+    {
+        take_abort_signal();
+    }
     let app = match opts.preloaded {
         Some(app) => app,
         None => match crate::server::load_app(py, &opts.app_spec) {
@@ -47,13 +54,23 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
         log::info!("Worker exiting (pid: {pid})");
         return 0;
     }
-    let app = match WsgiApp::new(py, app, opts.threads) {
+    let request_hooks = hooks
+        .as_ref()
+        .and_then(|h| h.hooks.request_hooks(&h.worker, py));
+    let app = match WsgiApp::new(py, app, opts.threads, request_hooks) {
         Ok(app) => app,
         Err(e) => {
             log::error!("Exception in worker process: {e}");
             return 1;
         }
     };
+    if let Some(h) = &hooks {
+        // gunicorn: post_worker_init runs inside the worker's boot, so an exception fails it
+        if h.call_worker(py, "post_worker_init").is_err() {
+            return EXIT_APP_LOAD;
+        }
+        h.set(py, "booted", true);
+    }
     let result = run(py, app, listeners, opts.worker, link, early);
     match result {
         Ok(()) => 0,
@@ -118,6 +135,17 @@ fn enable_fault_handler(py: Python<'_>) -> PyResult<()> {
     py.import("faulthandler")?
         .call_method("enable", (), Some(&kwargs))?;
     Ok(())
+}
+
+/// With a worker_abort hook, SIGABRT goes back to its default action here so that the I/O
+/// thread's handler (registered later) is the only one: faulthandler's C handler, which would
+/// otherwise run next in the chain, prints the stacks and then kills the process before the hook
+/// could run. The I/O thread prints the stacks itself (worker::on_abort).
+fn take_abort_signal() {
+    // SAFETY: setting a disposition to SIG_DFL has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGABRT, libc::SIG_DFL);
+    }
 }
 
 /// How long the master lets a timed-out worker print its stacks before SIGKILL.

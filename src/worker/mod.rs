@@ -23,6 +23,7 @@ pub use boot::{boot, BootOptions, ABORT_GRACE};
 
 use crate::bridge::wsgi::WsgiApp;
 use crate::exchange::Activity;
+use crate::hooks::WorkerHooks;
 use crate::http::conn::ConnConfig;
 use crate::http::request::Limits;
 use crate::master::heartbeat::{now_ms, state, Heartbeats};
@@ -37,6 +38,8 @@ pub struct WorkerOptions {
     /// Requests after which to ask the master for a replacement (0 = never).
     pub max_requests: u64,
     pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
+    /// Server hooks and this worker's `worker` object, when the conf file has hooks.
+    pub hooks: Option<Arc<WorkerHooks>>,
 }
 
 /// The worker's link to its master.
@@ -76,9 +79,10 @@ pub fn run(
     let graceful = opts.graceful_timeout;
     let io_thread = {
         let (activity, link) = (activity.clone(), link.clone());
+        let hooks = opts.hooks.clone();
         std::thread::Builder::new()
             .name("ferricorn-io".into())
-            .spawn(move || io_main(listeners, cfg, graceful, activity, link, early))?
+            .spawn(move || io_main(listeners, cfg, graceful, activity, link, early, hooks))?
     };
 
     // max-requests: ask once for a replacement; the master stops us when it is up
@@ -127,13 +131,41 @@ pub fn reopen_logs(access_log: Option<&crate::accesslog::AccessLog>) {
     }
 }
 
+/// The timeout SIGABRT with a worker_abort hook: print every thread's stack (what faulthandler
+/// would have done), call worker_abort(worker), then die of SIGABRT as without the hook, so the
+/// master reports the same thing. This needs the GIL: an app thread stuck in C code holding it
+/// keeps us waiting until the master's SIGKILL (2 s later), with neither stacks nor hook.
+fn on_abort(h: &WorkerHooks) {
+    Python::attach(|py| {
+        h.set(py, "alive", false);
+        h.set(py, "aborted", true);
+        let dumped = py.import("faulthandler").and_then(|f| {
+            let kwargs = pyo3::types::PyDict::new(py);
+            kwargs.set_item("all_threads", true)?;
+            f.call_method("dump_traceback", (), Some(&kwargs))
+        });
+        if let Err(e) = dumped {
+            crate::hooks::log_exception(py, "printing the stacks", &e);
+        }
+        let _ = h.call_worker(py, "worker_abort");
+    });
+    use std::io::Write;
+    let _ = std::io::stderr().flush();
+    // SAFETY: restoring the default action and raising ends the process with SIGABRT.
+    unsafe {
+        libc::signal(libc::SIGABRT, libc::SIG_DFL);
+        libc::raise(libc::SIGABRT);
+        libc::_exit(1);
+    }
+}
+
 /// How a signal asks us to stop.
 #[derive(Debug, Clone, Copy)]
 enum Stop {
     /// TERM: finish the requests accepted (queued ones too), up to the graceful timeout.
     Graceful,
-    /// INT, QUIT, or the master vanished: exit now.
-    Quick,
+    /// INT or QUIT (`true`, which calls worker_int), or the master vanished: exit now.
+    Quick(bool),
 }
 
 fn io_main(
@@ -143,8 +175,11 @@ fn io_main(
     activity: Arc<Activity>,
     link: MasterLink,
     early: Vec<signal_hook_registry::SigId>,
+    hooks: Option<Arc<WorkerHooks>>,
 ) -> io::Result<()> {
     let jobs = cfg.jobs.clone();
+    let abort_hook = hooks.clone().filter(|h| h.hooks.is_set("worker_abort"));
+    let stop_hooks = hooks.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // out of ready work: tell the app threads about the jobs queued meanwhile, at once
@@ -158,6 +193,12 @@ fn io_main(
         let mut int = signal(SignalKind::interrupt())?;
         let mut quit = signal(SignalKind::quit())?;
         let mut usr1 = signal(SignalKind::user_defined1())?;
+        // worker_abort: the master's timeout SIGABRT comes here instead of killing us at once
+        // (boot.rs left SIGABRT to us, see `take_abort_signal`)
+        let mut abort = match &abort_hook {
+            Some(_) => Some(signal(SignalKind::from_raw(libc::SIGABRT))?),
+            None => None,
+        };
         let access_log = cfg.access_log.clone();
         // tokio listens now; a stop that came earlier is acted on below
         for id in early {
@@ -189,25 +230,33 @@ fn io_main(
         let stop = loop {
             match early_stop {
                 libc::SIGTERM => break Stop::Graceful,
-                libc::SIGINT | libc::SIGQUIT => break Stop::Quick,
+                libc::SIGINT | libc::SIGQUIT => break Stop::Quick(true),
                 _ => {}
             }
             tokio::select! {
                 _ = term.recv() => break Stop::Graceful,
-                _ = int.recv() => break Stop::Quick,
-                _ = quit.recv() => break Stop::Quick,
+                _ = int.recv() => break Stop::Quick(true),
+                _ = quit.recv() => break Stop::Quick(true),
+                Some(()) = async { abort.as_mut()?.recv().await }, if abort.is_some() => {
+                    if let Some(h) = &abort_hook {
+                        on_abort(h);
+                    }
+                }
                 _ = usr1.recv() => reopen_logs(access_log.as_deref()),
                 _ = tick.tick() => {
                     slot.beat(now_ms(), activity.oldest_busy());
                     // SAFETY: getppid has no preconditions.
                     if unsafe { libc::getppid() } != link.master_pid {
                         log::warn!("Parent changed, shutting down");
-                        break Stop::Quick;
+                        break Stop::Quick(false);
                     }
                 }
             }
         };
         let _ = shutdown_tx.send(true);
+        if let Some(h) = &stop_hooks {
+            Python::attach(|py| h.set(py, "alive", false));
+        }
         if let Stop::Graceful = stop {
             // keep beating while draining, so a long but healthy drain is not a "timeout"
             let drain = tokio::time::timeout(graceful, alive_rx.recv());
@@ -231,9 +280,18 @@ fn io_main(
     drop(rt);
     jobs.close();
     log::info!("Worker exiting (pid: {})", std::process::id());
-    if let Ok(Stop::Quick) = result {
+    if let Ok(Stop::Quick(signalled)) = result {
         // A quick stop does not wait for requests still inside the app (an app thread may be
-        // sleeping for minutes): end the process here, as gunicorn's SystemExit would.
+        // sleeping for minutes): end the process here, as gunicorn's SystemExit would, after
+        // its worker_int (INT/QUIT only) and its `finally`'s worker_exit.
+        if let Some(h) = &hooks {
+            Python::attach(|py| {
+                if signalled {
+                    let _ = h.call_worker(py, "worker_int");
+                }
+                let _ = h.call_server_worker(py, "worker_exit");
+            });
+        }
         use std::io::Write;
         let _ = std::io::stderr().flush();
         // SAFETY: _exit ends the process at once; nothing after this runs.

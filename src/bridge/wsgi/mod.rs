@@ -19,7 +19,9 @@ pub use streams::{ErrorStream, FileWrapper};
 
 use std::sync::atomic::Ordering;
 
-use crate::exchange::{Activity, Job, Reply, ResponseHead};
+use crate::exchange::{Activity, ConnInfo, Job, Reply, RequestBody, ResponseHead};
+use crate::hooks::RequestHooks;
+use crate::http::request::RequestHead;
 use crate::job_queue::JobQueue;
 use environ::{EnvironTemplate, HeaderKeys};
 
@@ -28,12 +30,20 @@ pub struct WsgiApp {
     app: Py<PyAny>,
     template: EnvironTemplate,
     format_exception: Py<PyAny>,
+    /// pre_request / post_request; `None` (checked once per request) when neither is set.
+    hooks: Option<RequestHooks>,
 }
 
 impl WsgiApp {
-    pub fn new(py: Python<'_>, app: Py<PyAny>, threads: usize) -> PyResult<Self> {
+    pub fn new(
+        py: Python<'_>,
+        app: Py<PyAny>,
+        threads: usize,
+        hooks: Option<RequestHooks>,
+    ) -> PyResult<Self> {
         Ok(WsgiApp {
             app,
+            hooks,
             template: EnvironTemplate::new(py, threads > 1, false)?,
             format_exception: py
                 .import("traceback")?
@@ -70,37 +80,110 @@ impl WsgiApp {
     }
 
     fn handle(&self, py: Python<'_>, keys: &mut HeaderKeys, job: Job) {
+        let Some(hooks) = &self.hooks else {
+            let Job {
+                head,
+                conn,
+                body,
+                reply,
+            } = job;
+            match Py::new(py, StartResponse::new(reply)) {
+                Ok(sr) => drop(self.respond(py, keys, &head, &conn, body, &sr.into_bound(py))),
+                Err(e) => self.log_error(py, &head.target, &e),
+            }
+            return;
+        };
+        self.handle_with_hooks(py, keys, job, hooks);
+    }
+
+    /// gunicorn's order: pre_request(worker, req), the app (skipped with a 500 if pre_request
+    /// raised, as gunicorn's try block does), then post_request(worker, req, environ, resp)
+    /// whatever happened, once the response has been handed to the connection.
+    fn handle_with_hooks(
+        &self,
+        py: Python<'_>,
+        keys: &mut HeaderKeys,
+        job: Job,
+        hooks: &RequestHooks,
+    ) {
         let Job {
             head,
             conn,
             body,
             reply,
         } = job;
-        let is_head = head.is_head();
-        let sr = match Py::new(py, StartResponse::new(reply)) {
+        let sr = if hooks.wants_post_request() {
+            StartResponse::recording(reply)
+        } else {
+            StartResponse::new(reply)
+        };
+        let sr = match Py::new(py, sr) {
             Ok(sr) => sr.into_bound(py),
             Err(e) => return self.log_error(py, &head.target, &e),
         };
+        let req = match hooks.request(py, &head) {
+            Ok(req) => req,
+            Err(e) => {
+                crate::hooks::log_exception(py, "building the hooks' req", &e);
+                drop(self.respond(py, keys, &head, &conn, body, &sr));
+                return;
+            }
+        };
+        let environ = match hooks.pre_request(py, &req) {
+            Ok(()) => self.respond(py, keys, &head, &conn, body, &sr),
+            Err(_) => {
+                fail(py, &sr);
+                None
+            }
+        };
+        if hooks.wants_post_request() {
+            let recorded = sr
+                .borrow()
+                .recorded()
+                .map(|(s, h)| (s.clone_ref(py), h.clone_ref(py)));
+            let status = recorded.as_ref().map(|(s, h)| (s.bind(py), h.bind(py)));
+            hooks.post_request(py, &req, environ.as_ref(), status);
+        }
+    }
+
+    /// Runs the app for one request and sends its response; returns the environ it got.
+    fn respond<'py>(
+        &self,
+        py: Python<'py>,
+        keys: &mut HeaderKeys,
+        head: &RequestHead,
+        conn: &ConnInfo,
+        body: RequestBody,
+        sr: &Bound<'py, StartResponse>,
+    ) -> Option<Bound<'py, PyAny>> {
+        let is_head = head.is_head();
+        let mut environ = None;
         let outcome = Py::new(py, Input::new(body, head.framing))
             .and_then(|input| {
-                environ::build(py, &self.template, keys, &head, &conn, input.into_bound(py))
+                environ::build(py, &self.template, keys, head, conn, input.into_bound(py))
             })
-            .and_then(|env| self.app.bind(py).call1((env, &sr)));
+            .and_then(|env| {
+                let result = self.app.bind(py).call1((&env, sr));
+                environ = Some(env.into_any());
+                result
+            });
         let result = match outcome {
             Ok(result) => result,
             Err(e) => {
                 self.log_error(py, &head.target, &e);
-                return fail(py, &sr);
+                fail(py, sr);
+                return environ;
             }
         };
-        if let Err(e) = response::send(py, &sr, &result, is_head) {
+        if let Err(e) = response::send(py, sr, &result, is_head) {
             self.log_error(py, &head.target, &e);
-            fail(py, &sr);
+            fail(py, sr);
         }
         // PEP 3333: close() is called whatever happened, even when the client left
         if let Err(e) = close_iterable(&result) {
             self.log_error(py, &head.target, &e);
         }
+        environ
     }
 
     /// Logs an app failure with its traceback, in gunicorn's words.
@@ -141,6 +224,11 @@ fn fail(py: Python<'_>, sr: &Bound<'_, StartResponse>) {
     if sr.head_sent() {
         let _ = sr.send(py, Reply::Abort);
         return;
+    }
+    // for post_request's resp (a no-op unless recording): what the client gets
+    let status = pyo3::types::PyString::new(py, "500 Internal Server Error");
+    if let Ok(headers) = [("Content-Type", "text/html")].into_pyobject(py) {
+        sr.record(status.into_any().unbind(), headers.into_any().unbind());
     }
     let body = b"<html><head><title>Internal Server Error</title></head><body><h1><p>Internal Server Error</p></h1></body></html>\n";
     let head = ResponseHead {

@@ -29,7 +29,12 @@ pub struct StartResponse {
     /// Set by start_response, not yet on the wire.
     pending: Option<ResponseHead>,
     head_sent: bool,
+    /// With a post_request hook: the last status and headers given, as the app gave them.
+    recorded: Option<Recorded>,
 }
+
+/// `(status, headers)` as passed to start_response, kept for post_request's `resp`.
+pub type Recorded = Option<(Py<PyAny>, Py<PyAny>)>;
 
 impl StartResponse {
     pub fn new(responder: Responder) -> Self {
@@ -37,6 +42,27 @@ impl StartResponse {
             responder,
             pending: None,
             head_sent: false,
+            recorded: None,
+        }
+    }
+
+    /// Also keeps what start_response is given, for a post_request hook.
+    pub fn recording(responder: Responder) -> Self {
+        StartResponse {
+            recorded: Some(None),
+            ..StartResponse::new(responder)
+        }
+    }
+
+    /// The status and headers last given (or set by `record`), if recording.
+    pub fn recorded(&self) -> Option<&(Py<PyAny>, Py<PyAny>)> {
+        self.recorded.as_ref().and_then(Option::as_ref)
+    }
+
+    /// Notes a response the server made itself (the 500 after an app error).
+    pub fn record(&mut self, status: Py<PyAny>, headers: Py<PyAny>) {
+        if let Some(r) = self.recorded.as_mut() {
+            *r = Some((status, headers));
         }
     }
 
@@ -121,7 +147,12 @@ impl StartResponse {
             }
         }
         let head = build_head(status, headers)?;
-        slf.borrow_mut().pending = Some(head);
+        let mut this = slf.borrow_mut();
+        this.pending = Some(head);
+        if let Some(r) = this.recorded.as_mut() {
+            *r = Some((status.clone().unbind(), headers.clone().unbind()));
+        }
+        drop(this);
         slf.getattr("write")
     }
 
