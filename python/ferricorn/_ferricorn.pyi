@@ -4,12 +4,12 @@ from collections.abc import Iterator
 from typing import Any, final
 
 __version__: str
-__all__ = ["ErrorStream", "FileWrapper", "Input", "StartResponse", "__version__", "run"]
+__all__ = ["ErrorStream", "FileWrapper", "Input", "StartResponse", "__version__", "log", "run"]
 
 def run(argv: list[str]) -> int:
     """Run the server with a full argv (program name first); return the exit code."""
 
-def log(level: int, msg: str, /) -> None:
+def log(level: int, msg: str) -> None:
     """Write ``msg`` to the error log at a ``logging`` level (CRITICAL logs as ERROR)."""
 
 @final
