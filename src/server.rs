@@ -112,9 +112,17 @@ fn start_hooks(py: Python<'_>, s: &Settings) -> Result<Option<ServerHooks>, Erro
     Ok(Some(hooks))
 }
 
-/// --chdir, then the working directory and --pythonpath onto sys.path, as
-/// the app's import needs them.
+/// --env into os.environ (as gunicorn's Arbiter.setup does), --chdir, then
+/// the working directory and --pythonpath onto sys.path, as the app's import
+/// needs them. os.environ rather than std::env: it keeps Python's mapping in
+/// step and calls putenv while only this thread runs.
 fn enter_app_dir(py: Python<'_>, s: &Settings) -> Result<(), Error> {
+    if !s.raw_env.is_empty() {
+        let environ = py.import("os")?.getattr("environ")?;
+        for (key, value) in &s.raw_env {
+            environ.set_item(key, value)?;
+        }
+    }
     if let Some(dir) = &s.chdir {
         std::env::set_current_dir(dir).map_err(|source| Error::Chdir {
             path: dir.clone(),

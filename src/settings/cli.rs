@@ -77,9 +77,9 @@ fn arg_for(setting: &'static Setting) -> Arg {
         .action(match setting.action {
             Action::Store => ArgAction::Set,
             Action::Append => ArgAction::Append,
-            Action::StoreTrue => ArgAction::SetTrue,
+            Action::StoreTrue | Action::StoreFalse => ArgAction::SetTrue,
         });
-    if setting.action != Action::StoreTrue {
+    if !setting.action.is_switch() {
         arg = arg.value_name(setting.meta);
     }
     let mut longs = setting.cli.iter().filter_map(|f| f.strip_prefix("--"));
@@ -122,6 +122,7 @@ pub fn parse(cmd: &mut Command, argv: &[String]) -> Result<CliArgs, clap::Error>
                     .collect(),
             ),
             Action::StoreTrue => Value::Bool(true),
+            Action::StoreFalse => Value::Bool(false),
         };
         values
             .set_setting(setting, raw)

@@ -48,6 +48,8 @@ pub struct Settings {
     pub chdir: Option<PathBuf>,
     /// Directories to put in front of sys.path, in order.
     pub pythonpath: Vec<String>,
+    /// `--env KEY=VALUE` pairs, set in the master before the app loads.
+    pub raw_env: Vec<(String, String)>,
     pub log_level: LevelFilter,
     /// Access log destination (`-` = stdout); `None` = no access log.
     pub accesslog: Option<String>,
@@ -221,6 +223,12 @@ impl Settings {
                 .opt_str("pythonpath")?
                 .map(split_pythonpath)
                 .unwrap_or_default(),
+            raw_env: values
+                .list("raw_env")?
+                .iter()
+                .filter_map(|e| e.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
             log_level: level_filter(values.str("loglevel")?),
             accesslog: values.opt_str("accesslog")?.map(str::to_owned),
             access_log_format: values.str("access_log_format")?.to_owned(),
@@ -360,6 +368,7 @@ mod tests {
                 threads: 1,
                 chdir: None,
                 pythonpath: vec![],
+                raw_env: vec![],
                 log_level: LevelFilter::Info,
                 accesslog: None,
                 access_log_format: crate::accesslog::DEFAULT_FORMAT.into(),

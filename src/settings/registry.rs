@@ -80,7 +80,10 @@ impl Env<'static> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
     ConfigFile,
+    Control,
     Debugging,
+    DirtyArbiters,
+    Http2,
     Logging,
     ProcessNaming,
     Ssl,
@@ -94,7 +97,10 @@ impl Section {
     pub fn title(self) -> &'static str {
         match self {
             Section::ConfigFile => "Config File",
+            Section::Control => "Control",
             Section::Debugging => "Debugging",
+            Section::DirtyArbiters => "Dirty Arbiters",
+            Section::Http2 => "HTTP/2",
             Section::Logging => "Logging",
             Section::ProcessNaming => "Process Naming",
             Section::Ssl => "SSL",
@@ -115,6 +121,15 @@ pub enum Action {
     Append,
     /// A flag without a value that sets `True`.
     StoreTrue,
+    /// A flag without a value that sets `False` (`--no-sendfile`).
+    StoreFalse,
+}
+
+impl Action {
+    /// Whether the flag stands alone, without a value.
+    pub fn is_switch(self) -> bool {
+        matches!(self, Action::StoreTrue | Action::StoreFalse)
+    }
 }
 
 /// The default as declared, before validation.
@@ -126,6 +141,9 @@ pub enum DefaultValue {
     Int(i64),
     Str(&'static str),
     List(&'static [&'static str]),
+    /// A Python literal with no other form (a dict), as a conf file's value
+    /// arrives: its `repr`.
+    Object(&'static str),
     /// Depends on the environment; `doc` is what help and docs show.
     FromEnv {
         doc: &'static str,
@@ -143,6 +161,7 @@ impl DefaultValue {
             DefaultValue::List(items) => {
                 Value::List(items.iter().map(|s| (*s).to_owned()).collect())
             }
+            DefaultValue::Object(repr) => Value::Object(repr.to_owned()),
             DefaultValue::FromEnv { get, .. } => get(env),
         }
     }
@@ -156,6 +175,7 @@ impl fmt::Display for DefaultValue {
             DefaultValue::Int(i) => write!(f, "{i}"),
             DefaultValue::Str(s) => f.write_str(s),
             DefaultValue::List(items) => f.write_str(&items.join(", ")),
+            DefaultValue::Object(repr) => f.write_str(repr),
             DefaultValue::FromEnv { doc, .. } => f.write_str(doc),
         }
     }
@@ -218,6 +238,7 @@ impl Setting {
         let words = self.example.strip_prefix(flag).unwrap_or("").trim();
         let literal = match (self.action, (self.validate)(Value::Str(words.to_owned()))) {
             (Action::StoreTrue, _) => "True".to_owned(),
+            (Action::StoreFalse, _) => "False".to_owned(),
             (_, Ok(Value::Int(n))) => n.to_string(),
             (_, Ok(Value::List(items))) => format!("{items:?}"),
             _ => format!("{words:?}"),
@@ -238,12 +259,17 @@ impl Setting {
 /// section file.
 const PARTS: &[&[Setting]] = &[
     defs::config_file::SETTINGS,
+    defs::control::SETTINGS,
     defs::debugging::SETTINGS,
+    defs::dirty_arbiters::SETTINGS,
+    defs::http2::SETTINGS,
     defs::logging::SETTINGS,
     defs::process_naming::SETTINGS,
     defs::ssl::SETTINGS,
     defs::security::SETTINGS,
     defs::server_mechanics::SETTINGS,
+    defs::proxy::SETTINGS,
+    defs::http_parsing::SETTINGS,
     defs::server_socket::SETTINGS,
     defs::worker_processes::SETTINGS,
 ];
@@ -485,7 +511,9 @@ mod tests {
         for s in SETTINGS {
             assert!(!s.name.is_empty());
             assert!(
-                s.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                s.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
                 "{}: conf names are snake_case",
                 s.name
             );
@@ -513,7 +541,7 @@ mod tests {
             for flag in s.cli {
                 assert!(flag.starts_with('-'), "{}: {flag}", s.name);
             }
-            if s.action != Action::StoreTrue {
+            if !s.action.is_switch() {
                 assert!(!s.meta.is_empty(), "{}: meta var", s.name);
             }
             if let Compat::Partial(why) | Compat::Ignored(why) = s.compat {
@@ -643,6 +671,140 @@ mod tests {
             Some("post_fork")
         );
         assert_eq!(closest_among("post_frok", std::iter::empty()), None);
+    }
+
+    /// Every setting name in gunicorn 27.0.1's config.py (hooks included).
+    const GUNICORN_27_0_1_NAMES: &[&str] = &[
+        "access_log_format",
+        "accesslog",
+        "asgi_disconnect_grace_period",
+        "asgi_lifespan",
+        "asgi_loop",
+        "backlog",
+        "bind",
+        "ca_certs",
+        "capture_output",
+        "casefold_http_method",
+        "cert_reqs",
+        "certfile",
+        "chdir",
+        "check_config",
+        "child_exit",
+        "ciphers",
+        "config",
+        "control_socket",
+        "control_socket_disable",
+        "control_socket_mode",
+        "daemon",
+        "default_proc_name",
+        "dirty_apps",
+        "dirty_graceful_timeout",
+        "dirty_post_fork",
+        "dirty_threads",
+        "dirty_timeout",
+        "dirty_worker_exit",
+        "dirty_worker_init",
+        "dirty_workers",
+        "disable_redirect_access_to_syslog",
+        "do_handshake_on_connect",
+        "dogstatsd_tags",
+        "enable_backlog_metric",
+        "enable_stdio_inheritance",
+        "errorlog",
+        "forwarded_allow_ips",
+        "forwarder_headers",
+        "graceful_timeout",
+        "group",
+        "header_map",
+        "http2_cleartext",
+        "http2_initial_window_size",
+        "http2_max_concurrent_streams",
+        "http2_max_frame_size",
+        "http2_max_header_list_size",
+        "http_parser",
+        "http_protocols",
+        "initgroups",
+        "keepalive",
+        "keyfile",
+        "limit_request_field_size",
+        "limit_request_fields",
+        "limit_request_line",
+        "logconfig",
+        "logconfig_dict",
+        "logconfig_json",
+        "logger_class",
+        "loglevel",
+        "max_requests",
+        "max_requests_jitter",
+        "nworkers_changed",
+        "on_dirty_starting",
+        "on_exit",
+        "on_reload",
+        "on_starting",
+        "paste",
+        "permit_obsolete_folding",
+        "permit_unconventional_http_method",
+        "permit_unconventional_http_version",
+        "pidfile",
+        "post_fork",
+        "post_request",
+        "post_worker_init",
+        "pre_exec",
+        "pre_fork",
+        "pre_request",
+        "preload_app",
+        "print_config",
+        "proc_name",
+        "protocol",
+        "proxy_allow_ips",
+        "proxy_protocol",
+        "pythonpath",
+        "raw_env",
+        "raw_paste_global_conf",
+        "reload",
+        "reload_engine",
+        "reload_extra_files",
+        "reuse_port",
+        "root_path",
+        "secure_scheme_headers",
+        "sendfile",
+        "spew",
+        "ssl_context",
+        "ssl_version",
+        "statsd_host",
+        "statsd_prefix",
+        "strip_header_spaces",
+        "suppress_ragged_eofs",
+        "syslog",
+        "syslog_addr",
+        "syslog_facility",
+        "syslog_prefix",
+        "threads",
+        "timeout",
+        "tmp_upload_dir",
+        "umask",
+        "user",
+        "uwsgi_allow_ips",
+        "websocket_max_message_size",
+        "when_ready",
+        "worker_abort",
+        "worker_class",
+        "worker_connections",
+        "worker_exit",
+        "worker_int",
+        "worker_tmp_dir",
+        "workers",
+        "wsgi_app",
+    ];
+
+    #[test]
+    fn every_gunicorn_27_0_1_setting_is_known() {
+        let missing: Vec<&str> = GUNICORN_27_0_1_NAMES
+            .iter()
+            .copied()
+            .filter(|name| find(name).is_none() && super::super::hooks::find(name).is_none())
+            .collect();
+        assert!(missing.is_empty(), "unknown gunicorn settings: {missing:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! stop after resolution (`settings::resolve` turns them into
 //! `Parsed::Check`), and the reloader flags ferricorn accepts but ignores.
 
-use super::boolean;
+use super::{boolean, choice, string_list};
 use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting};
 
 pub const SETTINGS: &[Setting] = &[
@@ -78,5 +78,33 @@ Prints every setting, one `name = value` line each in name order, after \
 all sources are merged, then checks the application as --check-config does.",
         cost: "None.",
         compat: Compat::Full,
+    },
+    Setting {
+        name: "reload_engine",
+        section: Section::Debugging,
+        cli: &["--reload-engine"],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::Str("auto"),
+        validate: |raw| choice(raw, &["auto", "poll", "inotify"]),
+        example: "--reload-engine poll",
+        short: "The implementation that should be used to power reload.",
+        desc: "The implementation that should be used to power reload.\n\nNo effect in ferricorn: Ferricorn's reloader always polls file modification times.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("ferricorn's reloader always polls file modification times"),
+    },
+    Setting {
+        name: "reload_extra_files",
+        section: Section::Debugging,
+        cli: &["--reload-extra-file"],
+        meta: "FILES",
+        action: Action::Append,
+        default: DefaultValue::List(&[]),
+        validate: |raw| string_list(raw, "a file path or a list of them"),
+        example: "--reload-extra-file templates/base.html",
+        short: "Extends reload option to also watch and reload on additional files (e.g., templates, configurations, specifications, etc.).",
+        desc: "Extends reload option to also watch and reload on additional files (e.g., templates, configurations, specifications, etc.).\n\nNo effect in ferricorn: Not implemented yet: --reload watches the app's Python modules only.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("not implemented yet: --reload watches the app's Python modules only"),
     },
 ];

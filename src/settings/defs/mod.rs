@@ -7,9 +7,14 @@
 //! produce typed `Settings` fields (that is `settings/mod.rs`).
 
 pub mod config_file;
+pub mod control;
 pub mod debugging;
+pub mod dirty_arbiters;
+pub mod http2;
+pub mod http_parsing;
 pub mod logging;
 pub mod process_naming;
+pub mod proxy;
 pub mod security;
 pub mod server_mechanics;
 pub mod server_socket;
@@ -111,6 +116,70 @@ pub(crate) fn choice(raw: Value, choices: &[&str]) -> Result<Value, String> {
     Err(format!("expected one of {}", choices.join(", ")))
 }
 
+/// `None` (gunicorn's "unset", kept so it prints as `None`) or a boolean.
+pub(crate) fn opt_boolean(raw: Value) -> Result<Value, String> {
+    match raw {
+        Value::None => Ok(Value::None),
+        other => boolean(other),
+    }
+}
+
+/// A comma-separated string as a list, as gunicorn's
+/// `validate_string_to_list` (a list from a conf file is kept as it is).
+pub(crate) fn comma_list(raw: Value, what: &str) -> Result<Value, String> {
+    match raw {
+        Value::Str(s) => Ok(Value::List(
+            s.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )),
+        Value::List(_) => Ok(raw),
+        Value::None => Ok(Value::List(Vec::new())),
+        _ => Err(format!("expected {what}")),
+    }
+}
+
+/// gunicorn's `validate_string_to_addr_list`: comma-separated IP addresses
+/// or networks (`10.0.0.0/8`), or `*` for any.
+pub(crate) fn addr_list(raw: Value) -> Result<Value, String> {
+    const WANTED: &str = "a comma-separated list of IP addresses or networks, or *";
+    let list = comma_list(raw, WANTED)?;
+    if let Value::List(items) = &list {
+        if let Some(bad) = items.iter().find(|item| !is_addr_or_network(item)) {
+            return Err(format!(
+                "{bad:?} is not an IP address or network; expected {WANTED}"
+            ));
+        }
+    }
+    Ok(list)
+}
+
+fn is_addr_or_network(item: &str) -> bool {
+    if item == "*" {
+        return true;
+    }
+    let (addr, prefix) = match item.split_once('/') {
+        Some((addr, prefix)) => (addr, Some(prefix)),
+        None => (item, None),
+    };
+    let Ok(addr) = addr.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+}
+
+/// A dict from a conf file (kept as its `repr`), as gunicorn's
+/// `validate_dict`; there is no command-line form.
+pub(crate) fn dict(raw: Value) -> Result<Value, String> {
+    match raw {
+        Value::Object(ref repr) if repr.starts_with('{') => Ok(raw),
+        _ => Err("expected a dict".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +232,37 @@ mod tests {
             Ok(Value::List(vec!["a".into()]))
         );
         assert!(string_list(Value::Int(1), "x").is_err());
+    }
+
+    #[test]
+    fn addr_list_accepts_addresses_networks_and_star() {
+        assert_eq!(
+            addr_list(Value::Str("127.0.0.1, ::1,10.0.0.0/8,*".into())),
+            Ok(Value::List(vec![
+                "127.0.0.1".into(),
+                "::1".into(),
+                "10.0.0.0/8".into(),
+                "*".into()
+            ]))
+        );
+        assert!(addr_list(Value::Str("10.0.0.0/33".into())).is_err());
+        assert!(addr_list(Value::Str("proxy.local".into())).is_err());
+    }
+
+    #[test]
+    fn dict_takes_only_a_python_dict() {
+        assert!(dict(Value::Object("{'a': 1}".into())).is_ok());
+        assert!(dict(Value::Object("[1]".into())).is_err());
+        assert!(dict(Value::Str("{}".into())).is_err());
+    }
+
+    #[test]
+    fn opt_boolean_keeps_none() {
+        assert_eq!(opt_boolean(Value::None), Ok(Value::None));
+        assert_eq!(
+            opt_boolean(Value::Str("False".into())),
+            Ok(Value::Bool(false))
+        );
     }
 
     #[test]

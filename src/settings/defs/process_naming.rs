@@ -4,7 +4,8 @@
 use super::opt_string;
 use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting, Value};
 
-pub const SETTINGS: &[Setting] = &[Setting {
+pub const SETTINGS: &[Setting] = &[
+    Setting {
     name: "proc_name",
     section: Section::ProcessNaming,
     cli: &["-n", "--name"],
@@ -27,7 +28,22 @@ elsewhere the title is left alone.",
         "built in rather than via setproctitle; the title is cut to the original \
 command line's length",
     ),
-}];
+},
+    Setting {
+        name: "default_proc_name",
+        section: Section::ProcessNaming,
+        cli: &[],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::Str("gunicorn"),
+        validate: |raw| opt_string(raw, "a process name"),
+        example: "default_proc_name = \"myapp\"",
+        short: "Internal setting that is adjusted for each type of application.",
+        desc: "Internal setting that is adjusted for each type of application.\n\nNo effect in ferricorn: Internal to gunicorn; ferricorn names its processes from --name or \"ferricorn\".",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("internal to gunicorn; ferricorn names its processes from --name or \"ferricorn\""),
+    },
+];
 
 /// gunicorn strips the name; an empty one means unset.
 fn validate_proc_name(raw: Value) -> Result<Value, String> {

@@ -5,7 +5,7 @@
 //! `net::bind`; user and group names are resolved to ids here, at parse
 //! time, so a typo fails before anything starts.
 
-use super::{boolean, int_in, opt_string};
+use super::{boolean, int_in, opt_boolean, opt_string, string_list};
 use crate::process::privileges::{resolve_group, resolve_user};
 use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting, Value};
 
@@ -207,6 +207,94 @@ connections across them. Every socket on the port must set it.",
 and receive a share of its connections.",
         compat: Compat::Full,
     },
+    Setting {
+        name: "sendfile",
+        section: Section::ServerMechanics,
+        cli: &["--no-sendfile"],
+        meta: "",
+        action: Action::StoreFalse,
+        default: DefaultValue::None,
+        validate: opt_boolean,
+        example: "--no-sendfile",
+        short: "Disables the use of `sendfile()`.",
+        desc: "Disables the use of `sendfile()`.\n\nNo effect in ferricorn: Ferricorn never uses sendfile(2); file wrappers are read and written in chunks.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("ferricorn never uses sendfile(2); file wrappers are read and written in chunks"),
+    },
+    Setting {
+        name: "initgroups",
+        section: Section::ServerMechanics,
+        cli: &["--initgroups"],
+        meta: "",
+        action: Action::StoreTrue,
+        default: DefaultValue::Bool(false),
+        validate: boolean,
+        example: "--initgroups",
+        short: "If true, set the worker process's group access list with all of the groups of which the specified username is a member, plus the specified group id.",
+        desc: "If true, set the worker process's group access list with all of the groups of which the specified username is a member, plus the specified group id.\n\nNo effect in ferricorn: Supplementary groups are not changed yet; only the uid and gid are dropped.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("supplementary groups are not changed yet; only the uid and gid are dropped"),
+    },
+    Setting {
+        name: "tmp_upload_dir",
+        section: Section::ServerMechanics,
+        cli: &[],
+        meta: "DIR",
+        action: Action::Store,
+        default: DefaultValue::None,
+        validate: |raw| opt_string(raw, "a directory path"),
+        example: "tmp_upload_dir = \"/var/tmp\"",
+        short: "Directory to store temporary request data as they are read.",
+        desc: "Directory to store temporary request data as they are read.\n\nNo effect in ferricorn: Unused, as in gunicorn: request bodies are never spooled to disk.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("unused, as in gunicorn: request bodies are never spooled to disk"),
+    },
+    Setting {
+        name: "paste",
+        section: Section::ServerMechanics,
+        cli: &["--paste", "--paster"],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::None,
+        validate: |raw| opt_string(raw, "a PasteDeploy config URI"),
+        example: "--paste development.ini",
+        short: "Load a PasteDeploy config file.",
+        desc: "Load a PasteDeploy config file.\n\nNo effect in ferricorn: PasteDeploy apps are not loaded yet; pass module:app instead.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("PasteDeploy apps are not loaded yet; pass module:app instead"),
+    },
+    Setting {
+        name: "raw_paste_global_conf",
+        section: Section::ServerMechanics,
+        cli: &["--paste-global"],
+        meta: "CONF",
+        action: Action::Append,
+        default: DefaultValue::List(&[]),
+        validate: |raw| string_list(raw, "a KEY=VALUE string or a list of them"),
+        example: "--paste-global FOO=1",
+        short: "Set a PasteDeploy global config variable in `key=value` form.",
+        desc: "Set a PasteDeploy global config variable in `key=value` form.\n\nNo effect in ferricorn: PasteDeploy apps are not loaded yet, so there is no global conf to set.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("PasteDeploy apps are not loaded yet, so there is no global conf to set"),
+    },
+    Setting {
+        name: "raw_env",
+        section: Section::ServerMechanics,
+        cli: &["-e", "--env"],
+        meta: "ENV",
+        action: Action::Append,
+        default: DefaultValue::List(&[]),
+        validate: validate_raw_env,
+        example: "--env DJANGO_SETTINGS_MODULE=myapp.settings",
+        short: "Set environment variables in the execution environment.",
+        desc: "Set environment variables in the execution environment.\n\
+\n\
+Each value is KEY=VALUE; repeat the flag for several. The master sets them \
+(in `os.environ`) before the application is imported, so the app and every \
+worker see them.",
+        cost: "None.",
+        compat: Compat::Full,
+    },
 ];
 
 /// gunicorn strips the path; an empty one means no pid file.
@@ -286,8 +374,21 @@ fn os_message(err: &std::io::Error) -> String {
     }
 }
 
+/// Each entry must be KEY=VALUE, as gunicorn's `Config.env` requires (it
+/// refuses the entry when the server starts; this refuses it up front).
+fn validate_raw_env(raw: Value) -> Result<Value, String> {
+    let list = string_list(raw, "a KEY=VALUE string or a list of them")?;
+    if let Value::List(items) = &list {
+        if let Some(bad) = items.iter().find(|e| !e.contains('=')) {
+            return Err(format!("{bad:?} has no '='; expected KEY=VALUE"));
+        }
+    }
+    Ok(list)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::validate_raw_env;
     use crate::settings::registry::{find, DefaultValue, Value};
 
     #[test]
@@ -456,5 +557,15 @@ mod tests {
             err.starts_with("--pythonpath / pythonpath = 3: expected a comma"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn raw_env_entries_need_an_equals_sign() {
+        assert_eq!(
+            validate_raw_env(Value::Str("A=b=c".into())),
+            Ok(Value::List(vec!["A=b=c".into()]))
+        );
+        let err = validate_raw_env(Value::List(vec!["A=1".into(), "B".into()])).unwrap_err();
+        assert!(err.contains("\"B\" has no '='"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! much concurrency each has, when the master restarts or kills them, and
 //! how long idle connections are kept.
 
-use super::int_in;
+use super::{choice, int_in};
 use crate::settings::registry::{Action, Compat, DefaultValue, Env, Section, Setting, Value};
 
 /// `-k` values that run WSGI in ferricorn's threaded workers, canonicalised.
@@ -261,6 +261,76 @@ those still running afterwards are killed.",
         cost: "Shutdowns and deploys can take this long; too short cuts off \
 slow requests mid-response.",
         compat: Compat::Full,
+    },
+    Setting {
+        name: "asgi_loop",
+        section: Section::WorkerProcesses,
+        cli: &["--asgi-loop"],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::Str("auto"),
+        validate: |raw| choice(raw, &["auto", "asyncio", "uvloop"]),
+        example: "--asgi-loop asyncio",
+        short: "Event loop implementation for ASGI workers.",
+        desc: "Event loop implementation for ASGI workers.\n\nNo effect in ferricorn: ASGI apps are not served yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("ASGI apps are not served yet"),
+    },
+    Setting {
+        name: "asgi_lifespan",
+        section: Section::WorkerProcesses,
+        cli: &["--asgi-lifespan"],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::Str("auto"),
+        validate: |raw| choice(raw, &["auto", "on", "off"]),
+        example: "--asgi-lifespan off",
+        short: "Control ASGI lifespan protocol handling.",
+        desc: "Control ASGI lifespan protocol handling.\n\nNo effect in ferricorn: ASGI apps are not served yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("ASGI apps are not served yet"),
+    },
+    Setting {
+        name: "asgi_disconnect_grace_period",
+        section: Section::WorkerProcesses,
+        cli: &["--asgi-disconnect-grace-period"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(3),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of seconds"),
+        example: "--asgi-disconnect-grace-period 3",
+        short: "Grace period (seconds) for ASGI apps to handle client disconnects.",
+        desc: "Grace period (seconds) for ASGI apps to handle client disconnects.\n\nNo effect in ferricorn: ASGI apps are not served yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("ASGI apps are not served yet"),
+    },
+    Setting {
+        name: "websocket_max_message_size",
+        section: Section::WorkerProcesses,
+        cli: &["--websocket-max-message-size"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(16 * 1024 * 1024),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of bytes"),
+        example: "--websocket-max-message-size 1048576",
+        short: "Largest WebSocket message, in bytes, the `asgi` worker accepts.",
+        desc: "Largest WebSocket message, in bytes, the `asgi` worker accepts.\n\nNo effect in ferricorn: WebSockets are not served yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("WebSockets are not served yet"),
+    },
+    Setting {
+        name: "http_parser",
+        section: Section::WorkerProcesses,
+        cli: &["--http-parser"],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::Str("auto"),
+        validate: |raw| choice(raw, &["auto", "fast", "python"]),
+        example: "--http-parser python",
+        short: "HTTP parser implementation.",
+        desc: "HTTP parser implementation.\n\nNo effect in ferricorn: Ferricorn always parses HTTP in Rust (hyper); there is no Python parser to choose.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("ferricorn always parses HTTP in Rust (hyper); there is no Python parser to choose"),
     },
 ];
 

@@ -1,0 +1,80 @@
+//! Gunicorn's "Dirty Arbiters" section (long-running task workers beside
+//! the HTTP workers). Not implemented in ferricorn yet: the settings parse so
+//! gunicorn configs load, and each use is warned about. The dirty hooks are
+//! declared with the other hooks in `settings/hooks.rs`.
+
+use super::{int_in, string_list};
+use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting};
+
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "dirty_apps",
+        section: Section::DirtyArbiters,
+        cli: &["--dirty-app"],
+        meta: "STRING",
+        action: Action::Append,
+        default: DefaultValue::List(&[]),
+        validate: |raw| string_list(raw, "a module:class string or a list of them"),
+        example: "--dirty-app myapp.ml:Model",
+        short: "Dirty applications to load in the dirty worker pool.",
+        desc: "Dirty applications to load in the dirty worker pool.\n\nNo effect in ferricorn: Dirty arbiters are not implemented yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("dirty arbiters are not implemented yet"),
+    },
+    Setting {
+        name: "dirty_workers",
+        section: Section::DirtyArbiters,
+        cli: &["--dirty-workers"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(0),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative integer"),
+        example: "--dirty-workers 2",
+        short: "The number of dirty worker processes.",
+        desc: "The number of dirty worker processes.\n\nNo effect in ferricorn: Dirty arbiters are not implemented yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("dirty arbiters are not implemented yet"),
+    },
+    Setting {
+        name: "dirty_timeout",
+        section: Section::DirtyArbiters,
+        cli: &["--dirty-timeout"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(300),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative integer"),
+        example: "--dirty-timeout 300",
+        short: "Timeout for dirty task execution in seconds.",
+        desc: "Timeout for dirty task execution in seconds.\n\nNo effect in ferricorn: Dirty arbiters are not implemented yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("dirty arbiters are not implemented yet"),
+    },
+    Setting {
+        name: "dirty_threads",
+        section: Section::DirtyArbiters,
+        cli: &["--dirty-threads"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(1),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative integer"),
+        example: "--dirty-threads 1",
+        short: "The number of threads per dirty worker.",
+        desc: "The number of threads per dirty worker.\n\nNo effect in ferricorn: Dirty arbiters are not implemented yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("dirty arbiters are not implemented yet"),
+    },
+    Setting {
+        name: "dirty_graceful_timeout",
+        section: Section::DirtyArbiters,
+        cli: &["--dirty-graceful-timeout"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(30),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative integer"),
+        example: "--dirty-graceful-timeout 30",
+        short: "Timeout for graceful dirty worker shutdown in seconds.",
+        desc: "Timeout for graceful dirty worker shutdown in seconds.\n\nNo effect in ferricorn: Dirty arbiters are not implemented yet.",
+        cost: "None in ferricorn.",
+        compat: Compat::Ignored("dirty arbiters are not implemented yet"),
+    },
+];
