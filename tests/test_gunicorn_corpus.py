@@ -32,8 +32,6 @@ from __future__ import annotations
 import builtins
 import re
 import shutil
-import subprocess
-import sys
 import tarfile
 import types
 from pathlib import Path
@@ -41,11 +39,9 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 import pytest
 from apps.echo import CALL_LOG_ENV
+from gunicorn_sdist import CACHE, GUNICORN, download_sdist
 from helpers_http import CallLog, ConnectionClosed, RawConnection, ServerPool
 
-GUNICORN = "27.0.1"
-REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / ".cache" / "gunicorn-corpus"
 HOST_VALUE = "t"
 
 LIMIT_FLAGS = {
@@ -72,48 +68,18 @@ BODY_ERRORS = {"InvalidChunkSize", "ChunkMissingTerminator", "InvalidChunkExtens
 # -- fetching the corpus --------------------------------------------------------------------
 
 
-def _pip_commands() -> list[list[str]]:
-    cmds = [[sys.executable, "-m", "pip"]]
-    cmds += [[p] for p in (shutil.which("pip3"), shutil.which("pip")) if p]
-    return cmds
-
-
 def fetch_corpus() -> Path:
     """Return ``.../requests`` holding ``valid/`` and ``invalid/``; download once into .cache/."""
     root = CACHE / f"gunicorn-{GUNICORN}" / "requests"
     if (root / "valid").is_dir() and (root / "invalid").is_dir():
         return root
-    download = CACHE / "sdist"
-    download.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for pip in _pip_commands():
-        cmd = [
-            *pip,
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            f"gunicorn=={GUNICORN}",
-            "-d",
-            str(download),
-        ]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            errors.append(f"{' '.join(pip)}: {exc}")
-            continue
-        if done.returncode == 0:
-            break
-        errors.append(f"{' '.join(pip)}: exit {done.returncode}: {done.stderr.strip()[-300:]}")
-    sdists = sorted(download.glob(f"gunicorn-{GUNICORN}.tar.gz"))
-    if not sdists:
-        raise RuntimeError("; ".join(errors) or "pip produced no sdist")
+    sdist = download_sdist()
     staging = root.parent / "staging"
     shutil.rmtree(staging, ignore_errors=True)
     wanted = re.compile(
         rf"^gunicorn-{re.escape(GUNICORN)}/tests/requests/(valid|invalid)/([\w.-]+\.(?:http|py))$"
     )
-    with tarfile.open(sdists[0]) as tar:
+    with tarfile.open(sdist) as tar:
         for member in tar.getmembers():
             m = wanted.match(member.name)
             if not (m and member.isfile()):
