@@ -75,12 +75,15 @@ fn arg_for(setting: &'static Setting) -> Arg {
         .help(help)
         .help_heading(setting.section.title())
         .action(match setting.action {
-            Action::Store => ArgAction::Set,
+            Action::Store | Action::StoreOptional(_) => ArgAction::Set,
             Action::Append => ArgAction::Append,
             Action::StoreTrue | Action::StoreFalse => ArgAction::SetTrue,
         });
     if !setting.action.is_switch() {
         arg = arg.value_name(setting.meta);
+    }
+    if let Action::StoreOptional(missing) = setting.action {
+        arg = arg.num_args(0..=1).default_missing_value(missing);
     }
     let mut longs = setting.cli.iter().filter_map(|f| f.strip_prefix("--"));
     if let Some(long) = longs.next() {
@@ -109,10 +112,12 @@ pub fn parse(cmd: &mut Command, argv: &[String]) -> Result<CliArgs, clap::Error>
             continue;
         }
         let raw = match setting.action {
-            Action::Store => match matches.get_one::<String>(setting.name) {
-                Some(v) => Value::Str(v.clone()),
-                None => continue,
-            },
+            Action::Store | Action::StoreOptional(_) => {
+                match matches.get_one::<String>(setting.name) {
+                    Some(v) => Value::Str(v.clone()),
+                    None => continue,
+                }
+            }
             Action::Append => Value::List(
                 matches
                     .get_many::<String>(setting.name)

@@ -123,6 +123,9 @@ pub enum Action {
     StoreTrue,
     /// A flag without a value that sets `False` (`--no-sendfile`).
     StoreFalse,
+    /// One value, which may be left out to mean this one (argparse's
+    /// `nargs="?"` with a `const`: `--proxy-protocol` alone is `auto`).
+    StoreOptional(&'static str),
 }
 
 impl Action {

@@ -54,7 +54,7 @@ pub const SETTINGS: &[Setting] = &[
         section: Section::ServerMechanics,
         cli: &["--proxy-protocol"],
         meta: "MODE",
-        action: Action::Store,
+        action: Action::StoreOptional("auto"),
         default: DefaultValue::Str("off"),
         validate: proxy_protocol,
         example: "--proxy-protocol v1",
@@ -173,6 +173,28 @@ mod tests {
             forwarded_allow_ips_default(env),
             Value::Str("10.0.0.1".into())
         );
+    }
+
+    #[test]
+    fn proxy_protocol_alone_means_auto_as_in_gunicorn() {
+        let mut cmd = crate::settings::cli::command();
+        let argv = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        let parsed =
+            crate::settings::cli::parse(&mut cmd, &argv(&["ferricorn", "--proxy-protocol"]));
+        assert_eq!(
+            parsed.unwrap().values.get("proxy_protocol"),
+            Some(&Value::Str("auto".into()))
+        );
+        let parsed = crate::settings::cli::parse(
+            &mut cmd,
+            &argv(&["ferricorn", "--proxy-protocol", "v2", "app:app"]),
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.values.get("proxy_protocol"),
+            Some(&Value::Str("v2".into()))
+        );
+        assert_eq!(parsed.app.as_deref(), Some("app:app"));
     }
 
     #[test]
