@@ -9,56 +9,17 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import APPS, Server
-
-
-def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry))
-    return found
-
-
-def _until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _wait_children(pid: int, n: int, timeout: float = 10.0) -> set[int]:
-    def check():
-        kids = _children(pid)
-        return kids if len(kids) == n else None
-
-    return _until(check, timeout, f"{n} workers of {pid}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+from test_master import alive, children, wait_for_workers, wait_until
 
 
 def test_usr1_leaves_the_workers_running(serve):
     server = serve("wsgi_apps:ok_app", "-w", "2")
     master = server.proc.pid
-    workers = _wait_children(master, 2)
+    workers = wait_for_workers(master, 2)
     os.kill(master, signal.SIGUSR1)
     server.wait_for_log(r"Handling signal: usr1")
     time.sleep(0.5)
-    assert _children(master) == workers
+    assert children(master) == workers
     assert httpx.get(server.url + "/").status_code == 200
 
 
@@ -69,12 +30,14 @@ def test_usr2_starts_a_new_master_on_the_same_socket(serve, tmp_path):
     os.kill(old, signal.SIGUSR2)
     line = server.wait_for_log(r"Started a new master \(pid: \d+\)")
     new = int(line.rsplit("pid: ", 1)[1].split(")")[0])
-    _until(lambda: Path(str(pidfile) + ".oldbin").exists(), 5, "the .oldbin pid file")
-    _until(lambda: pidfile.exists() and pidfile.read_text().strip() == str(new), 10, "new pid file")
-    _until(lambda: len(_children(new)) == 1, 10, "the new master's worker")
+    wait_until(lambda: Path(str(pidfile) + ".oldbin").exists(), 5, "the .oldbin pid file")
+    wait_until(
+        lambda: pidfile.exists() and pidfile.read_text().strip() == str(new), 10, "new pid file"
+    )
+    wait_until(lambda: len(children(new)) == 1, 10, "the new master's worker")
     # the old master stops its workers (WINCH) and exits (TERM); the new one keeps serving
     os.kill(old, signal.SIGWINCH)
-    _until(lambda: _children(old) == {new}, 10, "old workers to stop (the new master stays)")
+    wait_until(lambda: children(old) == {new}, 10, "old workers to stop (the new master stays)")
     assert httpx.get(server.url + "/").status_code == 200
     os.kill(old, signal.SIGTERM)
     assert server.proc.wait(10) == 0
@@ -82,18 +45,18 @@ def test_usr2_starts_a_new_master_on_the_same_socket(serve, tmp_path):
     for _ in range(5):
         assert httpx.get(server.url + "/").status_code == 200
     os.kill(new, signal.SIGTERM)
-    _until(lambda: not _alive(new), 10, "the new master to exit")
+    wait_until(lambda: not alive(new), 10, "the new master to exit")
     assert not pidfile.exists()
 
 
 def test_max_worker_memory_replaces_a_bloated_worker(serve):
     server = serve("grow_app:app", "-w", "1", "--max-worker-memory", "100")
     master = server.proc.pid
-    (first,) = _wait_children(master, 1)
+    (first,) = wait_for_workers(master, 1)
     with httpx.Client(base_url=server.url) as client:
         for _ in range(8):  # 8 x 16 MiB on top of the interpreter
             assert client.get("/grow").status_code == 200
         server.wait_for_log(rf"Worker \(pid:{first}\) uses \d+ MB, over --max-worker-memory 100 MB")
-        _until(lambda: first not in _children(master) and len(_children(master)) == 1, 10, "swap")
+        wait_until(lambda: first not in children(master) and len(children(master)) == 1, 10, "swap")
         for _ in range(5):
             assert client.get("/").status_code == 200
