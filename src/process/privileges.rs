@@ -121,32 +121,67 @@ fn lookup_user(name: &str) -> io::Result<Option<User>> {
     let Ok(cname) = CString::new(name) else {
         return Ok(None);
     };
-    with_passwd(|pwd, buf, result| {
-        // SAFETY: every pointer is to live storage of the stated size, and
-        // `cname` is NUL-terminated.
-        unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf.as_mut_ptr(), buf.len(), result) }
-    })
+    reentrant_lookup(
+        |pwd, buf, result| {
+            // SAFETY: every pointer is to live storage of the stated size, and
+            // `cname` is NUL-terminated.
+            unsafe { libc::getpwnam_r(cname.as_ptr(), pwd, buf.as_mut_ptr(), buf.len(), result) }
+        },
+        user_of,
+    )
 }
 
 fn lookup_uid(uid: u32) -> io::Result<Option<User>> {
-    with_passwd(|pwd, buf, result| {
-        // SAFETY: every pointer is to live storage of the stated size.
-        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr(), buf.len(), result) }
-    })
+    reentrant_lookup(
+        |pwd, buf, result| {
+            // SAFETY: every pointer is to live storage of the stated size.
+            unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr(), buf.len(), result) }
+        },
+        user_of,
+    )
 }
 
-/// Runs a `getpw*_r` call, growing the string buffer on ERANGE.
-fn with_passwd(
-    call: impl Fn(*mut libc::passwd, &mut [libc::c_char], *mut *mut libc::passwd) -> libc::c_int,
-) -> io::Result<Option<User>> {
+fn lookup_group(name: &str) -> io::Result<Option<u32>> {
+    let Ok(cname) = CString::new(name) else {
+        return Ok(None);
+    };
+    reentrant_lookup(
+        |grp: *mut libc::group, buf, result| {
+            // SAFETY: every pointer is to live storage of the stated size, and
+            // `cname` is NUL-terminated.
+            unsafe { libc::getgrnam_r(cname.as_ptr(), grp, buf.as_mut_ptr(), buf.len(), result) }
+        },
+        |grp| grp.gr_gid,
+    )
+}
+
+/// Reads what we need of a filled `passwd` record (called while its buffer is alive).
+fn user_of(pwd: &libc::passwd) -> User {
+    // SAFETY: on success pw_name points into the lookup's buffer, NUL-terminated, and
+    // `reentrant_lookup` calls this before that buffer is dropped.
+    let name = unsafe { CStr::from_ptr(pwd.pw_name) }.to_owned();
+    User {
+        name,
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+    }
+}
+
+/// Runs a `getpw*_r` / `getgr*_r` call, growing the string buffer on ERANGE, and reads the
+/// record with `read` while the buffer its strings point into is still alive.
+/// `T` is only ever `libc::passwd` or `libc::group`.
+fn reentrant_lookup<T, R>(
+    call: impl Fn(*mut T, &mut [libc::c_char], *mut *mut T) -> libc::c_int,
+    read: impl FnOnce(&T) -> R,
+) -> io::Result<Option<R>> {
     let mut size = 1024;
     loop {
         let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: passwd is plain old data; all-zero is a valid value that
-        // the call overwrites.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = call(&mut pwd, &mut buf, &mut result);
+        // SAFETY: T is a libc passwd or group record: plain old data for which all-zero is a
+        // valid value, and which the call overwrites.
+        let mut record: T = unsafe { std::mem::zeroed() };
+        let mut result: *mut T = std::ptr::null_mut();
+        let rc = call(&mut record, &mut buf, &mut result);
         if rc == libc::ERANGE && size < 1 << 20 {
             size *= 4;
             continue;
@@ -158,50 +193,7 @@ fn with_passwd(
                 e => Err(io::Error::from_raw_os_error(e)),
             };
         }
-        // SAFETY: on success pw_name points into `buf`, NUL-terminated, and
-        // `buf` is still alive here.
-        let name = unsafe { CStr::from_ptr(pwd.pw_name) }.to_owned();
-        return Ok(Some(User {
-            name,
-            uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
-        }));
-    }
-}
-
-fn lookup_group(name: &str) -> io::Result<Option<u32>> {
-    let Ok(cname) = CString::new(name) else {
-        return Ok(None);
-    };
-    let mut size = 1024;
-    loop {
-        let mut buf = vec![0 as libc::c_char; size];
-        // SAFETY: group is plain old data; all-zero is a valid value that
-        // the call overwrites.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is to live storage of the stated size, and
-        // `cname` is NUL-terminated.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && size < 1 << 20 {
-            size *= 4;
-            continue;
-        }
-        if result.is_null() {
-            return match rc {
-                0 | libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => Ok(None),
-                e => Err(io::Error::from_raw_os_error(e)),
-            };
-        }
-        return Ok(Some(grp.gr_gid));
+        return Ok(Some(read(&record)));
     }
 }
 
