@@ -18,6 +18,9 @@ mod server;
 mod settings;
 mod worker;
 
+#[cfg(test)]
+mod test_support;
+
 use pyo3::prelude::*;
 
 use settings::Parsed;

@@ -63,8 +63,8 @@ mod tests {
 
     #[test]
     fn file_lines_are_appended_and_survive_reopen_after_rotation() {
-        let dir = std::env::temp_dir().join(format!("ferricorn-acc-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = crate::test_support::TempDir::new("acc");
+        let dir = &tmp.0;
         let path = dir.join("access.log");
         std::fs::write(&path, "old\n").unwrap();
         let w = Writer::open(path.to_str().unwrap()).unwrap();
@@ -77,7 +77,6 @@ mod tests {
             "old\none\n"
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

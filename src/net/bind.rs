@@ -561,7 +561,6 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpStream;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn tcp(host: &str, port: u16) -> BindAddr {
         BindAddr::Tcp {
@@ -578,25 +577,7 @@ mod tests {
         s.parse::<BindAddr>().unwrap_err().to_string()
     }
 
-    /// A fresh directory under the system temp dir, removed on drop.
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("ferricorn-bind-{}-{n}", std::process::id()));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_support::TempDir;
 
     #[test]
     fn parses_gunicorns_address_forms() {
@@ -750,7 +731,7 @@ mod tests {
 
     #[test]
     fn binds_a_unix_socket_and_replaces_a_stale_one() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("bind");
         let path = dir.0.join("app.sock");
         let addr = BindAddr::Unix(path.clone());
 
@@ -773,7 +754,7 @@ mod tests {
 
     #[test]
     fn refuses_to_remove_a_regular_file_in_the_sockets_place() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("bind");
         let path = dir.0.join("not-a-socket");
         std::fs::write(&path, b"data").unwrap();
         let err = bind_all(&[BindAddr::Unix(path.clone())], 16).unwrap_err();
@@ -786,7 +767,7 @@ mod tests {
 
     #[test]
     fn a_failed_bind_releases_everything_bound_before_it() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("bind");
         let path = dir.0.join("first.sock");
         let addrs = [
             BindAddr::Unix(path.clone()),
@@ -819,7 +800,7 @@ mod tests {
             .to_string()
             .starts_with("could not adopt fd://1000000: Bad file descriptor"));
 
-        let dir = TempDir::new();
+        let dir = TempDir::new("bind");
         let file = std::fs::File::create(dir.0.join("plain")).unwrap();
         let raw = file.as_raw_fd();
         let err = bind_all(&[BindAddr::Fd(raw)], 16).unwrap_err();
@@ -858,7 +839,7 @@ mod tests {
     #[test]
     fn unix_sockets_are_created_under_the_umask_and_it_is_restored() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = TempDir::new();
+        let dir = TempDir::new("bind");
         let path = dir.0.join("private.sock");
         let opts = BindOptions {
             backlog: 16,

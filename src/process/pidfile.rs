@@ -185,26 +185,8 @@ fn write_atomically(path: &Path, pid: u32) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    struct TempDir(PathBuf);
-
-    impl TempDir {
-        fn new() -> Self {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let dir =
-                std::env::temp_dir().join(format!("ferricorn-pid-{}-{n}", std::process::id()));
-            fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_support::TempDir;
 
     /// A pid that is certainly dead: a child we have reaped.
     fn dead_pid() -> u32 {
@@ -216,7 +198,7 @@ mod tests {
 
     #[test]
     fn writes_our_pid_and_a_newline_readable_by_all() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("pid");
         let path = dir.0.join("app.pid");
         let pidfile = PidFile::create(&path).unwrap();
         assert_eq!(pidfile.path(), path);
@@ -232,7 +214,7 @@ mod tests {
 
     #[test]
     fn refuses_a_file_naming_another_live_process() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("pid");
         let path = dir.0.join("app.pid");
         let mut live = std::process::Command::new("sleep")
             .arg("30")
@@ -262,7 +244,7 @@ mod tests {
 
     #[test]
     fn replaces_stale_garbage_and_our_own_files() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("pid");
         let path = dir.0.join("app.pid");
         let ours = format!("{}\n", std::process::id());
         for stale in [
@@ -281,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_missing_directory_is_named_with_a_hint() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("pid");
         let path = dir.0.join("missing").join("app.pid");
         let err = PidFile::create(&path).unwrap_err().to_string();
         assert!(err.starts_with(&format!("--pid {}: could not write", path.display())));
@@ -290,7 +272,7 @@ mod tests {
 
     #[test]
     fn rename_moves_the_file_for_usr2() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("pid");
         let path = dir.0.join("app.pid");
         let oldbin = dir.0.join("app.pid.oldbin");
         let mut pidfile = PidFile::create(&path).unwrap();
@@ -305,7 +287,7 @@ mod tests {
 
     #[test]
     fn remove_leaves_a_file_that_now_names_someone_else() {
-        let dir = TempDir::new();
+        let dir = TempDir::new("pid");
         let path = dir.0.join("app.pid");
         let pidfile = PidFile::create(&path).unwrap();
         fs::write(&path, "1\n").unwrap();
