@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -120,11 +120,18 @@ def serve() -> Iterator:
         server.stop()
 
 
-def run_ferricorn(*args: str, cwd: Path = APPS, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    """Run ferricorn to completion (for --help, --version, bad configuration)."""
+def run_ferricorn(
+    *args: str,
+    cwd: Path = APPS,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ferricorn to completion (for --help, --version, bad configuration). ``env``, when
+    given, is the whole environment of the process."""
     return subprocess.run(
         [sys.executable, "-m", "ferricorn", *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -10,12 +10,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import run_ferricorn
 
 APP = """
     def app(environ, start_response):
@@ -46,15 +46,7 @@ def ferricorn(
     full_env.pop("WEB_CONCURRENCY", None)
     full_env.pop("PORT", None)
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "ferricorn", *args],
-        cwd=cwd,
-        env=full_env,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_ferricorn(*args, cwd=cwd, env=full_env, timeout=60)
 
 
 def printed(*args: str, cwd: Path, env: dict[str, str] | None = None) -> dict[str, str]:
