@@ -29,6 +29,42 @@ pub struct Job {
     pub conn: Arc<ConnInfo>,
     pub body: RequestBody,
     pub reply: Responder,
+    /// Set by the connection when the client hangs up while the app still runs, and when the
+    /// response is over; ASGI turns it into `http.disconnect`. `None` for WSGI, which has no
+    /// way to tell the app.
+    pub hangup: Option<Arc<Hangup>>,
+}
+
+/// "This request's client is no longer listening": it hung up, or its response is finished.
+#[derive(Default)]
+pub struct Hangup {
+    set: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Hangup {
+    pub fn set(&self) {
+        self.set.store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Resolves once `set` has been called (at once if it already was).
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // registered before the check, so a `set` between the two is not missed
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// The request body as the app will see it.
@@ -125,6 +161,14 @@ impl Responder {
 
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// The raw channel, for a caller that guarantees the response's end itself without
+    /// blocking (the ASGI bridge runs on an event loop, where `Drop`'s blocking send must
+    /// never happen).
+    pub fn into_sender(mut self) -> mpsc::Sender<Reply> {
+        self.finished = true;
+        self.tx.clone()
     }
 }
 

@@ -111,5 +111,7 @@ fn _ferricorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::wsgi::StartResponse>()?;
     m.add_class::<bridge::wsgi::ErrorStream>()?;
     m.add_class::<bridge::wsgi::FileWrapper>()?;
+    m.add_class::<bridge::asgi::AsgiBridge>()?;
+    m.add_class::<bridge::asgi::HttpCycle>()?;
     Ok(())
 }

@@ -18,7 +18,9 @@ use super::request::{parse_head, Framing, Limits, RequestHead, Version};
 use super::response::{choose_framing, chunk_header, encode_head, error_response, BodyFraming};
 use super::socket::{read_more, send_file, write_all, Socket};
 use crate::accesslog::{AccessLog, LogTime, Record};
-use crate::exchange::{BodyStream, ConnInfo, Job, Reply, RequestBody, Responder, ResponseHead};
+use crate::exchange::{
+    BodyStream, ConnInfo, Hangup, Job, Reply, RequestBody, Responder, ResponseHead,
+};
 
 /// Most request body handed to the app in one piece; also how much the pump reads at once.
 /// Large pieces mean fewer thread wake-ups per megabyte of upload.
@@ -47,6 +49,53 @@ pub struct ConnConfig {
     pub jobs: Arc<crate::job_queue::JobQueue>,
     /// `None` when `--access-logfile` is unset: then nothing is gathered per request.
     pub access_log: Option<Arc<AccessLog>>,
+    /// Watch for clients hanging up mid-request and tell the app (ASGI's `http.disconnect`).
+    pub watch_hangup: bool,
+    /// Requests allowed in the app at once before new ones get 503 (0 = no limit).
+    pub max_in_flight: usize,
+    /// Requests in the app now (all connections of this worker).
+    pub in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl ConnConfig {
+    pub fn new(
+        limits: Limits,
+        keepalive: Duration,
+        jobs: Arc<crate::job_queue::JobQueue>,
+        access_log: Option<Arc<AccessLog>>,
+    ) -> Self {
+        ConnConfig {
+            limits,
+            keepalive,
+            jobs,
+            access_log,
+            watch_hangup: false,
+            max_in_flight: 0,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Counts a request as in the app for as long as it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    /// `None` when `limit` (if not 0) requests are already in.
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize, limit: usize) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let now = counter.fetch_add(1, Ordering::Relaxed);
+        if limit != 0 && now >= limit {
+            counter.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(InFlight(counter))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Serves `sock` until the client leaves, an error closes it, or shutdown is requested.
@@ -233,6 +282,22 @@ impl<S: Socket> Conn<S> {
     /// Runs one request through the app and writes its response. Returns whether the
     /// connection may carry another request.
     async fn exchange(&mut self, head: RequestHead) -> Result<bool, ConnError> {
+        let cfg = self.cfg.clone();
+        let Some(_in_flight) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) else {
+            log::warn!(
+                "{} requests in progress (--worker-connections): answering 503",
+                cfg.max_in_flight
+            );
+            self.wbuf.clear();
+            error_response(
+                &mut self.wbuf,
+                503,
+                "Service Unavailable",
+                "The server is at its concurrency limit.",
+            );
+            write_all(&self.sock, &self.wbuf).await?;
+            return Ok(false);
+        };
         let mut decoder = Decoder::new(head.framing);
         let (body, mut pump) = match self.take_body(&head, &mut decoder) {
             Ok(b) => b,
@@ -246,16 +311,22 @@ impl<S: Socket> Conn<S> {
         };
         let expect_continue = head.expect_continue;
         let log_start = self.cfg.access_log.as_ref().map(|_| LogStart::new(&head));
+        let hangup = self.cfg.watch_hangup.then(|| Arc::new(Hangup::default()));
         let job = Job {
             head,
             conn: self.info.clone(),
             body,
             reply: Responder::new(self.reply_tx.clone()),
+            hangup: hangup.clone(),
         };
         self.cfg.jobs.push(job).map_err(|_| ConnError::AppGone)?;
+        // tells the app when it is over, however it ends (including an error return)
+        let _over = hangup.as_ref().map(|h| SetOnDrop(h.clone()));
 
         let mut out = Outcome::default();
         let mut demanded = false;
+        let mut client_gone = false;
+        let mut watching = hangup.is_some();
         loop {
             tokio::select! {
                 biased;
@@ -271,8 +342,16 @@ impl<S: Socket> Conn<S> {
                         break;
                     }
                 }
-                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump) => {
+                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump, watching) => {
                     match step {
+                        Ok(PumpEvent::Hangup) => {
+                            watching = false;
+                            client_gone = true;
+                            if let Some(h) = &hangup {
+                                h.set();
+                            }
+                        }
+                        Ok(PumpEvent::MoreInput) => watching = false,
                         Ok(PumpEvent::Demanded) => {
                             demanded = true;
                             if expect_continue && out.writing.is_none() {
@@ -295,7 +374,7 @@ impl<S: Socket> Conn<S> {
                 log.log(&start.finish(self.info.clone(), &mut out));
             }
         }
-        let keep_alive = out.clean && out.writing.is_some_and(|w| w.keep_alive);
+        let keep_alive = out.clean && !client_gone && out.writing.is_some_and(|w| w.keep_alive);
         drop(pump);
         if !keep_alive {
             return Ok(false);
@@ -560,6 +639,15 @@ impl<S: Socket> Conn<S> {
     }
 }
 
+/// Sets a request's hangup flag when its exchange ends, on every path out.
+struct SetOnDrop(Arc<Hangup>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
 /// What the response writer needs to know of the request.
 struct RequestFacts {
     version: Version,
@@ -631,17 +719,27 @@ enum PumpEvent {
     /// The app asked for body beyond what it was given.
     Demanded,
     Progress,
+    /// Watching for a hang-up, the client closed its side.
+    Hangup,
+    /// Watching for a hang-up, the client sent more (its next request): it is still there.
+    MoreInput,
 }
 
 /// One step of the body pump; a future that never completes when there is nothing to do.
 /// Cancel-safe: a slot is reserved before decoding and the piece is sent without an await.
+/// With `watch` and the body done, it reads the socket instead to notice a client hanging up.
 async fn pump_step<S: Socket>(
     sock: &S,
     rbuf: &mut BytesMut,
     decoder: &mut Decoder,
     pump: &mut Pump,
+    watch: bool,
 ) -> Result<PumpEvent, ConnError> {
     match pump {
+        Pump::Off if watch && rbuf.is_empty() => match read_more(sock, rbuf).await {
+            Ok(n) if n > 0 => Ok(PumpEvent::MoreInput),
+            _ => Ok(PumpEvent::Hangup),
+        },
         Pump::Off => std::future::pending().await,
         Pump::AwaitDemand(demand, _) => {
             let asked = demand.await.is_ok();
