@@ -241,7 +241,8 @@ impl HttpCycle {
             Response::Done => None,
             Response::Streaming | Response::Broken { head_sent: true } => Some(Reply::Abort),
             Response::Init | Response::Started(_) | Response::Broken { head_sent: false } => {
-                if !failed {
+                let client_left = self.hangup.as_ref().is_some_and(|h| h.is_set());
+                if !failed && !client_left {
                     log::error!(
                         "ASGI callable returned without completing the response to {}",
                         String::from_utf8_lossy(&self.target)
@@ -488,15 +489,10 @@ pub fn response_head(message: &Bound<'_, PyDict>) -> PyResult<ResponseHead> {
     if let Some(headers) = message.get_item(intern!(py, "headers"))? {
         for item in headers.try_iter()? {
             let item = item?;
-            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "each header must be a [name, value] pair of bytes, got {}",
-                    item.repr().map_or_else(|_| "?".into(), |r| r.to_string())
-                ))
-            })?;
-            let (Ok(name), Ok(value)) = (name.cast::<PyBytes>(), value.cast::<PyBytes>()) else {
+            let pair = header_pair(&item);
+            let Some((name, value)) = pair else {
                 return Err(PyTypeError::new_err(format!(
-                    "header names and values must be bytes, got {}",
+                    "each header must be a [name, value] pair of bytes, got {}",
                     item.repr().map_or_else(|_| "?".into(), |r| r.to_string())
                 )));
             };
@@ -505,6 +501,24 @@ pub fn response_head(message: &Bound<'_, PyDict>) -> PyResult<ResponseHead> {
         }
     }
     Ok(head.finish())
+}
+
+/// A `(name, value)` tuple or `[name, value]` list of two bytes objects.
+fn header_pair<'py>(item: &Bound<'py, PyAny>) -> Option<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let (name, value) = if let Ok(t) = item.cast::<pyo3::types::PyTuple>() {
+        if t.len() != 2 {
+            return None;
+        }
+        (t.get_item(0).ok()?, t.get_item(1).ok()?)
+    } else if let Ok(l) = item.cast::<pyo3::types::PyList>() {
+        if l.len() != 2 {
+            return None;
+        }
+        (l.get_item(0).ok()?, l.get_item(1).ok()?)
+    } else {
+        return None;
+    };
+    Some((name.cast_into().ok()?, value.cast_into().ok()?))
 }
 
 fn path_file(message: &Bound<'_, PyDict>) -> PyResult<FileBody> {
