@@ -17,6 +17,9 @@ mod process;
 mod server;
 mod settings;
 mod worker;
+// Wired into http::conn and the ASGI bridge separately; until then only its tests use it.
+#[allow(dead_code, unused_imports)]
+mod ws;
 
 #[cfg(test)]
 mod test_support;
