@@ -33,6 +33,15 @@ pub struct Job {
     /// response is over; ASGI turns it into `http.disconnect`. `None` for WSGI, which has no
     /// way to tell the app.
     pub hangup: Option<Arc<Hangup>>,
+    /// A WebSocket upgrade waiting for the app's decision (ASGI only).
+    pub websocket: Option<WsJob>,
+}
+
+/// The app's side of a WebSocket: the offered subprotocols, then the session's two channels.
+pub struct WsJob {
+    pub subprotocols: Vec<String>,
+    pub incoming: mpsc::Receiver<crate::ws::FromClient>,
+    pub outgoing: mpsc::Sender<crate::ws::ToClient>,
 }
 
 /// "This request's client is no longer listening": it hung up, or its response is finished.
@@ -116,6 +125,12 @@ pub enum Reply {
     End,
     /// The app failed after the head went out: close without a clean end of body.
     Abort,
+    /// Accept a WebSocket upgrade (instead of any HTTP response): the `101` goes out with this
+    /// subprotocol and these extra headers, and the session starts.
+    Accept {
+        subprotocol: Option<String>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+    },
 }
 
 /// The app side's handle on a connection's reply channel. Dropping it before the response
@@ -140,7 +155,10 @@ impl Responder {
     /// Sends without blocking when there is room; otherwise returns the reply back so the
     /// caller can wait for room without holding the GIL.
     pub fn try_send(&mut self, reply: Reply) -> Result<(), TrySend> {
-        let ends = matches!(reply, Reply::Complete(..) | Reply::End | Reply::Abort);
+        let ends = matches!(
+            reply,
+            Reply::Complete(..) | Reply::End | Reply::Abort | Reply::Accept { .. }
+        );
         match self.tx.try_send(reply) {
             Ok(()) => {
                 self.finished |= ends;
@@ -153,7 +171,10 @@ impl Responder {
 
     /// Blocks this (non-runtime) thread until the connection takes the reply.
     pub fn blocking_send(&mut self, reply: Reply) -> Result<(), ClientGone> {
-        let ends = matches!(reply, Reply::Complete(..) | Reply::End | Reply::Abort);
+        let ends = matches!(
+            reply,
+            Reply::Complete(..) | Reply::End | Reply::Abort | Reply::Accept { .. }
+        );
         self.tx.blocking_send(reply).map_err(|_| ClientGone)?;
         self.finished |= ends;
         Ok(())

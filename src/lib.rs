@@ -116,5 +116,6 @@ fn _ferricorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::wsgi::FileWrapper>()?;
     m.add_class::<bridge::asgi::AsgiBridge>()?;
     m.add_class::<bridge::asgi::HttpCycle>()?;
+    m.add_class::<bridge::asgi::WebSocketCycle>()?;
     Ok(())
 }

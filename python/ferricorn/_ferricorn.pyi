@@ -11,6 +11,7 @@ __all__ = [
     "HttpCycle",
     "Input",
     "StartResponse",
+    "WebSocketCycle",
     "__version__",
     "log",
     "run",
@@ -78,6 +79,14 @@ class AsgiBridge:
 @final
 class HttpCycle:
     """One HTTP request's ``receive`` and ``send``; each returns an asyncio future."""
+
+    def receive(self) -> Any: ...
+    def send(self, message: Any) -> Any: ...
+    def finish(self, exc: Any = None) -> None: ...
+
+@final
+class WebSocketCycle:
+    """One WebSocket's ``receive`` and ``send``; each returns an asyncio future."""
 
     def receive(self) -> Any: ...
     def send(self, message: Any) -> Any: ...

@@ -66,9 +66,14 @@ impl HeadBuilder {
     /// Adds one header, or refuses it.
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Result<(), HeaderError> {
         if !is_token(name) {
-            return Err(HeaderError::Name(String::from_utf8_lossy(name).into_owned()));
+            return Err(HeaderError::Name(
+                String::from_utf8_lossy(name).into_owned(),
+            ));
         }
-        if !value.iter().all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t') {
+        if !value
+            .iter()
+            .all(|&b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+        {
             return Err(HeaderError::Value {
                 name: String::from_utf8_lossy(name).into_owned(),
                 value: String::from_utf8_lossy(value).into_owned(),
@@ -123,7 +128,10 @@ mod tests {
     fn header_injection_is_refused() {
         let mut b = HeadBuilder::for_code(200, 1);
         assert!(b.header(b"X-A", b"caf\xe9").is_ok());
-        assert!(matches!(b.header(b"X-A", b"a\r\nb"), Err(HeaderError::Value { .. })));
+        assert!(matches!(
+            b.header(b"X-A", b"a\r\nb"),
+            Err(HeaderError::Value { .. })
+        ));
         assert!(matches!(b.header(b"X A", b"v"), Err(HeaderError::Name(_))));
         assert!(matches!(
             b.header(b"content-length", b"1x"),
@@ -145,7 +153,10 @@ mod tests {
 
     #[test]
     fn status_lines_carry_the_standard_reason() {
-        assert_eq!(&HeadBuilder::for_code(404, 0).finish().status[..], b"404 Not Found");
+        assert_eq!(
+            &HeadBuilder::for_code(404, 0).finish().status[..],
+            b"404 Not Found"
+        );
         assert_eq!(&HeadBuilder::for_code(299, 0).finish().status[..], b"299 ");
     }
 }

@@ -23,11 +23,11 @@ pub use boot::{boot, BootOptions, ABORT_GRACE};
 
 use crate::bridge::asgi::{AsgiBridge, AsgiOptions};
 use crate::bridge::wsgi::WsgiApp;
-use crate::job_queue::{Doorbell, JobQueue};
 use crate::exchange::Activity;
 use crate::hooks::WorkerHooks;
 use crate::http::conn::ConnConfig;
 use crate::http::request::Limits;
+use crate::job_queue::{Doorbell, JobQueue};
 use crate::master::heartbeat::{now_ms, state, Heartbeats};
 use crate::net::Listener;
 
@@ -89,6 +89,13 @@ pub fn run(
     if let App::Asgi(_, a) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        conn_cfg.websocket = Some(crate::ws::WsConfig {
+            max_message_size: a.ws_max_size,
+            ping_interval: secs(a.ws_ping_interval),
+            ping_timeout: secs(a.ws_ping_timeout),
+            per_message_deflate: a.ws_per_message_deflate,
+        });
     }
     let cfg = Arc::new(conn_cfg);
     let threads = if asgi { 1 } else { opts.threads };
@@ -110,7 +117,9 @@ pub fn run(
         move || -> io::Result<()> {
             let t = std::thread::Builder::new()
                 .name("ferricorn-io".into())
-                .spawn(move || io_main(rt, listeners, cfg, graceful, activity, link, early, hooks))?;
+                .spawn(move || {
+                    io_main(rt, listeners, cfg, graceful, activity, link, early, hooks)
+                })?;
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
             Ok(())
         }

@@ -8,7 +8,9 @@
 
 mod http;
 mod inbox;
+mod response;
 mod scope;
+mod websocket;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use pyo3::types::PyDict;
 
 pub use http::HttpCycle;
 pub use inbox::Inbox;
+pub use websocket::WebSocketCycle;
 
 use crate::exchange::{Activity, Job};
 use crate::job_queue::JobQueue;
@@ -50,7 +53,10 @@ impl AsgiOptions {
             v.str("interface")?.to_owned()
         };
         // validators keep these non-negative
-        let int = |name: &'static str| v.int(name).map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let int = |name: &'static str| {
+            v.int(name)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
         Ok(AsgiOptions {
             interface,
             event_loop: v.str("asgi_loop")?.to_owned(),
@@ -82,11 +88,7 @@ impl Shared {
     }
 
     /// A future already completed with `value`: awaiting it does not yield to the loop.
-    fn ready<'py>(
-        &self,
-        py: Python<'py>,
-        value: Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn ready<'py>(&self, py: Python<'py>, value: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let fut = self.future(py)?;
         fut.call_method1(intern!(py, "set_result"), (value,))?;
         Ok(fut)
@@ -99,7 +101,10 @@ impl Shared {
             .and_then(|a| a.getattr("CancelledError"))
             .is_ok_and(|c| exc.is_instance(&c).unwrap_or(false));
         if cancelled {
-            log::debug!("ASGI task for {} cancelled", String::from_utf8_lossy(target));
+            log::debug!(
+                "ASGI task for {} cancelled",
+                String::from_utf8_lossy(target)
+            );
             return;
         }
         let tb = self
@@ -116,6 +121,20 @@ impl Shared {
         );
     }
 
+    /// Waits on the I/O thread for the next item of `rx`; then `done` runs on the loop thread
+    /// with the receiver back and what came (`None`: the channel closed).
+    fn recv_later<T: Send + 'static>(
+        &self,
+        mut rx: tokio::sync::mpsc::Receiver<T>,
+        done: impl FnOnce(Python<'_>, tokio::sync::mpsc::Receiver<T>, Option<T>) + Send + 'static,
+    ) {
+        let inbox = self.inbox.clone();
+        self.rt.spawn(async move {
+            let got = rx.recv().await;
+            inbox.push(Box::new(move |py| done(py, rx, got)));
+        });
+    }
+
     fn served(&self) {
         (self.on_served)(self.activity.served.fetch_add(1, Ordering::Relaxed) + 1);
     }
@@ -130,6 +149,31 @@ fn resolve(py: Python<'_>, fut: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) {
     {
         let _ = fut.call_method1(intern!(py, "set_result"), (value,));
     }
+}
+
+fn is_cancelled(fut: &Bound<'_, PyAny>) -> bool {
+    fut.call_method0(intern!(fut.py(), "cancelled"))
+        .and_then(|c| c.is_truthy())
+        .unwrap_or(true)
+}
+
+/// The app sent an event out of order: log it naming the event and the state, mark the
+/// response broken (the connection will close however the app goes on), and return the
+/// error `send` raises.
+fn protocol_error(
+    response: &mut response::Response,
+    target: &[u8],
+    event: &str,
+    what: &str,
+) -> PyErr {
+    let msg = format!(
+        "ASGI protocol error in {}: {what} (got {event:?} {})",
+        String::from_utf8_lossy(target),
+        response.describe()
+    );
+    log::error!("{msg}");
+    response.break_off();
+    pyo3::exceptions::PyRuntimeError::new_err(msg)
 }
 
 /// Fails `fut` with `err` unless it was cancelled meanwhile.
@@ -167,6 +211,7 @@ pub struct AsgiBridge {
     activity: Arc<Activity>,
     on_served: Option<Box<dyn Fn(u64) + Send + Sync>>,
     http_scope: scope::ScopeTemplate,
+    ws_scope: scope::ScopeTemplate,
     names: scope::HeaderNames,
     running: Option<Running>,
 }
@@ -181,10 +226,9 @@ impl AsgiBridge {
         on_served: Box<dyn Fn(u64) + Send + Sync>,
         opts: &AsgiOptions,
     ) -> PyResult<Self> {
-        let doorbell = jobs
-            .doorbell()
-            .cloned()
-            .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("job queue has no doorbell"))?;
+        let doorbell = jobs.doorbell().cloned().ok_or_else(|| {
+            pyo3::exceptions::PyRuntimeError::new_err("job queue has no doorbell")
+        })?;
         Ok(AsgiBridge {
             jobs,
             inbox: Arc::new(Inbox::new(doorbell)),
@@ -193,6 +237,7 @@ impl AsgiBridge {
             activity,
             on_served: Some(on_served),
             http_scope: scope::ScopeTemplate::new(py, "http", &opts.root_path)?,
+            ws_scope: scope::ScopeTemplate::new(py, "websocket", &opts.root_path)?,
             names: scope::HeaderNames::default(),
             running: None,
         })
@@ -208,23 +253,40 @@ impl AsgiBridge {
             body,
             reply,
             hangup,
+            websocket,
         } = job;
+        let (template, protocols) = match &websocket {
+            Some(ws) => (&self.ws_scope, Some(&ws.subprotocols[..])),
+            None => (&self.http_scope, None),
+        };
         let scope = scope::build(
             py,
-            &self.http_scope,
+            template,
             &mut self.names,
             &head,
             &conn,
             run.state.as_ref(),
+            protocols,
         )?;
-        let cycle = HttpCycle::new(
-            run.shared.clone(),
-            reply.into_sender(),
-            body,
-            hangup,
-            head.target.clone(),
-        );
-        let cycle = Py::new(py, cycle)?;
+        let target = head.target.clone();
+        let cycle = match websocket {
+            Some(ws) => Py::new(
+                py,
+                WebSocketCycle::new(run.shared.clone(), reply.into_sender(), ws, target),
+            )?
+            .into_any(),
+            None => Py::new(
+                py,
+                HttpCycle::new(
+                    run.shared.clone(),
+                    reply.into_sender(),
+                    body,
+                    hangup,
+                    target,
+                ),
+            )?
+            .into_any(),
+        };
         let coro = run.runner.bind(py).call1((&run.app, scope, cycle))?;
         run.create_task.bind(py).call1((coro,))?;
         Ok(())
@@ -258,7 +320,10 @@ impl AsgiBridge {
             create_future: event_loop.getattr("create_future")?.unbind(),
             inbox: self.inbox.clone(),
             rt: self.rt.clone(),
-            format_exception: py.import("traceback")?.getattr("format_exception")?.unbind(),
+            format_exception: py
+                .import("traceback")?
+                .getattr("format_exception")?
+                .unbind(),
             activity: self.activity.clone(),
             on_served,
         };

@@ -69,7 +69,7 @@ impl HeaderNames {
 }
 
 /// The scope for one request. `state` is the lifespan state, shallow-copied per request as
-/// the spec asks.
+/// the spec asks; `subprotocols` makes it a websocket scope (which has no method).
 pub fn build<'py>(
     py: Python<'py>,
     template: &ScopeTemplate,
@@ -77,6 +77,7 @@ pub fn build<'py>(
     head: &RequestHead,
     conn: &ConnInfo,
     state: Option<&Py<PyDict>>,
+    subprotocols: Option<&[String]>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let scope = template.dict.bind(py).copy()?;
     scope.set_item(
@@ -86,7 +87,10 @@ pub fn build<'py>(
             Version::Http10 => intern!(py, "1.0"),
         },
     )?;
-    scope.set_item(intern!(py, "method"), method(py, &head.method)?)?;
+    match subprotocols {
+        Some(protocols) => scope.set_item(intern!(py, "subprotocols"), protocols)?,
+        None => scope.set_item(intern!(py, "method"), method(py, &head.method)?)?,
+    }
     let decoded = percent_encoding::percent_decode(&head.path).decode_utf8_lossy();
     let path = if template.root_path.is_empty() {
         PyString::new(py, &decoded)
@@ -110,10 +114,9 @@ pub fn build<'py>(
     }
     scope.set_item(intern!(py, "headers"), headers)?;
     match conn.peer {
-        Some(peer) => scope.set_item(
-            intern!(py, "client"),
-            (peer.ip().to_string(), peer.port()),
-        )?,
+        Some(peer) => {
+            scope.set_item(intern!(py, "client"), (peer.ip().to_string(), peer.port()))?
+        }
         None => scope.set_item(intern!(py, "client"), py.None())?,
     }
     match conn.server_port.parse::<u16>() {

@@ -254,7 +254,10 @@ fn parse_status(status: &str) -> Option<u16> {
 
 /// A header value as latin-1 bytes (`None` past U+00FF); `HeadBuilder` checks the bytes.
 fn latin1(value: &str) -> Option<Vec<u8>> {
-    value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+    value
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod websocket;
+
 use super::body::{Decoder, Step};
 use super::error::RequestError;
 use super::request::{parse_head, Framing, Limits, RequestHead, Version};
@@ -55,6 +57,9 @@ pub struct ConnConfig {
     pub max_in_flight: usize,
     /// Requests in the app now (all connections of this worker).
     pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Accept WebSocket upgrades with these settings (ASGI); `None`: upgrades are ordinary
+    /// requests.
+    pub websocket: Option<crate::ws::WsConfig>,
 }
 
 impl ConnConfig {
@@ -72,6 +77,7 @@ impl ConnConfig {
             watch_hangup: false,
             max_in_flight: 0,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            websocket: None,
         }
     }
 }
@@ -117,8 +123,10 @@ pub async fn serve<S: Socket>(
         reply_rx,
         served: 0,
     };
-    if let Err(e) = conn.run().await {
-        log::debug!("connection closed: {e}");
+    match conn.run().await {
+        Ok(Some(session)) => return websocket::run_session(conn, session).await,
+        Ok(None) => {}
+        Err(e) => log::debug!("connection closed: {e}"),
     }
     conn.linger().await;
 }
@@ -145,6 +153,8 @@ enum ConnError {
     Refused(RequestError),
     #[error("the application stopped accepting work")]
     AppGone,
+    #[error("refused WebSocket upgrade: {0}")]
+    Upgrade(crate::ws::HandshakeError),
 }
 
 /// State of one request's body while the app runs.
@@ -169,11 +179,19 @@ struct Writing {
 }
 
 impl<S: Socket> Conn<S> {
-    async fn run(&mut self) -> Result<(), ConnError> {
+    /// Serves requests until the connection should close; `Some` when it became a WebSocket.
+    async fn run(&mut self) -> Result<Option<websocket::Session>, ConnError> {
         loop {
             let Some(head) = self.read_head().await? else {
-                return Ok(());
+                return Ok(None);
             };
+            if self.cfg.websocket.is_some() {
+                match crate::ws::upgrade_request(&head) {
+                    Ok(None) => {}
+                    Ok(Some(req)) => return self.websocket(head, req).await,
+                    Err(e) => return Err(self.refuse_upgrade(e).await),
+                }
+            }
             let keep_alive = self.exchange(head).await?;
             self.served += 1;
             // an upload grew the read buffer; an idle connection should not keep that memory
@@ -181,7 +199,7 @@ impl<S: Socket> Conn<S> {
                 self.rbuf = BytesMut::with_capacity(8 * 1024);
             }
             if !keep_alive || *self.shutdown.borrow() {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
@@ -318,6 +336,7 @@ impl<S: Socket> Conn<S> {
             body,
             reply: Responder::new(self.reply_tx.clone()),
             hangup: hangup.clone(),
+            websocket: None,
         };
         self.cfg.jobs.push(job).map_err(|_| ConnError::AppGone)?;
         // tells the app when it is over, however it ends (including an error return)
@@ -551,7 +570,9 @@ impl<S: Socket> Conn<S> {
                 out.clean = true;
                 Ok(true)
             }
-            Reply::Abort => {
+            // only a websocket exchange may accept an upgrade
+            Reply::Accept { .. } if out.writing.is_none() => self.abort_before_head(out),
+            Reply::Accept { .. } | Reply::Abort => {
                 if out.writing.is_none() {
                     return self.abort_before_head(out);
                 }
