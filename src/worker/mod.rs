@@ -74,6 +74,7 @@ pub fn run(
         keepalive: opts.keepalive,
         jobs: jobs.clone(),
         access_log: opts.access_log,
+        metrics: crate::metrics::RequestMetrics::for_worker(link.slot),
     });
     let activity = Arc::new(Activity::new(opts.threads));
     let graceful = opts.graceful_timeout;
