@@ -288,7 +288,7 @@ counts error log lines (gunicorn.log.error, gunicorn.log.warning, \
 gunicorn.log.exception for application errors). Datagrams are sent without \
 blocking; one the socket cannot take is dropped. The socket is connected \
 once at startup; an address that cannot be resolved there is logged and \
-metrics stay off.",
+metrics stay off. A HUP does not change the StatsD settings.",
         cost: "Three non-blocking datagrams per request on the worker's I/O thread; \
 none when unset.",
         compat: Compat::Partial(
@@ -388,7 +388,7 @@ ferricorn_worker_timeouts_total and ferricorn_workers. Workers count into \
 memory shared with the master; counts of workers that exited are kept. The \
 socket is served from the master's loop, without threads, and each answer \
 closes its connection. The address is bound at startup; failure stops the \
-server. Not set (the default): no endpoint and no counting. Anyone who can \
+server; a HUP does not move it. Not set (the default): no endpoint and no counting. Anyone who can \
 reach the address can read the metrics; bind it to a private interface. \
 This is a ferricorn setting; gunicorn has no equivalent.",
         cost: "A few atomic additions per request in each worker; a scrape costs \
