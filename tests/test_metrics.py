@@ -261,3 +261,29 @@ def test_bad_statsd_host_is_a_usage_error_naming_the_setting() -> None:
     proc = run_ferricorn("--statsd-host", "localhost:http", "access_apps:app")
     assert proc.returncode == 2
     assert '--statsd-host / statsd_host = "localhost:http"' in proc.stderr
+
+
+def test_usr2_new_master_serves_metrics_on_the_same_address(serve) -> None:
+    from test_master import alive, children, wait_until
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    server = serve("master_apps:app", "-w", "1", "--metrics-bind", f"127.0.0.1:{port}")
+    url = metrics_url(server)
+    assert httpx.get(server.url + "/pid").status_code == 200
+    old = server.proc.pid
+    os.kill(old, signal.SIGUSR2)
+    line = server.wait_for_log(r"Started a new master \(pid: \d+\)")
+    new = int(line.rsplit("pid: ", 1)[1].split(")")[0])
+    # the new master binds the address the old one still serves, instead of failing
+    wait_until(lambda: len(children(new)) == 1, 10, "the new master's worker")
+    assert alive(new)
+    os.kill(old, signal.SIGTERM)
+    assert server.proc.wait(10) == 0
+    m = scrape(url)
+    assert m["ferricorn_workers"] == 1
+    assert "ferricorn_requests_total" not in "".join(m)  # the new master counts from zero
+    os.kill(new, signal.SIGTERM)
+    wait_until(lambda: not alive(new), 10, "the new master to exit")

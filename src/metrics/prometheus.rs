@@ -138,10 +138,26 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    /// Binds `addr` (`HOST:PORT`), non-blocking.
+    /// Binds `addr` (`HOST:PORT`), non-blocking. SO_REUSEPORT lets the new master started by
+    /// USR2 bind the same address while the old one still serves it; a port held by any
+    /// other socket still fails.
     pub fn bind(addr: &str) -> io::Result<MetricsServer> {
-        let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
+        use std::net::ToSocketAddrs;
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::other("the host name has no address"))?;
+        let sock = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        sock.set_reuse_address(true)?;
+        sock.set_reuse_port(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(64)?;
+        sock.set_nonblocking(true)?;
+        let listener = TcpListener::from(sock);
         Ok(MetricsServer {
             listener,
             scrapes: Vec::new(),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::master::heartbeat::MAX_SLOTS;
+use crate::master::heartbeat::{map_shared, MAX_SLOTS};
 
 /// Upper bounds of the latency histogram in microseconds (Prometheus' default buckets,
 /// 5 ms to 10 s); one more bucket counts everything slower (`+Inf`).
@@ -127,24 +127,9 @@ pub fn shared() -> Option<&'static SharedCounters> {
 
 impl SharedCounters {
     fn new() -> io::Result<Self> {
-        let len = MAX_SLOTS * std::mem::size_of::<Counters>();
-        // SAFETY: an anonymous shared mapping with no address hint; the kernel returns fresh
-        // zeroed pages, and all-zero atomics are a valid `Counters`. Pages nobody touches are
-        // never allocated, so the 1024 slots cost address space, not memory.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(ptr.cast::<Counters>()).ok_or_else(io::Error::last_os_error)?;
+        // zeroed pages are a valid `Counters` (all atomics zero); untouched slots cost
+        // address space, not memory
+        let base = map_shared(MAX_SLOTS * std::mem::size_of::<Counters>())?.cast::<Counters>();
         Ok(SharedCounters { base })
     }
 
