@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import httpx
-
 from conftest import run_ferricorn
+from test_master import alive, children, wait_until
 
 TAGS = "env:test,team:web"
 
@@ -45,9 +45,12 @@ def test_statsd_sends_gunicorns_request_metrics_with_prefix_and_tags(serve) -> N
     port = rx.getsockname()[1]
     server = serve(
         "access_apps:app",
-        "--statsd-host", f"127.0.0.1:{port}",
-        "--statsd-prefix", "shop",
-        "--dogstatsd-tags", TAGS,
+        "--statsd-host",
+        f"127.0.0.1:{port}",
+        "--statsd-prefix",
+        "shop",
+        "--dogstatsd-tags",
+        TAGS,
     )
     # the master's worker gauge comes first, once the worker is forked
     collect(rx, lambda got: f"shop.gunicorn.workers:1|g|#{TAGS}" in got)
@@ -61,7 +64,7 @@ def test_statsd_sends_gunicorns_request_metrics_with_prefix_and_tags(serve) -> N
     counter = f"|c|@1.0|#{TAGS}"
     # gunicorn's order per request: duration timer, requests counter, status counter
     for i, code in enumerate([200, 404, 500]):
-        trio = requests[3 * i: 3 * i + 3]
+        trio = requests[3 * i : 3 * i + 3]
         assert duration.fullmatch(trio[0]), trio
         assert trio[1:] == [
             f"shop.gunicorn.requests:1{counter}",
@@ -78,7 +81,9 @@ def test_statsd_over_a_unix_datagram_socket_without_prefix_or_tags(
     path = tmp_path / "statsd.sock"
     rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     rx.bind(str(path))
-    server = serve("access_apps:app", "--statsd-host", f"unix://{path}", "--statsd-prefix", "a")
+    server = serve(
+        "access_apps:app", "--statsd-host", f"unix://{path}", "--statsd-prefix", "a"
+    )
     assert httpx.get(server.url + "/hello").status_code == 200
     got = collect(rx, lambda got: any(".status." in d for d in got))
     # gunicorn's prefix rule leaves a one-character prefix without a dot
@@ -104,7 +109,10 @@ def test_access_log_json_writes_one_object_per_request(serve) -> None:
     with httpx.Client(base_url=server.url) as c:
         c.get(
             "/hello?a=1&b=%20x",
-            headers={"User-Agent": 'agent "quoted"\\', "Referer": "http://ref.example/"},
+            headers={
+                "User-Agent": 'agent "quoted"\\',
+                "Referer": "http://ref.example/",
+            },
         )
         c.post("/up%20load", content=b"0123456789", headers={"User-Agent": "poster"})
         c.get("/missing", headers={"User-Agent": "ua"})
@@ -114,18 +122,43 @@ def test_access_log_json_writes_one_object_per_request(serve) -> None:
     records = [json.loads(line) for line in server.stdout_lines]
     assert len(records) == 3, server.stdout_lines
     for rec in records:
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", rec.pop("time"))
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", rec.pop("time")
+        )
         assert isinstance(rec.pop("duration_us"), int)
         assert rec.pop("pid") != os.getpid()
     common = {"remote_addr": "127.0.0.1", "protocol": "HTTP/1.1"}
     assert records == [
-        {**common, "method": "GET", "path": "/hello", "query": "a=1&b=%20x", "status": 200,
-         "response_bytes": 5, "referer": "http://ref.example/",
-         "user_agent": 'agent "quoted"\\'},
-        {**common, "method": "POST", "path": "/up load", "query": "", "status": 201,
-         "response_bytes": 10, "referer": None, "user_agent": "poster"},
-        {**common, "method": "GET", "path": "/missing", "query": "", "status": 404,
-         "response_bytes": 4, "referer": None, "user_agent": "ua"},
+        {
+            **common,
+            "method": "GET",
+            "path": "/hello",
+            "query": "a=1&b=%20x",
+            "status": 200,
+            "response_bytes": 5,
+            "referer": "http://ref.example/",
+            "user_agent": 'agent "quoted"\\',
+        },
+        {
+            **common,
+            "method": "POST",
+            "path": "/up load",
+            "query": "",
+            "status": 201,
+            "response_bytes": 10,
+            "referer": None,
+            "user_agent": "poster",
+        },
+        {
+            **common,
+            "method": "GET",
+            "path": "/missing",
+            "query": "",
+            "status": 404,
+            "response_bytes": 4,
+            "referer": None,
+            "user_agent": "ua",
+        },
     ]
 
 
@@ -193,7 +226,9 @@ def test_prometheus_counts_requests_latency_and_workers(serve) -> None:
 def test_prometheus_sees_requests_in_flight(serve) -> None:
     server = serve("master_apps:app", "--metrics-bind", "127.0.0.1:0")
     url = metrics_url(server)
-    t = threading.Thread(target=lambda: httpx.get(server.url + "/sleep?s=2", timeout=10))
+    t = threading.Thread(
+        target=lambda: httpx.get(server.url + "/sleep?s=2", timeout=10)
+    )
     t.start()
     server.wait_for_log(r"sleep started")
     assert scrape(url)["ferricorn_requests_in_flight"] == 1
@@ -211,9 +246,11 @@ def test_prometheus_keeps_a_killed_workers_counts_and_counts_the_restart(serve) 
     httpx.get(server.url + "/nope")
     os.kill(first, signal.SIGKILL)
     m = wait_for(
-        lambda: (m := scrape(url))["ferricorn_worker_restarts_total"] == 1
-        and m["ferricorn_workers"] == 1
-        and m,
+        lambda: (
+            (m := scrape(url))["ferricorn_worker_restarts_total"] == 1
+            and m["ferricorn_workers"] == 1
+            and m
+        ),
         "the restart",
     )
     assert m['ferricorn_requests_total{code="200"}'] == 1
@@ -226,8 +263,11 @@ def test_prometheus_keeps_a_killed_workers_counts_and_counts_the_restart(serve) 
 
 
 def test_prometheus_counts_worker_timeouts(serve) -> None:
-    server = serve("master_apps:app", "-w", "1", "-t", "1", "--metrics-bind", "127.0.0.1:0")
+    server = serve(
+        "master_apps:app", "-w", "1", "-t", "1", "--metrics-bind", "127.0.0.1:0"
+    )
     url = metrics_url(server)
+
     def stuck() -> None:
         # the worker is killed under it: the client sees the connection drop
         try:
@@ -264,8 +304,6 @@ def test_bad_statsd_host_is_a_usage_error_naming_the_setting() -> None:
 
 
 def test_usr2_new_master_serves_metrics_on_the_same_address(serve) -> None:
-    from test_master import alive, children, wait_until
-
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
@@ -284,6 +322,8 @@ def test_usr2_new_master_serves_metrics_on_the_same_address(serve) -> None:
     assert server.proc.wait(10) == 0
     m = scrape(url)
     assert m["ferricorn_workers"] == 1
-    assert "ferricorn_requests_total" not in "".join(m)  # the new master counts from zero
+    assert "ferricorn_requests_total" not in "".join(
+        m
+    )  # the new master counts from zero
     os.kill(new, signal.SIGTERM)
     wait_until(lambda: not alive(new), 10, "the new master to exit")
