@@ -75,6 +75,18 @@ def test_statsd_sends_gunicorns_request_metrics_with_prefix_and_tags(serve) -> N
     assert not any("gunicorn.log.error" in d for d in got), got
 
 
+def test_statsd_counts_the_masters_error_lines(serve) -> None:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    server = serve(
+        "master_apps:app", "--statsd-host", f"127.0.0.1:{rx.getsockname()[1]}"
+    )
+    got = collect(rx, lambda got: "gunicorn.workers:1|g" in got)
+    os.kill(int(httpx.get(server.url + "/pid").text), signal.SIGKILL)
+    server.wait_for_log(r"ERROR.*was sent SIGKILL")
+    collect(rx, lambda got: "gunicorn.log.error:1|c|@1.0" in got, got=got)
+
+
 def test_statsd_over_a_unix_datagram_socket_without_prefix_or_tags(
     serve, tmp_path: Path
 ) -> None:
