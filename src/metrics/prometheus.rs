@@ -96,7 +96,11 @@ fn seconds(us: u64) -> String {
 
 /// The answer to one request head: the metrics, or 404/405 for anything else.
 pub fn respond(head: &[u8], body: impl FnOnce() -> String) -> Vec<u8> {
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = head
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
     let mut words = line.split(|&b| b == b' ');
     let (method, target) = (words.next().unwrap_or_default(), words.next());
     let path = target.map(|t| t.split(|&b| b == b'?').next().unwrap_or_default());
@@ -337,6 +341,8 @@ mod tests {
         assert!(missing.starts_with(b"HTTP/1.0 404 Not Found"));
         let post = respond(b"POST /metrics HTTP/1.0\r\n\r\n", || unreachable!());
         assert!(post.starts_with(b"HTTP/1.0 405"));
+        let bare = respond(b"GET /metrics\r\n\r\n", || "m\n".into());
+        assert!(bare.starts_with(b"HTTP/1.0 200 OK"));
         let junk = respond(b"\r\n\r\n", || unreachable!());
         assert!(junk.starts_with(b"HTTP/1.0 405"));
     }
