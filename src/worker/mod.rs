@@ -86,6 +86,7 @@ pub fn run(
         JobQueue::default()
     });
     let mut conn_cfg = ConnConfig::new(opts.limits, opts.keepalive, jobs.clone(), opts.access_log);
+    conn_cfg.metrics = crate::metrics::RequestMetrics::for_worker(link.slot);
     if let App::Asgi(_, a) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;
