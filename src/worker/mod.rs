@@ -24,7 +24,7 @@ pub use boot::{boot, BootOptions, ABORT_GRACE};
 use crate::bridge::asgi::{AsgiBridge, AsgiOptions};
 use crate::bridge::wsgi::WsgiApp;
 use crate::exchange::Activity;
-use crate::hooks::WorkerHooks;
+use crate::hooks::{RequestHooks, WorkerHooks};
 use crate::http::conn::ConnConfig;
 use crate::http::request::Limits;
 use crate::job_queue::{Doorbell, JobQueue};
@@ -64,8 +64,9 @@ impl MasterLink {
 /// The app a worker serves, as its interface decides.
 pub enum App {
     Wsgi(WsgiApp),
-    /// An ASGI 3 app (or an ASGI 2 one, which `_asgi.serve` wraps).
-    Asgi(Py<PyAny>, AsgiOptions),
+    /// An ASGI 3 app (or an ASGI 2 one, which `_asgi.serve` wraps), with the conf file's
+    /// pre_request/post_request hooks if any.
+    Asgi(Py<PyAny>, AsgiOptions, Option<RequestHooks>),
 }
 
 /// Serves until a shutdown signal; returns the worker's exit code once every thread has
@@ -87,7 +88,7 @@ pub fn run(
     });
     let mut conn_cfg = ConnConfig::new(opts.limits, opts.keepalive, jobs.clone(), opts.access_log);
     conn_cfg.metrics = crate::metrics::RequestMetrics::for_worker(link.slot);
-    if let App::Asgi(_, a) = &app {
+    if let App::Asgi(_, a, _) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;
         let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
@@ -155,7 +156,7 @@ pub fn run(
             app.serve_jobs(py, &jobs, &activity, 0, &on_served);
             0
         }
-        App::Asgi(app, a) => {
+        App::Asgi(app, a, request_hooks) => {
             let bridge = AsgiBridge::new(
                 py,
                 jobs.clone(),
@@ -164,6 +165,7 @@ pub fn run(
                 activity.clone(),
                 Box::new(on_served),
                 &a,
+                request_hooks,
             )?;
             match crate::bridge::asgi::serve(py, app, bridge, &a) {
                 Ok(code) => code,

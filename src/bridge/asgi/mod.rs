@@ -24,6 +24,7 @@ pub use inbox::Inbox;
 pub use websocket::WebSocketCycle;
 
 use crate::exchange::{Activity, Job};
+use crate::hooks::RequestHooks;
 use crate::job_queue::JobQueue;
 use crate::settings::SettingError;
 
@@ -79,6 +80,8 @@ pub struct Shared {
     format_exception: Py<PyAny>,
     activity: Arc<Activity>,
     on_served: Box<dyn Fn(u64) + Send + Sync>,
+    /// pre_request / post_request from the conf file; `None` (one check per request) if unset.
+    hooks: Option<RequestHooks>,
 }
 
 impl Shared {
@@ -210,6 +213,7 @@ pub struct AsgiBridge {
     start_io: std::sync::Mutex<Option<StartIo>>,
     activity: Arc<Activity>,
     on_served: Option<Box<dyn Fn(u64) + Send + Sync>>,
+    hooks: Option<RequestHooks>,
     http_scope: scope::ScopeTemplate,
     ws_scope: scope::ScopeTemplate,
     names: scope::HeaderNames,
@@ -225,6 +229,7 @@ impl AsgiBridge {
         activity: Arc<Activity>,
         on_served: Box<dyn Fn(u64) + Send + Sync>,
         opts: &AsgiOptions,
+        hooks: Option<RequestHooks>,
     ) -> PyResult<Self> {
         let doorbell = jobs.doorbell().cloned().ok_or_else(|| {
             pyo3::exceptions::PyRuntimeError::new_err("job queue has no doorbell")
@@ -236,6 +241,7 @@ impl AsgiBridge {
             start_io: std::sync::Mutex::new(Some(start_io)),
             activity,
             on_served: Some(on_served),
+            hooks,
             http_scope: scope::ScopeTemplate::new(py, "http", &opts.root_path)?,
             ws_scope: scope::ScopeTemplate::new(py, "websocket", &opts.root_path)?,
             names: scope::HeaderNames::default(),
@@ -269,23 +275,38 @@ impl AsgiBridge {
             protocols,
         )?;
         let target = head.target.clone();
+        // gunicorn's ASGI worker: pre_request(worker, req) before the app; if it raises, the
+        // app is skipped and the client gets a 500 (through the cycle's finish)
+        let mut hook_req = None;
+        if let Some(hooks) = &run.shared.hooks {
+            let req = hooks.request(py, &head)?;
+            let refused = hooks.pre_request(py, &req).is_err();
+            hook_req = Some((req.unbind(), refused));
+        }
         let cycle = match websocket {
             Some(ws) => Py::new(
                 py,
                 WebSocketCycle::new(run.shared.clone(), reply.into_sender(), ws, target),
             )?
             .into_any(),
-            None => Py::new(
-                py,
-                HttpCycle::new(
+            None => {
+                let mut cycle = HttpCycle::new(
                     run.shared.clone(),
                     reply.into_sender(),
                     body,
                     hangup,
                     target,
-                ),
-            )?
-            .into_any(),
+                );
+                if let Some((req, refused)) = hook_req {
+                    cycle.set_hook_request(req);
+                    if refused {
+                        // pre_request raised (logged): a 500 without the app, then post_request
+                        cycle.finish(py, None, true);
+                        return Ok(());
+                    }
+                }
+                Py::new(py, cycle)?.into_any()
+            }
         };
         let coro = run.runner.bind(py).call1((&run.app, scope, cycle))?;
         run.create_task.bind(py).call1((coro,))?;
@@ -326,6 +347,7 @@ impl AsgiBridge {
                 .unbind(),
             activity: self.activity.clone(),
             on_served,
+            hooks: self.hooks.take(),
         };
         self.running = Some(Running {
             shared: Arc::new(shared),

@@ -303,6 +303,21 @@ fn header_pair(item: &Bound<'_, PyAny>) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((name.as_bytes().to_vec(), value.as_bytes().to_vec()))
 }
 
+/// Status and headers of a start message, as given (for post_request), if well-formed.
+pub fn started_facts(message: &Bound<'_, PyDict>) -> Option<(u16, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let py = message.py();
+    let code = message
+        .get_item(intern!(py, "status"))
+        .ok()??
+        .extract()
+        .ok()?;
+    let headers = match message.get_item(intern!(py, "headers")).ok()? {
+        Some(h) => header_pairs(&h).ok()?,
+        None => Vec::new(),
+    };
+    Some((code, headers))
+}
+
 /// A start message → a serialised head.
 fn response_head(message: &Bound<'_, PyDict>) -> PyResult<ResponseHead> {
     let py = message.py();
