@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use boot::EARLY_STOP;
 pub use boot::{boot, BootOptions, ABORT_GRACE};
 
-use crate::bridge::asgi::{AsgiBridge, AsgiOptions};
+use crate::bridge::asgi::{AsgiBridge, AsgiOptions, WorkerSide};
 use crate::bridge::wsgi::WsgiApp;
 use crate::exchange::Activity;
 use crate::hooks::{RequestHooks, WorkerHooks};
@@ -157,16 +157,14 @@ pub fn run(
             0
         }
         App::Asgi(app, a, request_hooks) => {
-            let bridge = AsgiBridge::new(
-                py,
-                jobs.clone(),
-                handle,
-                Box::new(start_io),
-                activity.clone(),
-                Box::new(on_served),
-                &a,
-                request_hooks,
-            )?;
+            let side = WorkerSide {
+                jobs: jobs.clone(),
+                rt: handle,
+                start_io: Box::new(start_io),
+                activity: activity.clone(),
+                on_served: Box::new(on_served),
+            };
+            let bridge = AsgiBridge::new(py, side, &a, request_hooks)?;
             match crate::bridge::asgi::serve(py, app, bridge, &a) {
                 Ok(code) => code,
                 Err(e) => {

@@ -50,7 +50,7 @@ pub struct HttpCycle {
     /// The hooks' `req`, when pre_request/post_request are set.
     hook_request: Option<Py<PyAny>>,
     /// Status and headers as started, for post_request's `resp`.
-    started: Option<(u16, Vec<(Vec<u8>, Vec<u8>)>)>,
+    started: Option<(u16, super::response::HeaderList)>,
 }
 
 impl HttpCycle {

@@ -220,17 +220,31 @@ pub struct AsgiBridge {
     running: Option<Running>,
 }
 
+/// What the bridge takes from the worker that hosts it.
+pub struct WorkerSide {
+    pub jobs: Arc<JobQueue>,
+    /// The I/O thread's runtime, for the tasks that wait on its behalf.
+    pub rt: tokio::runtime::Handle,
+    pub start_io: StartIo,
+    pub activity: Arc<Activity>,
+    /// Called with the worker's count of finished requests (max-requests).
+    pub on_served: Box<dyn Fn(u64) + Send + Sync>,
+}
+
 impl AsgiBridge {
     pub fn new(
         py: Python<'_>,
-        jobs: Arc<JobQueue>,
-        rt: tokio::runtime::Handle,
-        start_io: StartIo,
-        activity: Arc<Activity>,
-        on_served: Box<dyn Fn(u64) + Send + Sync>,
+        worker: WorkerSide,
         opts: &AsgiOptions,
         hooks: Option<RequestHooks>,
     ) -> PyResult<Self> {
+        let WorkerSide {
+            jobs,
+            rt,
+            start_io,
+            activity,
+            on_served,
+        } = worker;
         let doorbell = jobs.doorbell().cloned().ok_or_else(|| {
             pyo3::exceptions::PyRuntimeError::new_err("job queue has no doorbell")
         })?;

@@ -16,6 +16,9 @@ use super::Shared;
 use crate::bridge::head::HeadBuilder;
 use crate::exchange::{FileBody, Reply, ResponseHead};
 
+/// Header `(name, value)` pairs as the app gave them.
+pub type HeaderList = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One response event, whatever the scope calls it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -273,7 +276,7 @@ pub fn bytes_like(b: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
 }
 
 /// An ASGI header list: `(name, value)` tuples or `[name, value]` lists of bytes.
-pub fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<HeaderList> {
     let mut out = Vec::new();
     for item in headers.try_iter()? {
         let item = item?;
@@ -304,7 +307,7 @@ fn header_pair(item: &Bound<'_, PyAny>) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 /// Status and headers of a start message, as given (for post_request), if well-formed.
-pub fn started_facts(message: &Bound<'_, PyDict>) -> Option<(u16, Vec<(Vec<u8>, Vec<u8>)>)> {
+pub fn started_facts(message: &Bound<'_, PyDict>) -> Option<(u16, HeaderList)> {
     let py = message.py();
     let code = message
         .get_item(intern!(py, "status"))
