@@ -267,6 +267,7 @@ impl HttpCycle {
             "http.response.start" => Some(Event::Start),
             "http.response.body" => Some(Event::Body),
             "http.response.pathsend" => Some(Event::PathSend),
+            "http.response.trailers" => Some(Event::Trailers),
             _ => None,
         };
         let mut this = slf.borrow_mut();

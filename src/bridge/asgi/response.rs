@@ -25,6 +25,7 @@ pub enum Event {
     Start,
     Body,
     PathSend,
+    Trailers,
 }
 
 /// Where the response is.
@@ -32,9 +33,12 @@ pub enum Event {
 pub enum Response {
     #[default]
     Init,
-    /// The start was given; the head goes out with the first body message.
-    Started(ResponseHead),
-    Streaming,
+    /// The start was given; the head goes out with the first body message. `true`: the app
+    /// announced trailers.
+    Started(ResponseHead, bool),
+    Streaming(bool),
+    /// The body is complete; trailer fields gathered so far (`more_trailers`).
+    Trailers(Vec<u8>),
     Done,
     /// The app broke the protocol: `head_sent` says whether anything is on the wire.
     Broken {
@@ -46,8 +50,9 @@ impl Response {
     pub fn describe(&self) -> &'static str {
         match self {
             Response::Init => "before the response start",
-            Response::Started(_) => "after the response start",
-            Response::Streaming => "while streaming the body",
+            Response::Started(..) => "after the response start",
+            Response::Streaming(_) => "while streaming the body",
+            Response::Trailers(_) => "after the body, awaiting trailers",
             Response::Done => "after the response completed",
             Response::Broken { .. } => "after an earlier protocol error",
         }
@@ -66,46 +71,85 @@ impl Response {
     ) -> Result<PyResult<Vec<Reply>>, &'static str> {
         let py = message.py();
         match (event, &*self) {
-            (Event::Start, Response::Init) => Ok(response_head(message).map(|head| {
-                *self = Response::Started(head);
-                Vec::new()
-            })),
-            (Event::Body, Response::Started(_) | Response::Streaming) => {
+            (Event::Start, Response::Init) => {
+                let trailers = match flag(message, intern!(py, "trailers")) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(Err(e)),
+                };
+                Ok(response_head(message).map(|head| {
+                    *self = Response::Started(head, trailers);
+                    Vec::new()
+                }))
+            }
+            (Event::Body, Response::Started(..) | Response::Streaming(_)) => {
                 let parsed = body_bytes(message)
                     .and_then(|b| Ok((b, flag(message, intern!(py, "more_body"))?)));
                 let (body, more) = match parsed {
                     Ok(p) => p,
                     Err(e) => return Ok(Err(e)),
                 };
-                let next = if more {
-                    Response::Streaming
-                } else {
-                    Response::Done
+                let trailers =
+                    matches!(self, Response::Started(_, true) | Response::Streaming(true));
+                let next = match (more, trailers) {
+                    (true, _) => Response::Streaming(trailers),
+                    (false, true) => Response::Trailers(Vec::new()),
+                    (false, false) => Response::Done,
                 };
-                Ok(Ok(match (std::mem::replace(self, next), more) {
-                    (Response::Started(head), false) => vec![Reply::Complete(head, body)],
-                    (Response::Started(head), true) if body.is_empty() => vec![Reply::Head(head)],
-                    (Response::Started(head), true) => vec![Reply::Head(head), Reply::Chunk(body)],
-                    (_, true) if body.is_empty() => Vec::new(),
-                    (_, true) => vec![Reply::Chunk(body)],
-                    (_, false) if body.is_empty() => vec![Reply::End],
-                    (_, false) => vec![Reply::Chunk(body), Reply::End],
-                }))
+                let end = !more && !trailers;
+                let mut replies = Vec::with_capacity(2);
+                match std::mem::replace(self, next) {
+                    Response::Started(head, _) if end => {
+                        return Ok(Ok(vec![Reply::Complete(head, body)]))
+                    }
+                    Response::Started(head, _) => replies.push(Reply::Head(head)),
+                    _ => {}
+                }
+                if !body.is_empty() {
+                    replies.push(Reply::Chunk(body));
+                }
+                if end {
+                    replies.push(Reply::End);
+                }
+                Ok(Ok(replies))
             }
-            (Event::PathSend, Response::Started(_)) => {
+            (Event::PathSend, Response::Started(_, false)) => {
                 let file = match path_file(message) {
                     Ok(f) => f,
                     Err(e) => return Ok(Err(e)),
                 };
-                let Response::Started(mut head) = std::mem::replace(self, Response::Done) else {
+                let Response::Started(mut head, _) = std::mem::replace(self, Response::Done) else {
                     return Err("pathsend must follow the start");
                 };
                 head.content_length.get_or_insert(file.len);
                 Ok(Ok(vec![Reply::Head(head), Reply::File(file), Reply::End]))
             }
+            (Event::Trailers, Response::Trailers(_)) => {
+                let fields = match trailer_fields(message) {
+                    Ok(f) => f,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let more = match flag(message, intern!(py, "more_trailers")) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let Response::Trailers(mut gathered) = std::mem::replace(self, Response::Done)
+                else {
+                    return Err("trailers must follow the body");
+                };
+                gathered.extend_from_slice(&fields);
+                if more {
+                    *self = Response::Trailers(gathered);
+                    return Ok(Ok(Vec::new()));
+                }
+                Ok(Ok(vec![Reply::Trailers(gathered)]))
+            }
             (_, Response::Init) => Err("expected the response start first"),
-            (Event::Start, Response::Started(_)) => Err("the response start was already sent"),
-            (Event::PathSend, Response::Streaming) => Err("pathsend must follow the start"),
+            (Event::Start, _) => Err("the response start was already sent"),
+            (Event::PathSend, _) => Err("pathsend must follow the start (without trailers)"),
+            (Event::Trailers, Response::Started(_, true) | Response::Streaming(true)) => {
+                Err("trailers must follow the end of the body")
+            }
+            (Event::Trailers, _) => Err("trailers were not announced in the response start"),
             _ => Err("the response is already complete"),
         }
     }
@@ -114,7 +158,10 @@ impl Response {
     pub fn break_off(&mut self) {
         let head_sent = matches!(
             self,
-            Response::Streaming | Response::Done | Response::Broken { head_sent: true }
+            Response::Streaming(_)
+                | Response::Trailers(_)
+                | Response::Done
+                | Response::Broken { head_sent: true }
         );
         *self = Response::Broken { head_sent };
     }
@@ -124,10 +171,12 @@ impl Response {
     pub fn close(&mut self) -> Option<(Reply, bool)> {
         match std::mem::replace(self, Response::Done) {
             Response::Done => None,
-            Response::Streaming | Response::Broken { head_sent: true } => {
+            // announced trailers that never came: the body itself is complete (as gunicorn)
+            Response::Trailers(_) => Some((Reply::End, false)),
+            Response::Streaming(_) | Response::Broken { head_sent: true } => {
                 Some((Reply::Abort, false))
             }
-            Response::Init | Response::Started(_) | Response::Broken { head_sent: false } => {
+            Response::Init | Response::Started(..) | Response::Broken { head_sent: false } => {
                 Some((internal_error(), true))
             }
         }
@@ -342,6 +391,20 @@ fn response_head(message: &Bound<'_, PyDict>) -> PyResult<ResponseHead> {
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
     Ok(head.finish())
+}
+
+/// `http.response.trailers` headers as `name: value\r\n` lines, checked like any header.
+fn trailer_fields(message: &Bound<'_, PyDict>) -> PyResult<Vec<u8>> {
+    let headers = match message.get_item(intern!(message.py(), "headers"))? {
+        Some(h) => header_pairs(&h)?,
+        None => Vec::new(),
+    };
+    let mut head = HeadBuilder::for_code(200, headers.len());
+    for (name, value) in &headers {
+        head.header(name, value)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    }
+    Ok(head.finish().headers)
 }
 
 fn path_file(message: &Bound<'_, PyDict>) -> PyResult<FileBody> {

@@ -565,13 +565,19 @@ impl<S: Socket> Conn<S> {
                 out.writing = Some(w);
                 Ok(false)
             }
-            Reply::End => {
+            Reply::End | Reply::Trailers(_) => {
                 let Some(mut w) = out.writing else {
                     return self.abort_before_head(out);
                 };
-                match w.framing {
-                    BodyFraming::Chunked => self.wbuf.extend_from_slice(b"0\r\n\r\n"),
-                    BodyFraming::Length(_) if w.remaining > 0 => w.keep_alive = false,
+                match (w.framing, reply) {
+                    (BodyFraming::Chunked, Reply::Trailers(fields)) => {
+                        self.wbuf.extend_from_slice(b"0\r\n");
+                        self.wbuf.extend_from_slice(&fields);
+                        self.wbuf.extend_from_slice(b"\r\n");
+                    }
+                    // only a chunked body can carry trailers; otherwise they are dropped
+                    (BodyFraming::Chunked, _) => self.wbuf.extend_from_slice(b"0\r\n\r\n"),
+                    (BodyFraming::Length(_), _) if w.remaining > 0 => w.keep_alive = false,
                     _ => {}
                 }
                 out.writing = Some(w);
