@@ -75,6 +75,9 @@ impl AsgiOptions {
 /// What every request of a worker shares, once the loop is running.
 pub struct Shared {
     create_future: Py<PyAny>,
+    /// One future completed with None, returned by every `send` that went through at once:
+    /// awaiting a done future never yields and never changes it, so it can be shared.
+    sent: Py<PyAny>,
     inbox: Arc<Inbox>,
     rt: tokio::runtime::Handle,
     format_exception: Py<PyAny>,
@@ -88,6 +91,11 @@ impl Shared {
     /// A new pending future on the loop.
     fn future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.create_future.bind(py).call0()
+    }
+
+    /// The shared done future whose result is None.
+    fn sent<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.sent.bind(py).clone()
     }
 
     /// A future already completed with `value`: awaiting it does not yield to the loop.
@@ -351,8 +359,12 @@ impl AsgiBridge {
             .on_served
             .take()
             .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("configured twice"))?;
+        let create_future = event_loop.getattr("create_future")?;
+        let sent = create_future.call0()?;
+        sent.call_method1(intern!(py, "set_result"), (py.None(),))?;
         let shared = Shared {
-            create_future: event_loop.getattr("create_future")?.unbind(),
+            create_future: create_future.unbind(),
+            sent: sent.unbind(),
             inbox: self.inbox.clone(),
             rt: self.rt.clone(),
             format_exception: py

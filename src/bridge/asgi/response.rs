@@ -208,13 +208,13 @@ impl<T: Send + 'static> ReplySender<T> {
         replies: Vec<T>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(tx) = &self.tx else {
-            return shared.ready(py, py.None().into_bound(py));
+            return Ok(shared.sent(py));
         };
         let mut rest = replies.into_iter();
         if self.in_flight.load(Ordering::Relaxed) == 0 {
             loop {
                 let Some(reply) = rest.next() else {
-                    return shared.ready(py, py.None().into_bound(py));
+                    return Ok(shared.sent(py));
                 };
                 match tx.try_send(reply) {
                     Ok(()) => {}
@@ -224,7 +224,7 @@ impl<T: Send + 'static> ReplySender<T> {
                         break;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
-                        return shared.ready(py, py.None().into_bound(py));
+                        return Ok(shared.sent(py));
                     }
                 }
             }
