@@ -120,7 +120,14 @@ impl Response {
                 let Response::Started(mut head, _) = std::mem::replace(self, Response::Done) else {
                     return Err("pathsend must follow the start");
                 };
-                head.content_length.get_or_insert(file.len);
+                if head.content_length.is_none() {
+                    // as if the app had sent it: the head carries the header line too
+                    head.headers.extend_from_slice(b"content-length: ");
+                    head.headers
+                        .extend_from_slice(itoa::Buffer::new().format(file.len).as_bytes());
+                    head.headers.extend_from_slice(b"\r\n");
+                    head.content_length = Some(file.len);
+                }
                 Ok(Ok(vec![Reply::Head(head), Reply::File(file), Reply::End]))
             }
             (Event::Trailers, Response::Trailers(_)) => {
