@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-
 from conftest import APPS, recv_until_closed
 
 
