@@ -104,6 +104,8 @@ pub struct Settings {
     pub reuse_port: bool,
     /// Interface choice and the ASGI worker's settings.
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    /// `--reload` and its engine and extra files.
+    pub reload: crate::worker::ReloadOptions,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
     /// Every setting's resolved value by name: what hooks see as `server.cfg`.
@@ -273,6 +275,15 @@ impl Settings {
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
             asgi: crate::bridge::asgi::AsgiOptions::from_values(values)?,
+            reload: crate::worker::ReloadOptions {
+                enabled: values.bool("reload")?,
+                engine: values.str("reload_engine")?.to_owned(),
+                extra_files: values
+                    .list("reload_extra_files")?
+                    .iter()
+                    .map(PathBuf::from)
+                    .collect(),
+            },
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
@@ -441,6 +452,11 @@ mod tests {
                     ws_ping_interval: 20.0,
                     ws_ping_timeout: 20.0,
                     ws_per_message_deflate: true,
+                },
+                reload: crate::worker::ReloadOptions {
+                    enabled: false,
+                    engine: "auto".into(),
+                    extra_files: vec![],
                 },
                 hooks: Hooks::default(),
                 values,

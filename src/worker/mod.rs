@@ -7,6 +7,7 @@
 
 mod accept;
 mod boot;
+mod reload;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use boot::EARLY_STOP;
 pub use boot::{boot, BootOptions, ABORT_GRACE};
+pub use reload::ReloadOptions;
 
 use crate::bridge::asgi::{AsgiBridge, AsgiOptions, WorkerSide};
 use crate::bridge::wsgi::WsgiApp;
