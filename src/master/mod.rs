@@ -55,6 +55,7 @@ pub struct MasterOptions {
     pub keepalive: Duration,
     pub asgi: crate::bridge::asgi::AsgiOptions,
     pub reload: crate::worker::ReloadOptions,
+    pub health_path: Option<String>,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
@@ -92,6 +93,7 @@ impl MasterOptions {
             keepalive: Duration::from_secs(s.keepalive),
             asgi: s.asgi.clone(),
             reload: s.reload.clone(),
+            health_path: s.health_path.clone(),
         }
     }
 }
@@ -510,6 +512,7 @@ impl Arbiter {
             max_requests: self.max_requests_for(slot),
             access_log: self.opts.access_log.clone(),
             hooks: hooks.clone(),
+            health_path: self.opts.health_path.clone(),
         };
         let boot = BootOptions {
             app_spec: self.opts.app_spec.clone(),

@@ -104,6 +104,8 @@ pub struct Settings {
     pub reuse_port: bool,
     /// Interface choice and the ASGI worker's settings.
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    /// `--health-path`, answered by the server itself.
+    pub health_path: Option<String>,
     /// `--reload` and its engine and extra files.
     pub reload: crate::worker::ReloadOptions,
     /// Callables from the conf file, by hook name.
@@ -275,6 +277,7 @@ impl Settings {
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
             asgi: crate::bridge::asgi::AsgiOptions::from_values(values)?,
+            health_path: values.opt_str("health_path")?.map(str::to_owned),
             reload: crate::worker::ReloadOptions {
                 enabled: values.bool("reload")?,
                 engine: values.str("reload_engine")?.to_owned(),
@@ -453,6 +456,7 @@ mod tests {
                     ws_ping_timeout: 20.0,
                     ws_per_message_deflate: true,
                 },
+                health_path: None,
                 reload: crate::worker::ReloadOptions {
                     enabled: false,
                     engine: "auto".into(),
