@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod defs;
+pub mod docs;
 pub mod error;
 pub mod file;
 pub mod hooks;
