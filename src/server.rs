@@ -32,6 +32,10 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     if s.daemon {
         crate::process::daemon::daemonize_with(py, s.enable_stdio_inheritance)?;
     }
+    // after daemonizing, which points stdio at /dev/null
+    if s.capture_output {
+        crate::errorlog::capture_output()?;
+    }
     log::info!("Starting ferricorn {VERSION}");
     enter_app_dir(py, &s)?;
     // Python's own SIGINT handler would raise KeyboardInterrupt inside whatever app code the

@@ -107,6 +107,8 @@ pub struct Settings {
     pub reuse_port: bool,
     /// Interface choice and the ASGI worker's settings.
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    /// stdout/stderr into the error log file.
+    pub capture_output: bool,
     /// `--health-path`, answered by the server itself.
     pub health_path: Option<String>,
     /// `--reload` and its engine and extra files.
@@ -280,6 +282,7 @@ impl Settings {
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
             asgi: crate::bridge::asgi::AsgiOptions::from_values(values)?,
+            capture_output: values.bool("capture_output")?,
             health_path: values.opt_str("health_path")?.map(str::to_owned),
             reload: crate::worker::ReloadOptions {
                 enabled: values.bool("reload")?,
@@ -459,6 +462,7 @@ mod tests {
                     ws_ping_timeout: 20.0,
                     ws_per_message_deflate: true,
                 },
+                capture_output: false,
                 health_path: None,
                 reload: crate::worker::ReloadOptions {
                     enabled: false,

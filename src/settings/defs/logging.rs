@@ -150,9 +150,14 @@ silently meaning info",
         validate: boolean,
         example: "--capture-output",
         short: "Redirect stdout/stderr to specified file in errorlog.",
-        desc: "Redirect stdout/stderr to specified file in errorlog.\n\nNo effect in ferricorn: Not implemented yet: the app's stdout and stderr are not redirected to the error log.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("not implemented yet: the app's stdout and stderr are not redirected to the error log"),
+        desc: "Redirect stdout/stderr to specified file in errorlog.\n\
+\n\
+With --error-logfile set to a file, the master (after daemonizing) points \
+file descriptors 1 and 2 at it, so the app's print()s, warnings and \
+anything C code writes land in the error log, in every worker; USR1 \
+reopens it there too. With the error log on stderr it changes nothing.",
+        cost: "None.",
+        compat: Compat::Full,
     },
     Setting {
         name: "logger_class",
