@@ -105,6 +105,17 @@ impl Log for ErrorLog {
             record.args()
         );
         write_raw(&line);
+        if let Some(syslog) = crate::syslog::global() {
+            let severity = match record.level() {
+                Level::Error => 3,
+                Level::Warn => 4,
+                Level::Info => 6,
+                Level::Debug | Level::Trace => 7,
+            };
+            // gunicorn's syslog format: no timestamp (syslog adds its own)
+            let text = format!("[{}] [{level}] {}", std::process::id(), record.args());
+            syslog.send(severity, "error", &text);
+        }
         if let Some(statsd) = crate::metrics::statsd::global() {
             if let Some(metric) = metric_for(record.level(), record.target()) {
                 statsd.increment(metric);

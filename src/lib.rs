@@ -17,6 +17,7 @@ mod net;
 mod process;
 mod server;
 mod settings;
+mod syslog;
 mod worker;
 // Wired into http::conn and the ASGI bridge separately; until then only its tests use it.
 #[allow(dead_code, unused_imports)]
@@ -93,7 +94,14 @@ fn init_errorlog(settings: &settings::Settings) -> Result<(), i32> {
             true,
         );
         1
-    })
+    })?;
+    if let Some(s) = &settings.syslog {
+        crate::syslog::init(&s.addr, &s.facility, &s.prefix, s.access_too).map_err(|e| {
+            print_out(&format!("error: {e}\n"), true);
+            1
+        })?;
+    }
+    Ok(())
 }
 
 fn print_out(text: &str, to_stderr: bool) {

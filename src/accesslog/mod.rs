@@ -56,6 +56,9 @@ impl AccessLog {
         }
         line.push('\n');
         self.writer.write_line(line.as_bytes());
+        if let Some(syslog) = crate::syslog::global().filter(|s| s.access_too) {
+            syslog.send(6, "access", &line);
+        }
     }
 
     /// Reopens the file by name after rotation (USR1).

@@ -109,6 +109,8 @@ pub struct Settings {
     pub asgi: crate::bridge::asgi::AsgiOptions,
     /// stdout/stderr into the error log file.
     pub capture_output: bool,
+    /// `--log-syslog`: where and how; `None` when off.
+    pub syslog: Option<SyslogSettings>,
     /// `--health-path`, answered by the server itself.
     pub health_path: Option<String>,
     /// `--reload` and its engine and extra files.
@@ -120,6 +122,16 @@ pub struct Settings {
     /// One line per gunicorn setting that was given but has no effect here;
     /// logged at startup.
     pub warnings: Vec<String>,
+}
+
+/// `--log-syslog`'s destination and line prefix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyslogSettings {
+    pub addr: String,
+    pub facility: String,
+    pub prefix: String,
+    /// Access log lines go to syslog too (unless --disable-redirect-access-to-syslog).
+    pub access_too: bool,
 }
 
 /// The outcome of reading the command line.
@@ -234,6 +246,7 @@ impl Settings {
     /// Converts a fully resolved layer (every setting present, defaults
     /// included) into typed settings.
     pub fn from_values(app: String, values: &Values) -> Result<Self, SettingError> {
+        let syslog = syslog_settings(&app, values)?;
         Ok(Settings {
             app,
             bind: bind_addrs(values)?,
@@ -283,6 +296,7 @@ impl Settings {
             reuse_port: values.bool("reuse_port")?,
             asgi: crate::bridge::asgi::AsgiOptions::from_values(values)?,
             capture_output: values.bool("capture_output")?,
+            syslog,
             health_path: values.opt_str("health_path")?.map(str::to_owned),
             reload: crate::worker::ReloadOptions {
                 enabled: values.bool("reload")?,
@@ -314,6 +328,23 @@ fn statsd_host(
             let setting = registry::find("statsd_host").expect("statsd_host is declared");
             SettingError::invalid(setting, Value::Str(raw.to_owned()), reason)
         })
+}
+
+fn syslog_settings(app: &str, values: &Values) -> Result<Option<SyslogSettings>, SettingError> {
+    if !values.bool("syslog")? {
+        return Ok(None);
+    }
+    Ok(Some(SyslogSettings {
+        addr: values.str("syslog_addr")?.to_owned(),
+        facility: values.str("syslog_facility")?.to_owned(),
+        // gunicorn: syslog_prefix, else the process name, dots for colons
+        prefix: values
+            .opt_str("syslog_prefix")?
+            .or(values.opt_str("proc_name")?)
+            .unwrap_or(app)
+            .replace(':', "."),
+        access_too: !values.bool("disable_redirect_access_to_syslog")?,
+    }))
 }
 
 fn bind_addrs(values: &Values) -> Result<Vec<BindAddr>, SettingError> {
@@ -463,6 +494,7 @@ mod tests {
                     ws_per_message_deflate: true,
                 },
                 capture_output: false,
+                syslog: None,
                 health_path: None,
                 reload: crate::worker::ReloadOptions {
                     enabled: false,
