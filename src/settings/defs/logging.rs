@@ -136,7 +136,10 @@ silently meaning info",
         validate: boolean,
         example: "--disable-redirect-access-to-syslog",
         short: "Disable redirect access logs to syslog.",
-        desc: "Disable redirect access logs to syslog.",
+        desc: "Disable redirect access logs to syslog.\n\
+\n\
+With --log-syslog, access log lines go to syslog too unless this is set; \
+--access-logfile is written either way.",
         cost: "One datagram (or stream write) per log line.",
         compat: Compat::Full,
     },
@@ -243,7 +246,11 @@ are written by Rust and do not pass through Python's logging.",
         validate: |raw| opt_string(raw, "a syslog address"),
         example: "--log-syslog-to udp://localhost:514",
         short: "Address to send syslog messages.",
-        desc: "Address to send syslog messages.",
+        desc: "Address to send syslog messages.\n\
+\n\
+udp://HOST:PORT, tcp://HOST:PORT or unix://PATH (a datagram socket, then a \
+stream one; force with #dgram or #stream), as gunicorn parses it. The \
+default is gunicorn's for this platform.",
         cost: "One datagram (or stream write) per log line.",
         compat: Compat::Full,
     },
@@ -277,7 +284,10 @@ before anything binds; a bad address or facility stops the server there.",
         validate: |raw| opt_string(raw, "a prefix string"),
         example: "--log-syslog-prefix myapp",
         short: "Makes Gunicorn use the parameter as program-name in the syslog entries.",
-        desc: "Makes Gunicorn use the parameter as program-name in the syslog entries.",
+        desc: "Makes Gunicorn use the parameter as program-name in the syslog entries.\n\
+\n\
+Lines are tagged gunicorn.PREFIX.error / gunicorn.PREFIX.access; without it \
+the process name (--name, else the app) is used, colons turned to dots.",
         cost: "One datagram (or stream write) per log line.",
         compat: Compat::Full,
     },
@@ -291,7 +301,10 @@ before anything binds; a bad address or facility stops the server there.",
         validate: |raw| opt_string(raw, "a syslog facility name"),
         example: "--log-syslog-facility local0",
         short: "Syslog facility name",
-        desc: "Syslog facility name",
+        desc: "Syslog facility name\n\
+\n\
+user, daemon, local0 ... local7 and the other standard names; an unknown \
+name stops the server before it binds.",
         cost: "One datagram (or stream write) per log line.",
         compat: Compat::Full,
     },
