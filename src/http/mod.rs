@@ -7,3 +7,4 @@ pub mod error;
 pub mod request;
 pub mod response;
 pub mod socket;
+pub mod static_files;

@@ -54,6 +54,7 @@ pub struct MasterOptions {
     pub limits: crate::http::request::Limits,
     pub keepalive: Duration,
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    pub static_files: crate::http::static_files::StaticConfig,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
@@ -90,6 +91,7 @@ impl MasterOptions {
             },
             keepalive: Duration::from_secs(s.keepalive),
             asgi: s.asgi.clone(),
+            static_files: s.static_files.clone(),
         }
     }
 }
@@ -507,6 +509,7 @@ impl Arbiter {
             graceful_timeout: self.opts.graceful_timeout,
             max_requests: self.max_requests_for(slot),
             access_log: self.opts.access_log.clone(),
+            static_files: self.opts.static_files.clone(),
             hooks: hooks.clone(),
         };
         let boot = BootOptions {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod static_serve;
 mod websocket;
 
 use super::body::{Decoder, Step};
@@ -62,6 +63,8 @@ pub struct ConnConfig {
     /// Accept WebSocket upgrades with these settings (ASGI); `None`: upgrades are ordinary
     /// requests.
     pub websocket: Option<crate::ws::WsConfig>,
+    /// `--static` mounts, answered on this thread without the app; `None` when there are none.
+    pub static_files: Option<crate::http::static_files::StaticFiles>,
 }
 
 impl ConnConfig {
@@ -81,6 +84,7 @@ impl ConnConfig {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             websocket: None,
             metrics: None,
+            static_files: None,
         }
     }
 }
@@ -195,7 +199,12 @@ impl<S: Socket> Conn<S> {
                     Err(e) => return Err(self.refuse_upgrade(e).await),
                 }
             }
-            let keep_alive = self.exchange(head).await?;
+            // --static: answered here, before (and instead of) a job for the app
+            let answer = self.cfg.static_files.as_ref().and_then(|f| f.answer(&head));
+            let keep_alive = match answer {
+                Some(answer) => self.serve_static(head, answer).await?,
+                None => self.exchange(head).await?,
+            };
             self.served += 1;
             // an upload grew the read buffer; an idle connection should not keep that memory
             if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER_LIMIT {
