@@ -18,7 +18,9 @@
 //! and take microseconds, less than the two thread hand-offs `spawn_blocking` would add to every
 //! request; the price is that a slow filesystem (NFS, a cold spinning disk) stalls every
 //! connection of the worker for that time. Serve such trees from a CDN or a dedicated server.
+//! sendfile(2) has the same trade-off for file pages not yet in the page cache.
 
+use std::borrow::Cow;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
@@ -136,7 +138,6 @@ pub struct StaticConfig {
 
 /// The mounts of one worker, with their directories held open for `openat2`.
 pub struct StaticFiles {
-    /// Longest prefix first, so the first match is the longest.
     roots: Vec<Root>,
     /// The whole `Cache-Control: ...\r\n` line.
     cache_control: Vec<u8>,
@@ -220,7 +221,6 @@ impl StaticFiles {
                 dir,
             });
         }
-        roots.sort_by_key(|r| std::cmp::Reverse(r.segments.len()));
         let cache_control = if cfg.max_age == 0 {
             b"Cache-Control: no-cache\r\n".to_vec()
         } else {
@@ -235,8 +235,8 @@ impl StaticFiles {
     /// The answer for a request under a mount; `None` when the path is not under any (the
     /// request goes to the app).
     pub fn answer(&self, head: &RequestHead) -> Option<Answer> {
-        let prefixes: Vec<&[Vec<u8>]> = self.roots.iter().map(|r| &r.segments[..]).collect();
-        let (index, rel) = route(&prefixes, &head.path)?;
+        let prefixes = self.roots.iter().map(|r| &r.segments[..]);
+        let (index, rel) = route(prefixes, &head.path)?;
         let root = &self.roots[index];
         let method = &head.method[..];
         if method != b"GET" && method != b"HEAD" {
@@ -281,10 +281,9 @@ impl StaticFiles {
             .unwrap_or(Duration::ZERO)
             .as_secs();
 
+        // a 304 carries only what lets a cache update its stored copy (RFC 9110 §15.4.5)
         let mut headers = Vec::with_capacity(256);
-        headers.extend_from_slice(b"Content-Type: ");
-        headers.extend_from_slice(content_type(rel).as_bytes());
-        headers.extend_from_slice(b"\r\nLast-Modified: ");
+        headers.extend_from_slice(b"Last-Modified: ");
         headers.extend_from_slice(
             httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(mtime_secs)).as_bytes(),
         );
@@ -295,12 +294,6 @@ impl StaticFiles {
         // Which file answers depends on Accept-Encoding, for every path: caches must key on it
         // even for a file that has no compressed sibling today.
         headers.extend_from_slice(b"Vary: Accept-Encoding\r\n");
-        if let Some(enc) = encoding {
-            headers.extend_from_slice(b"Content-Encoding: ");
-            headers.extend_from_slice(enc.token().as_bytes());
-            headers.extend_from_slice(b"\r\n");
-        }
-
         let inm = header_values(head, b"if-none-match");
         let ims = header_values(head, b"if-modified-since");
         if not_modified(inm.as_deref(), ims.as_deref(), &etag, mtime_secs) {
@@ -308,6 +301,14 @@ impl StaticFiles {
                 head: response_head(304, "304 Not Modified", headers),
                 body: AnswerBody::Empty,
             };
+        }
+        headers.extend_from_slice(b"Content-Type: ");
+        headers.extend_from_slice(content_type(rel).as_bytes());
+        headers.extend_from_slice(b"\r\n");
+        if let Some(enc) = encoding {
+            headers.extend_from_slice(b"Content-Encoding: ");
+            headers.extend_from_slice(enc.token().as_bytes());
+            headers.extend_from_slice(b"\r\n");
         }
         headers.extend_from_slice(b"Accept-Ranges: bytes\r\n");
         // RFC 9110 §14.2: Range is defined for GET only; HEAD answers as the full GET would.
@@ -407,20 +408,29 @@ fn header_values(head: &RequestHead, name: &[u8]) -> Option<Vec<u8>> {
 /// first, and the relative file path below it — `None` inside when the rest of the path cannot
 /// name a file in the directory (a directory, `..`, an encoded separator, NUL): that is a 404.
 /// The outer `None`: not under any mount.
-pub fn route(prefixes: &[&[Vec<u8>]], path: &[u8]) -> Option<(usize, Option<PathBuf>)> {
+///
+/// Every request of a worker with mounts passes here, so segments without `%` are borrowed,
+/// not copied.
+pub fn route<'p>(
+    prefixes: impl IntoIterator<Item = &'p [Vec<u8>]>,
+    path: &[u8],
+) -> Option<(usize, Option<PathBuf>)> {
     let rest = path.strip_prefix(b"/")?;
     // split first, then decode: `%2f` stays inside its segment, where it is refused below
-    let segments: Vec<Vec<u8>> = rest
+    let segments: Vec<Cow<'_, [u8]>> = rest
         .split(|&b| b == b'/')
-        .map(|s| percent_encoding::percent_decode(s).collect())
+        .map(|s| percent_encoding::percent_decode(s).into())
         .collect();
     let (index, prefix) = prefixes
-        .iter()
+        .into_iter()
         .enumerate()
-        .filter(|(_, p)| p.len() <= segments.len() && segments[..p.len()] == p[..])
+        .filter(|(_, p)| {
+            p.len() <= segments.len() && p.iter().zip(&segments).all(|(a, b)| a[..] == b[..])
+        })
         .max_by_key(|(_, p)| p.len())?;
     let mut rel = PathBuf::new();
     for seg in &segments[prefix.len()..] {
+        let seg: &[u8] = seg;
         if seg.is_empty() {
             continue; // `//` or a trailing `/`
         }
@@ -428,7 +438,7 @@ pub fn route(prefixes: &[&[Vec<u8>]], path: &[u8]) -> Option<(usize, Option<Path
         if bad {
             return Some((index, None));
         }
-        rel.push(OsString::from_vec(seg.clone()));
+        rel.push(OsString::from_vec(seg.to_vec()));
     }
     // a trailing `/` asks for a directory, and there are no listings or index files
     if rel.as_os_str().is_empty() || path.ends_with(b"/") {
@@ -772,7 +782,7 @@ mod tests {
     fn route_in(prefixes: &[&str], path: &str) -> Option<(usize, Option<String>)> {
         let owned: Vec<Vec<Vec<u8>>> = prefixes.iter().map(|p| segs(p)).collect();
         let refs: Vec<&[Vec<u8>]> = owned.iter().map(|v| &v[..]).collect();
-        route(&refs, path.as_bytes())
+        route(refs, path.as_bytes())
             .map(|(i, rel)| (i, rel.map(|r| r.to_string_lossy().into_owned())))
     }
 
@@ -1081,6 +1091,16 @@ mod tests {
                 .code,
             404
         );
+    }
+
+    #[test]
+    fn the_realpath_fallback_also_refuses_symlinks_out() {
+        let (_dir, files) = files();
+        let root = &files.roots[0];
+        let err = open_checked(root, Path::new("out")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
+        assert!(open_checked(root, Path::new("in")).is_ok());
+        assert!(open_checked(root, Path::new("nope")).is_err());
     }
 
     #[test]

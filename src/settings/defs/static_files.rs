@@ -32,7 +32,7 @@ slashes or backslashes (%2f, %5c) or NUL are 404, and so is a symlink that leads
 outside DIR (the kernel checks this with openat2 where it exists; absolute symlinks \
 are refused even when they point inside). The access log and metrics count these \
 responses like any other. DIR must be an existing directory when the settings are \
-read; a relative one is taken from the directory ferricorn was started in, like \
+read; every file below it is public, dotfiles included. A relative one is taken from the directory ferricorn was started in, like \
 --chdir. URL may not be / (that would hide the app). No mounts by default. This is \
 a ferricorn setting; gunicorn has no equivalent.",
         cost: "One open and one fstat per request on the I/O thread (plus one open per \
