@@ -14,7 +14,6 @@ from email.utils import formatdate
 from pathlib import Path
 
 import pytest
-
 from conftest import run_ferricorn
 from helpers_http import RawConnection, Response
 
@@ -232,7 +231,10 @@ def test_static_responses_are_in_the_access_log(serve, tree: Path):
     )
     request(server, "/static/css/site.css")
     request(server, "/static/nope")
-    expected = [f'"GET /static/css/site.css HTTP/1.1" 200 {len(CSS)}', '"GET /static/nope HTTP/1.1" 404']
+    expected = [
+        f'"GET /static/css/site.css HTTP/1.1" 200 {len(CSS)}',
+        '"GET /static/nope HTTP/1.1" 404',
+    ]
     for _ in range(200):
         lines = log.read_text().splitlines() if log.exists() else []
         if len(lines) >= 2:
@@ -246,6 +248,8 @@ def test_the_asgi_worker_serves_static_files_too(serve, tree: Path):
     server = serve("asgi_extensions:app", "-k", "asgi", "--static", f"/assets={tree / 'public'}")
     r = request(server, "/assets/css/site.css", headers={"Accept-Encoding": "gzip"})
     assert (r.status, r.body, r.header("Content-Encoding")) == (200, GZ, "gzip")
+    # --static-max-age 0 (the default): caches must revalidate, which the ETag makes cheap
+    assert r.header("Cache-Control") == "no-cache"
     assert request(server, "/assets/../app.py").status == 404
     assert request(server, "/hooked").body == b"made"
 
