@@ -8,3 +8,4 @@ pub mod health;
 pub mod request;
 pub mod response;
 pub mod socket;
+pub mod static_files;

@@ -56,6 +56,7 @@ pub struct MasterOptions {
     pub asgi: crate::bridge::asgi::AsgiOptions,
     pub reload: crate::worker::ReloadOptions,
     pub health_path: Option<String>,
+    pub static_files: crate::http::static_files::StaticConfig,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
@@ -94,6 +95,7 @@ impl MasterOptions {
             asgi: s.asgi.clone(),
             reload: s.reload.clone(),
             health_path: s.health_path.clone(),
+            static_files: s.static_files.clone(),
         }
     }
 }
@@ -511,6 +513,7 @@ impl Arbiter {
             graceful_timeout: self.opts.graceful_timeout,
             max_requests: self.max_requests_for(slot),
             access_log: self.opts.access_log.clone(),
+            static_files: self.opts.static_files.clone(),
             hooks: hooks.clone(),
             health_path: self.opts.health_path.clone(),
         };

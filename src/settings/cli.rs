@@ -166,11 +166,13 @@ mod tests {
 
     #[test]
     fn every_gunicorn_flag_spelling_parses() {
-        // chdir's example directory need not exist on this machine.
+        // chdir's and static_map's example directories need not exist on this machine.
         let tmp = std::env::temp_dir().to_string_lossy().into_owned();
+        let mount = format!("/static={tmp}");
         for setting in SETTINGS {
             let value = match setting.example.split_whitespace().nth(1) {
                 _ if setting.name == "chdir" => Some(tmp.as_str()),
+                _ if setting.name == "static_map" => Some(mount.as_str()),
                 v => v,
             };
             for flag in setting.cli {

@@ -105,6 +105,8 @@ pub struct Settings {
     /// Umask for unix socket files; at most 0o777.
     pub umask: u32,
     pub reuse_port: bool,
+    /// `--static` mounts and `--static-max-age`.
+    pub static_files: crate::http::static_files::StaticConfig,
     /// Interface choice and the ASGI worker's settings.
     pub asgi: crate::bridge::asgi::AsgiOptions,
     /// stdout/stderr into the error log file.
@@ -294,6 +296,7 @@ impl Settings {
             group: opt_int_as(values, "group")?,
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
+            static_files: static_config(values)?,
             asgi: crate::bridge::asgi::AsgiOptions::from_values(values)?,
             capture_output: values.bool("capture_output")?,
             syslog,
@@ -345,6 +348,20 @@ fn syslog_settings(app: &str, values: &Values) -> Result<Option<SyslogSettings>,
             .replace(':', "."),
         access_too: !values.bool("disable_redirect_access_to_syslog")?,
     }))
+}
+
+/// The validator stored canonical `URL=DIR` items; parsing them again checks the directories
+/// once more, which only fails if one vanished since.
+fn static_config(values: &Values) -> Result<crate::http::static_files::StaticConfig, SettingError> {
+    let list = values.list("static_map")?;
+    let mounts = crate::http::static_files::parse_mounts(list).map_err(|e| {
+        let setting = registry::find("static_map").expect("static_map is declared");
+        SettingError::invalid(setting, Value::List(list.to_vec()), e.to_string())
+    })?;
+    Ok(crate::http::static_files::StaticConfig {
+        mounts,
+        max_age: int_as(values, "static_max_age")?,
+    })
 }
 
 fn bind_addrs(values: &Values) -> Result<Vec<BindAddr>, SettingError> {
@@ -482,6 +499,7 @@ mod tests {
                 group: None,
                 umask: 0,
                 reuse_port: false,
+                static_files: Default::default(),
                 asgi: crate::bridge::asgi::AsgiOptions {
                     interface: "auto".into(),
                     event_loop: "auto".into(),

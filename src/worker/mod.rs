@@ -42,6 +42,8 @@ pub struct WorkerOptions {
     /// Requests after which to ask the master for a replacement (0 = never).
     pub max_requests: u64,
     pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
+    /// `--static` mounts; their directories are opened in the worker, after the fork.
+    pub static_files: crate::http::static_files::StaticConfig,
     /// Server hooks and this worker's `worker` object, when the conf file has hooks.
     pub hooks: Option<Arc<WorkerHooks>>,
     pub health_path: Option<String>,
@@ -92,6 +94,7 @@ pub fn run(
     let mut conn_cfg = ConnConfig::new(opts.limits, opts.keepalive, jobs.clone(), opts.access_log);
     conn_cfg.metrics = crate::metrics::RequestMetrics::for_worker(link.slot);
     conn_cfg.health_path = opts.health_path;
+    conn_cfg.static_files = crate::http::static_files::StaticFiles::open(&opts.static_files)?;
     if let App::Asgi(_, a, _) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;

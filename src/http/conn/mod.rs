@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod static_serve;
 mod websocket;
 
 use super::body::{Decoder, Step};
@@ -64,6 +65,8 @@ pub struct ConnConfig {
     pub websocket: Option<crate::ws::WsConfig>,
     /// `--health-path`: answered here, without the app.
     pub health_path: Option<String>,
+    /// `--static` mounts, answered on this thread without the app; `None` when there are none.
+    pub static_files: Option<crate::http::static_files::StaticFiles>,
 }
 
 impl ConnConfig {
@@ -84,6 +87,7 @@ impl ConnConfig {
             websocket: None,
             health_path: None,
             metrics: None,
+            static_files: None,
         }
     }
 }
@@ -209,7 +213,12 @@ impl<S: Socket> Conn<S> {
                     Err(e) => return Err(self.refuse_upgrade(e).await),
                 }
             }
-            let keep_alive = self.exchange(head).await?;
+            // --static: answered here, before (and instead of) a job for the app
+            let answer = self.cfg.static_files.as_ref().and_then(|f| f.answer(&head));
+            let keep_alive = match answer {
+                Some(answer) => self.serve_static(head, answer).await?,
+                None => self.exchange(head).await?,
+            };
             self.served += 1;
             // an upload grew the read buffer; an idle connection should not keep that memory
             if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER_LIMIT {

@@ -19,6 +19,7 @@ pub mod security;
 pub mod server_mechanics;
 pub mod server_socket;
 pub mod ssl;
+pub mod static_files;
 pub mod worker_processes;
 
 use super::registry::Value;
