@@ -99,6 +99,8 @@ mod tests {
                 peer: Some("10.0.0.7:51234".parse().unwrap()),
                 server_name: "127.0.0.1".into(),
                 server_port: "8000".into(),
+                forwarded_trusted: false,
+                proxy: None,
             }),
             time: LogTime {
                 unix: 1_795_541_045,

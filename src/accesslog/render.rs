@@ -291,6 +291,8 @@ mod tests {
                 peer: Some("10.0.0.7:51234".parse().unwrap()),
                 server_name: "127.0.0.1".into(),
                 server_port: "8000".into(),
+                forwarded_trusted: false,
+                proxy: None,
             }),
             // 2026-11-24 17:24:05 UTC, logged at +01:00
             time: LogTime {
@@ -400,6 +402,8 @@ mod tests {
             peer: None,
             server_name: "/tmp/s".into(),
             server_port: String::new(),
+            forwarded_trusted: true,
+            proxy: None,
         });
         rec.sent = 0;
         rec.request_headers.clear();

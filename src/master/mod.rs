@@ -54,6 +54,7 @@ pub struct MasterOptions {
     pub limits: crate::http::request::Limits,
     pub keepalive: Duration,
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    pub edge: crate::http::edge::EdgeOptions,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
@@ -90,6 +91,7 @@ impl MasterOptions {
             },
             keepalive: Duration::from_secs(s.keepalive),
             asgi: s.asgi.clone(),
+            edge: s.edge.clone(),
         }
     }
 }
@@ -508,6 +510,7 @@ impl Arbiter {
             max_requests: self.max_requests_for(slot),
             access_log: self.opts.access_log.clone(),
             hooks: hooks.clone(),
+            edge: self.opts.edge.clone(),
         };
         let boot = BootOptions {
             app_spec: self.opts.app_spec.clone(),

@@ -104,6 +104,8 @@ pub struct Settings {
     pub reuse_port: bool,
     /// Interface choice and the ASGI worker's settings.
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    /// Proxies, PROXY protocol, body limit and slow-client timeouts.
+    pub edge: crate::http::edge::EdgeOptions,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
     /// Every setting's resolved value by name: what hooks see as `server.cfg`.
@@ -273,6 +275,7 @@ impl Settings {
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
             asgi: crate::bridge::asgi::AsgiOptions::from_values(values)?,
+            edge: crate::http::edge::EdgeOptions::from_values(values)?,
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
@@ -442,6 +445,7 @@ mod tests {
                     ws_ping_timeout: 20.0,
                     ws_per_message_deflate: true,
                 },
+                edge: crate::http::edge::EdgeOptions::default(),
                 hooks: Hooks::default(),
                 values,
                 warnings: vec![],

@@ -42,6 +42,7 @@ pub struct WorkerOptions {
     pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
     /// Server hooks and this worker's `worker` object, when the conf file has hooks.
     pub hooks: Option<Arc<WorkerHooks>>,
+    pub edge: crate::http::edge::EdgeOptions,
 }
 
 /// The worker's link to its master.
@@ -88,6 +89,7 @@ pub fn run(
     });
     let mut conn_cfg = ConnConfig::new(opts.limits, opts.keepalive, jobs.clone(), opts.access_log);
     conn_cfg.metrics = crate::metrics::RequestMetrics::for_worker(link.slot);
+    conn_cfg.edge = opts.edge.clone();
     if let App::Asgi(_, a, _) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;

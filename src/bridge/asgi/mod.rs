@@ -286,6 +286,7 @@ impl AsgiBridge {
         let Job {
             head,
             conn,
+            secure,
             body,
             reply,
             hangup,
@@ -300,7 +301,7 @@ impl AsgiBridge {
             template,
             &mut self.names,
             &head,
-            &conn,
+            (&conn, secure),
             run.state.as_ref(),
             protocols,
         )?;

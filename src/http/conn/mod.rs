@@ -62,6 +62,8 @@ pub struct ConnConfig {
     /// Accept WebSocket upgrades with these settings (ASGI); `None`: upgrades are ordinary
     /// requests.
     pub websocket: Option<crate::ws::WsConfig>,
+    /// Trusted proxies, PROXY protocol, body limit, slow-client timeouts (`http::edge`).
+    pub edge: super::edge::EdgeOptions,
 }
 
 impl ConnConfig {
@@ -81,6 +83,7 @@ impl ConnConfig {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             websocket: None,
             metrics: None,
+            edge: super::edge::EdgeOptions::default(),
         }
     }
 }
@@ -126,6 +129,22 @@ pub async fn serve<S: Socket>(
         reply_rx,
         served: 0,
     };
+    // edge: the PROXY protocol preamble, before the first request
+    match super::edge::open(
+        &conn.sock,
+        &mut conn.rbuf,
+        conn.info.clone(),
+        &conn.cfg.edge,
+    )
+    .await
+    {
+        Ok(info) => conn.info = info,
+        Err(super::edge::OpenError::Refused(e)) => {
+            let _ = conn.refuse(e).await;
+            return conn.linger().await;
+        }
+        Err(e) => return log::debug!("connection closed: {e}"),
+    }
     match conn.run().await {
         Ok(Some(session)) => return websocket::run_session(conn, session).await,
         Ok(None) => {}
@@ -188,14 +207,19 @@ impl<S: Socket> Conn<S> {
             let Some(head) = self.read_head().await? else {
                 return Ok(None);
             };
+            // edge: scheme from a trusted proxy, Content-Length against --limit-request-body
+            let secure = match self.cfg.edge.admit(&self.info, &head) {
+                Ok(secure) => secure,
+                Err(e) => return Err(self.refuse(e).await),
+            };
             if self.cfg.websocket.is_some() {
                 match crate::ws::upgrade_request(&head) {
                     Ok(None) => {}
-                    Ok(Some(req)) => return self.websocket(head, req).await,
+                    Ok(Some(req)) => return self.websocket(head, req, secure).await,
                     Err(e) => return Err(self.refuse_upgrade(e).await),
                 }
             }
-            let keep_alive = self.exchange(head).await?;
+            let keep_alive = self.exchange(head, secure).await?;
             self.served += 1;
             // an upload grew the read buffer; an idle connection should not keep that memory
             if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER_LIMIT {
@@ -209,6 +233,8 @@ impl<S: Socket> Conn<S> {
 
     /// Reads until a full head is buffered; `None` when the client closed or idled out.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, ConnError> {
+        // edge: --header-timeout runs from the connection's start or the next head's first byte
+        let mut deadline = None;
         loop {
             match parse_head(&mut self.rbuf, &self.cfg.limits) {
                 Ok(Some(head)) => return Ok(Some(head)),
@@ -230,7 +256,13 @@ impl<S: Socket> Conn<S> {
                     _ = shutdown.changed() => return self.read_already_sent().await,
                 }
             } else {
-                read_more(&self.sock, &mut self.rbuf).await?
+                let until = *deadline.get_or_insert_with(|| self.cfg.edge.head_deadline());
+                match super::edge::before(until, read_more(&self.sock, &mut self.rbuf)).await {
+                    Some(r) => r?,
+                    // nothing sent at all: nobody to answer
+                    None if self.rbuf.is_empty() => return Ok(None),
+                    None => return Err(self.refuse(RequestError::Timeout).await),
+                }
             };
             if n == 0 {
                 return Ok(None);
@@ -302,7 +334,7 @@ impl<S: Socket> Conn<S> {
 
     /// Runs one request through the app and writes its response. Returns whether the
     /// connection may carry another request.
-    async fn exchange(&mut self, head: RequestHead) -> Result<bool, ConnError> {
+    async fn exchange(&mut self, head: RequestHead, secure: bool) -> Result<bool, ConnError> {
         let cfg = self.cfg.clone();
         let Some(_in_flight) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) else {
             log::warn!(
@@ -319,7 +351,7 @@ impl<S: Socket> Conn<S> {
             write_all(&self.sock, &self.wbuf).await?;
             return Ok(false);
         };
-        let mut decoder = Decoder::new(head.framing);
+        let mut decoder = Decoder::with_limit(head.framing, cfg.edge.limit_request_body);
         let (body, mut pump) = match self.take_body(&head, &mut decoder) {
             Ok(b) => b,
             Err(e) => return Err(self.refuse(e).await),
@@ -337,6 +369,7 @@ impl<S: Socket> Conn<S> {
         let job = Job {
             head,
             conn: self.info.clone(),
+            secure,
             body,
             reply: Responder::new(self.reply_tx.clone()),
             hangup: hangup.clone(),
@@ -365,7 +398,7 @@ impl<S: Socket> Conn<S> {
                         break;
                     }
                 }
-                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump, watching) => {
+                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump, watching, cfg.edge.body_timeout) => {
                     match step {
                         Ok(PumpEvent::Hangup) => {
                             watching = false;
@@ -773,6 +806,7 @@ async fn pump_step<S: Socket>(
     decoder: &mut Decoder,
     pump: &mut Pump,
     watch: bool,
+    idle: Option<Duration>,
 ) -> Result<PumpEvent, ConnError> {
     match pump {
         Pump::Off if watch && rbuf.is_empty() => match read_more(sock, rbuf).await {
@@ -810,10 +844,16 @@ async fn pump_step<S: Socket>(
                         if rbuf.capacity() - rbuf.len() < BODY_PIECE / 2 {
                             rbuf.reserve(BODY_PIECE);
                         }
-                        if read_more(sock, rbuf).await? == 0 {
-                            permit.send(Err(RequestError::IncompleteBody));
-                            return Err(ConnError::Refused(RequestError::IncompleteBody));
-                        }
+                        // edge: --body-timeout bounds each silence while the app waits
+                        let err = match super::edge::read_body(sock, rbuf, idle).await {
+                            Ok(read) => match read? {
+                                0 => RequestError::IncompleteBody,
+                                _ => continue,
+                            },
+                            Err(e) => e,
+                        };
+                        permit.send(Err(err.clone()));
+                        return Err(ConnError::Refused(err));
                     }
                     Err(e) => {
                         permit.send(Err(e.clone()));

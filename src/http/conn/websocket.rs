@@ -33,6 +33,7 @@ impl<S: Socket> Conn<S> {
         &mut self,
         head: RequestHead,
         req: UpgradeRequest,
+        secure: bool,
     ) -> Result<Option<Session>, ConnError> {
         let cfg = self.cfg.clone();
         let Some(_in_flight) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) else {
@@ -59,6 +60,7 @@ impl<S: Socket> Conn<S> {
         let job = Job {
             head,
             conn: self.info.clone(),
+            secure,
             body: RequestBody::Empty,
             reply: Responder::new(self.reply_tx.clone()),
             hangup: Some(hangup.clone()),
