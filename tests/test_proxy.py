@@ -12,9 +12,11 @@ import ipaddress
 import json
 import socket
 import struct
+import time
 from pathlib import Path
 
 import pytest
+from conftest import run_ferricorn
 from helpers_http import RawConnection, request
 
 WSGI = "edge_apps:wsgi_peer"
@@ -133,9 +135,9 @@ def test_websocket_scheme_is_wss_behind_a_trusted_proxy(serve):
         conn.send(upgrade)
         resp = conn.read_response()
         assert resp.status == 101
-        frame = conn._read_exact(2, __import__("time").monotonic() + 5, "a frame header")
+        frame = conn._read_exact(2, time.monotonic() + 5, "a frame header")
         assert frame[0] == 0x81
-        text = conn._read_exact(frame[1] & 0x7F, __import__("time").monotonic() + 5, "text")
+        text = conn._read_exact(frame[1] & 0x7F, time.monotonic() + 5, "text")
     assert json.loads(text)["scheme"] == "wss"
 
 
@@ -214,3 +216,18 @@ def test_trust_for_scheme_headers_follows_the_socket_peer_not_the_proxy_client(s
     )
     assert data["REMOTE_ADDR"] == "10.1.1.1"
     assert data["wsgi.url_scheme"] == "http"
+
+
+# -- configuration errors ----------------------------------------------------------------------
+
+
+def test_bad_trust_settings_are_refused_at_startup_naming_the_setting(tmp_path: Path):
+    result = run_ferricorn("--forwarded-allow-ips", "192.168.1.1/24", "--check-config", WSGI)
+    assert result.returncode == 2
+    assert "--forwarded-allow-ips / forwarded_allow_ips" in result.stderr
+    assert "192.168.1.0/24" in result.stderr
+    conf = tmp_path / "conf.py"
+    conf.write_text("secure_scheme_headers = {'X-FORWARDED-PROTO': 1}\n")
+    result = run_ferricorn("-c", str(conf), "--check-config", WSGI)
+    assert result.returncode != 0
+    assert "secure_scheme_headers" in result.stderr

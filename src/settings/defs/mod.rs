@@ -161,18 +161,14 @@ pub(crate) fn addr_list(raw: Value) -> Result<Value, String> {
     const WANTED: &str = "a comma-separated list of IP addresses or networks, or *";
     let list = comma_list(raw, WANTED)?;
     if let Value::List(items) = &list {
-        if let Some(bad) = items.iter().find(|item| !is_addr_or_network(item)) {
-            return Err(format!(
-                "{bad:?} is not an IP address or network; expected {WANTED}"
-            ));
+        // as gunicorn's `ipaddress.ip_network(addr)` (strict): host bits below the prefix are
+        // an error, and the message suggests the network meant
+        for item in items.iter().filter(|item| *item != "*") {
+            crate::http::forwarded::Network::parse(item)
+                .map_err(|why| format!("{why}; expected {WANTED}"))?;
         }
     }
     Ok(list)
-}
-
-/// As gunicorn's `ipaddress.ip_network(addr)` (strict): host bits below the prefix are an error.
-fn is_addr_or_network(item: &str) -> bool {
-    item == "*" || crate::http::forwarded::Network::parse(item).is_ok()
 }
 
 /// A dict from a conf file (kept as its `repr`), as gunicorn's
