@@ -278,6 +278,34 @@ mod tests {
     }
 
     #[test]
+    fn a_limited_decoder_refuses_the_byte_past_the_limit() {
+        let mut at = Decoder::with_limit(Framing::Chunked, 5);
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"[..]);
+        let mut got = Vec::new();
+        while let Step::Data(d) = at.decode(&mut buf, usize::MAX).unwrap() {
+            got.extend_from_slice(&d);
+        }
+        assert_eq!(got, b"abcde");
+        let mut over = Decoder::with_limit(Framing::Chunked, 4);
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"[..]);
+        assert!(matches!(
+            over.decode(&mut buf, usize::MAX),
+            Ok(Step::Data(_))
+        ));
+        assert_eq!(
+            over.decode(&mut buf, usize::MAX),
+            Err(RequestError::BodyTooLarge { limit: 4 })
+        );
+        // 0 means unlimited
+        let mut free = Decoder::with_limit(Framing::Length(3), 0);
+        let mut buf = BytesMut::from(&b"abc"[..]);
+        assert!(matches!(
+            free.decode(&mut buf, usize::MAX),
+            Ok(Step::Data(_))
+        ));
+    }
+
+    #[test]
     fn length_body_stops_at_its_length() {
         let (body, rest) = decode_all(Framing::Length(5), b"helloGET").unwrap();
         assert_eq!(body, b"hello");

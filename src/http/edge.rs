@@ -151,26 +151,19 @@ pub enum OpenError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs at connection start, before the first request: decides whether the peer is a trusted
-/// front end, and with `--proxy-protocol` takes a PROXY header off the front of the stream
+/// Runs at connection start, before the first request: with `--proxy-protocol`, takes a PROXY
+/// header off the front of the stream
 /// (leaving any HTTP after it in `rbuf`). Returns the connection's facts as requests must see
 /// them: with a PROXY header, the client it names is the peer.
 pub async fn open<S: Socket>(
     sock: &S,
     rbuf: &mut BytesMut,
-    info: Arc<ConnInfo>,
+    mut info: Arc<ConnInfo>,
     opts: &EdgeOptions,
 ) -> Result<Arc<ConnInfo>, OpenError> {
+    // `info.forwarded_trusted` was decided at accept from the socket peer; a PROXY header
+    // changes who the client is, not whom we trust (gunicorn checks the socket peer too)
     let peer_ip = info.peer.map(|p| p.ip());
-    let trusted = opts.forwarded_allow.allows(peer_ip);
-    let mut info = if trusted == info.forwarded_trusted {
-        info
-    } else {
-        Arc::new(ConnInfo {
-            forwarded_trusted: trusted,
-            ..(*info).clone()
-        })
-    };
     if opts.proxy_protocol == Mode::Off {
         return Ok(info);
     }

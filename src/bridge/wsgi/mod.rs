@@ -127,7 +127,7 @@ impl WsgiApp {
             Ok(sr) => sr.into_bound(py),
             Err(e) => return self.log_error(py, &head.target, &e),
         };
-        let req = match hooks.request(py, &head) {
+        let req = match hooks.request(py, &head, secure) {
             Ok(req) => req,
             Err(e) => {
                 crate::hooks::log_exception(py, "building the hooks' req", &e);
