@@ -231,3 +231,35 @@ def test_bad_trust_settings_are_refused_at_startup_naming_the_setting(tmp_path: 
     result = run_ferricorn("-c", str(conf), "--check-config", WSGI)
     assert result.returncode != 0
     assert "secure_scheme_headers" in result.stderr
+
+
+def test_a_proxy_header_split_across_packets_is_reassembled(serve):
+    server = serve(WSGI, "--proxy-protocol", "auto")
+    header = proxy_v2("192.0.2.77", 4321, "192.0.2.1", 80)
+    with RawConnection.to(server) as conn:
+        for piece in (header[:5], header[5:14], header[14:]):
+            conn.send(piece)
+            time.sleep(0.05)
+        conn.send(request())
+        assert conn.read_response().json()["REMOTE_ADDR"] == "192.0.2.77"
+
+
+def test_unix_socket_peers_may_send_proxy_headers(serve, tmp_path: Path):
+    path = tmp_path / "pp.sock"
+    serve(WSGI, "--proxy-protocol", "v1", "--proxy-allow-from", "10.0.0.1", "-b", f"unix:{path}")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(str(path))
+    with RawConnection(sock) as conn:
+        conn.send(b"PROXY TCP4 192.0.2.8 192.0.2.9 1000 80\r\n" + request())
+        data = conn.read_response().json()
+    assert (data["REMOTE_ADDR"], data["REMOTE_PORT"]) == ("192.0.2.8", "1000")
+
+
+def test_a_stalled_proxy_header_is_cut_off_by_the_header_timeout(serve):
+    server = serve(WSGI, "--proxy-protocol", "v1", "--header-timeout", "0.5")
+    with RawConnection.to(server) as conn:
+        conn.send(b"PROXY TCP4 192.0.2.")
+        t0 = time.monotonic()
+        assert conn.closed_within(5)
+        assert time.monotonic() - t0 < 3

@@ -383,6 +383,7 @@ impl<S: Socket> Conn<S> {
         let mut demanded = false;
         let mut client_gone = false;
         let mut watching = hangup.is_some();
+        let idle = cfg.edge.body_timeout;
         loop {
             tokio::select! {
                 biased;
@@ -398,7 +399,7 @@ impl<S: Socket> Conn<S> {
                         break;
                     }
                 }
-                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump, watching, cfg.edge.body_timeout) => {
+                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump, watching, idle) => {
                     match step {
                         Ok(PumpEvent::Hangup) => {
                             watching = false;
