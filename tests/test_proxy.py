@@ -263,3 +263,24 @@ def test_a_stalled_proxy_header_is_cut_off_by_the_header_timeout(serve):
         t0 = time.monotonic()
         assert conn.closed_within(5)
         assert time.monotonic() - t0 < 3
+
+
+def test_access_log_shows_the_proxy_client_and_scheme(serve):
+    server = serve(
+        WSGI,
+        "--proxy-protocol",
+        "v1",
+        "--access-logfile",
+        "-",
+        "--access-logformat",
+        "%(h)s %({wsgi.url_scheme}e)s",
+    )
+    get(
+        server,
+        ("X-Forwarded-Proto", "https"),
+        prefix=b"PROXY TCP4 192.0.2.44 192.0.2.1 999 443\r\n",
+    )
+    deadline = time.monotonic() + 5
+    while "192.0.2.44 https" not in server.stdout_lines and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "192.0.2.44 https" in server.stdout_lines, server.stdout_lines

@@ -111,6 +111,7 @@ mod tests {
             path: Bytes::from_static(b"/a%20b"),
             query: Bytes::from_static(b"x=1"),
             protocol: "HTTP/1.1",
+            secure: false,
             request_headers: headers
                 .iter()
                 .map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from_static(v)))

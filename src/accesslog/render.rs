@@ -173,7 +173,7 @@ fn environ(rec: &Record, name: &str, script_name: &str) -> Option<String> {
         "remote_port" => conn.peer.map_or_else(String::new, |p| p.port().to_string()),
         "server_name" => conn.server_name.clone(),
         "server_port" => conn.server_port.clone(),
-        "wsgi.url_scheme" => "http".to_owned(),
+        "wsgi.url_scheme" => if rec.secure { "https" } else { "http" }.to_owned(),
         "content_type" => environ_header(rec, "content-type")?,
         "content_length" => environ_header(rec, "content-length")?,
         other => {
@@ -304,6 +304,7 @@ mod tests {
             path: Bytes::from_static(b"/app/a%20b"),
             query: Bytes::from_static(b"x=1&y=2"),
             protocol: "HTTP/1.1",
+            secure: false,
             request_headers: headers
                 .iter()
                 .map(|(n, v)| (Bytes::from(*n), Bytes::from(*v)))
@@ -373,6 +374,14 @@ mod tests {
         assert_eq!(line("%({REMOTE_PORT}e)s", &rec), "51234");
         assert_eq!(line("%({request_method}e)s", &rec), "GET");
         assert_eq!(line("%({nope}e)s", &rec), "-");
+    }
+
+    #[test]
+    fn url_scheme_follows_a_trusted_proxy() {
+        let mut rec = record();
+        assert_eq!(line("%({wsgi.url_scheme}e)s", &rec), "http");
+        rec.secure = true;
+        assert_eq!(line("%({wsgi.url_scheme}e)s", &rec), "https");
     }
 
     #[test]

@@ -363,7 +363,11 @@ impl<S: Socket> Conn<S> {
             keep_alive: head.keep_alive && !self.cfg.keepalive.is_zero(),
         };
         let expect_continue = head.expect_continue;
-        let log_start = self.cfg.access_log.as_ref().map(|_| LogStart::new(&head));
+        let log_start = self
+            .cfg
+            .access_log
+            .as_ref()
+            .map(|_| LogStart::new(&head, secure));
         let hangup = self.cfg.watch_hangup.then(|| Arc::new(Hangup::default()));
         let in_flight = self.cfg.metrics.map(crate::metrics::RequestMetrics::begin);
         let job = Job {
@@ -753,11 +757,12 @@ struct LogStart {
     path: Bytes,
     query: Bytes,
     protocol: &'static str,
+    secure: bool,
     headers: Vec<(Bytes, Bytes)>,
 }
 
 impl LogStart {
-    fn new(head: &RequestHead) -> Self {
+    fn new(head: &RequestHead, secure: bool) -> Self {
         LogStart {
             started: Instant::now(),
             method: head.method.clone(),
@@ -765,6 +770,7 @@ impl LogStart {
             path: head.path.clone(),
             query: head.query.clone(),
             protocol: head.version.as_str(),
+            secure,
             headers: head.headers.clone(),
         }
     }
@@ -778,6 +784,7 @@ impl LogStart {
             path: self.path,
             query: self.query,
             protocol: self.protocol,
+            secure: self.secure,
             request_headers: self.headers,
             status: std::mem::take(&mut out.status),
             sent: out.sent,

@@ -56,7 +56,10 @@ impl<S: Socket> Conn<S> {
             is_head: false,
             keep_alive: false,
         };
-        let log_start = cfg.access_log.as_ref().map(|_| LogStart::new(&head));
+        let log_start = cfg
+            .access_log
+            .as_ref()
+            .map(|_| LogStart::new(&head, secure));
         let job = Job {
             head,
             conn: self.info.clone(),
