@@ -59,9 +59,7 @@ async def asgi_peer(scope, receive, send):
         return
     body = await _body(receive)
     client = list(scope["client"]) if scope["client"] else None
-    out = json.dumps(
-        {"scheme": scope["scheme"], "client": client, "body_len": len(body)}
-    ).encode()
+    out = json.dumps({"scheme": scope["scheme"], "client": client, "body_len": len(body)}).encode()
     await send(
         {
             "type": "http.response.start",
