@@ -152,9 +152,9 @@ pub enum OpenError {
 }
 
 /// Runs at connection start, before the first request: with `--proxy-protocol`, takes a PROXY
-/// header off the front of the stream
-/// (leaving any HTTP after it in `rbuf`). Returns the connection's facts as requests must see
-/// them: with a PROXY header, the client it names is the peer.
+/// header off the front of the stream (leaving any HTTP after it in `rbuf`). Returns the
+/// connection's facts as requests must see them: with a PROXY header, the client it names is
+/// the peer. Waits at most `--header-timeout` for the header to complete.
 pub async fn open<S: Socket>(
     sock: &S,
     rbuf: &mut BytesMut,
