@@ -21,12 +21,20 @@ pub struct ConnInfo {
     /// SERVER_NAME / SERVER_PORT of the listener (for unix sockets: the path and "").
     pub server_name: String,
     pub server_port: String,
+    /// The socket peer is in `--forwarded-allow-ips` (unix peers always are): its
+    /// secure-scheme headers count. Decided from the socket peer, before any PROXY header.
+    pub forwarded_trusted: bool,
+    /// What a PROXY protocol header said besides the client (which is then `peer`).
+    pub proxy: Option<crate::http::edge::ProxyInfo>,
 }
 
 /// A request ready for the application.
 pub struct Job {
     pub head: RequestHead,
     pub conn: Arc<ConnInfo>,
+    /// HTTPS as far as the app is concerned (`wsgi.url_scheme`, the scope's `scheme`): a
+    /// trusted front end said so (`http::edge::EdgeOptions::admit`).
+    pub secure: bool,
     pub body: RequestBody,
     pub reply: Responder,
     /// Set by the connection when the client hangs up while the app still runs, and when the

@@ -160,7 +160,12 @@ pub struct RequestHooks {
 
 impl RequestHooks {
     /// The `req` object for a request head (and the scheme the environ gets).
-    pub fn request<'py>(&self, py: Python<'py>, head: &RequestHead) -> PyResult<Bound<'py, PyAny>> {
+    pub fn request<'py>(
+        &self,
+        py: Python<'py>,
+        head: &RequestHead,
+        secure: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let headers = PyList::empty(py);
         for (name, value) in &head.headers {
@@ -177,7 +182,7 @@ impl RequestHooks {
             text(&head.query),
             version,
             headers,
-            "http",
+            if secure { "https" } else { "http" },
         ))
     }
 

@@ -22,8 +22,9 @@ Adaptations, each deliberate:
 - ferricorn refuses HTTP/1.1 requests without Host (RFC 9112 §3.2), which gunicorn's parser
   tests don't send. We add ``Host: t`` after each such request line (and expect it back), so
   the case still tests what it was written for.
-- Settings that ferricorn takes as flags (the three request limits) become flags of a server
-  started for that case; a case that needs any other setting is skipped, naming it.
+- Settings that ferricorn takes as flags (the three request limits, forwarded_allow_ips and
+  proxy_protocol) become flags of a server started for that case; a case that needs any other
+  setting is skipped, naming it.
 - A few valid cases conflict with ferricorn's own spec and are skipped with the reason.
 """
 
@@ -44,10 +45,13 @@ from helpers_http import CallLog, ConnectionClosed, RawConnection, ServerPool
 
 HOST_VALUE = "t"
 
-LIMIT_FLAGS = {
+SETTING_FLAGS = {
     "limit_request_line": "--limit-request-line",
     "limit_request_fields": "--limit-request-fields",
     "limit_request_field_size": "--limit-request-field_size",
+    "forwarded_allow_ips": "--forwarded-allow-ips",
+    # True becomes "True", which --proxy-protocol reads as auto, as gunicorn's validator does
+    "proxy_protocol": "--proxy-protocol",
 }
 
 # Valid in gunicorn, refused by ferricorn's spec on purpose.
@@ -179,11 +183,11 @@ def server_args(name: str, changed: dict[str, object]) -> list[str]:
                 f"{name}: limit_request_field_size=0 means 'unlimited' in gunicorn's docs, "
                 "but its parser falls back to 8190 and the case asserts that"
             )
-        if setting not in LIMIT_FLAGS:
+        if setting not in SETTING_FLAGS:
             pytest.skip(f"{name}: needs gunicorn setting {setting}={value!r}, not a ferricorn flag")
         if setting == "limit_request_line" and isinstance(value, int) and value > 8190:
             value = 8190  # gunicorn clamps larger values to 8190; ferricorn refuses them outright
-        args += [LIMIT_FLAGS[setting], str(value)]
+        args += [SETTING_FLAGS[setting], str(value)]
     return args
 
 

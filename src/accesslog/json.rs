@@ -99,6 +99,8 @@ mod tests {
                 peer: Some("10.0.0.7:51234".parse().unwrap()),
                 server_name: "127.0.0.1".into(),
                 server_port: "8000".into(),
+                forwarded_trusted: false,
+                proxy: None,
             }),
             time: LogTime {
                 unix: 1_795_541_045,
@@ -109,6 +111,7 @@ mod tests {
             path: Bytes::from_static(b"/a%20b"),
             query: Bytes::from_static(b"x=1"),
             protocol: "HTTP/1.1",
+            secure: false,
             request_headers: headers
                 .iter()
                 .map(|(n, v)| (Bytes::from_static(n.as_bytes()), Bytes::from_static(v)))

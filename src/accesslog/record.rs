@@ -25,6 +25,8 @@ pub struct Record {
     pub query: Bytes,
     /// `HTTP/1.1`.
     pub protocol: &'static str,
+    /// The request's wsgi.url_scheme is https (a trusted proxy said so).
+    pub secure: bool,
     /// Request header fields in arrival order, names as sent.
     pub request_headers: Vec<(Bytes, Bytes)>,
     /// The status line's text as the app gave it, e.g. `200 OK`.

@@ -173,7 +173,7 @@ fn environ(rec: &Record, name: &str, script_name: &str) -> Option<String> {
         "remote_port" => conn.peer.map_or_else(String::new, |p| p.port().to_string()),
         "server_name" => conn.server_name.clone(),
         "server_port" => conn.server_port.clone(),
-        "wsgi.url_scheme" => "http".to_owned(),
+        "wsgi.url_scheme" => if rec.secure { "https" } else { "http" }.to_owned(),
         "content_type" => environ_header(rec, "content-type")?,
         "content_length" => environ_header(rec, "content-length")?,
         other => {
@@ -291,6 +291,8 @@ mod tests {
                 peer: Some("10.0.0.7:51234".parse().unwrap()),
                 server_name: "127.0.0.1".into(),
                 server_port: "8000".into(),
+                forwarded_trusted: false,
+                proxy: None,
             }),
             // 2026-11-24 17:24:05 UTC, logged at +01:00
             time: LogTime {
@@ -302,6 +304,7 @@ mod tests {
             path: Bytes::from_static(b"/app/a%20b"),
             query: Bytes::from_static(b"x=1&y=2"),
             protocol: "HTTP/1.1",
+            secure: false,
             request_headers: headers
                 .iter()
                 .map(|(n, v)| (Bytes::from(*n), Bytes::from(*v)))
@@ -374,6 +377,14 @@ mod tests {
     }
 
     #[test]
+    fn url_scheme_follows_a_trusted_proxy() {
+        let mut rec = record();
+        assert_eq!(line("%({wsgi.url_scheme}e)s", &rec), "http");
+        rec.secure = true;
+        assert_eq!(line("%({wsgi.url_scheme}e)s", &rec), "https");
+    }
+
+    #[test]
     fn script_name_is_left_out_of_path_info() {
         let mut out = String::new();
         render(
@@ -400,6 +411,8 @@ mod tests {
             peer: None,
             server_name: "/tmp/s".into(),
             server_port: String::new(),
+            forwarded_trusted: true,
+            proxy: None,
         });
         rec.sent = 0;
         rec.request_headers.clear();

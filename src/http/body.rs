@@ -33,43 +33,82 @@ pub enum Chunked {
     Trailers(usize),
 }
 
+/// A body decoder with an optional cap on the decoded size (`--limit-request-body`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decoder {
+pub struct Decoder {
+    state: State,
+    /// Decoded bytes still allowed; `u64::MAX` when unlimited.
+    left: u64,
+    /// The configured limit, for the error message (0 = unlimited).
+    limit: u64,
+}
+
+impl Decoder {
+    pub fn new(framing: Framing) -> Self {
+        Decoder::with_limit(framing, 0)
+    }
+
+    /// A decoder that fails with `BodyTooLarge` once more than `limit` bytes (0 = unlimited)
+    /// have been decoded. Content-Length bodies are refused before any decoding (see
+    /// `http::edge`); this catches chunked bodies, whose size is only known as they arrive.
+    pub fn with_limit(framing: Framing, limit: u64) -> Self {
+        Decoder {
+            state: State::new(framing),
+            left: if limit == 0 { u64::MAX } else { limit },
+            limit,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Takes the next piece off `buf`. At most `max` data bytes are returned at once.
+    pub fn decode(&mut self, buf: &mut BytesMut, max: usize) -> Result<Step, RequestError> {
+        let step = self.state.decode(buf, max)?;
+        if let Step::Data(d) = &step {
+            self.left = self
+                .left
+                .checked_sub(d.len() as u64)
+                .ok_or(RequestError::BodyTooLarge { limit: self.limit })?;
+        }
+        Ok(step)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
     Length(u64),
     Chunked(Chunked),
     Done,
 }
 
-impl Decoder {
+impl State {
     pub fn new(framing: Framing) -> Self {
         match framing {
-            Framing::Empty => Decoder::Done,
-            Framing::Length(n) => Decoder::Length(n),
-            Framing::Chunked => Decoder::Chunked(Chunked::Size),
+            Framing::Empty => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Chunked(Chunked::Size),
         }
     }
 
-    pub fn is_done(&self) -> bool {
-        matches!(self, Decoder::Done)
-    }
-
     /// Takes the next piece off `buf`. At most `max` data bytes are returned at once.
-    pub fn decode(&mut self, buf: &mut BytesMut, max: usize) -> Result<Step, RequestError> {
+    fn decode(&mut self, buf: &mut BytesMut, max: usize) -> Result<Step, RequestError> {
         loop {
             match *self {
-                Decoder::Done => return Ok(Step::Done),
-                Decoder::Length(0) => {
-                    *self = Decoder::Done;
+                State::Done => return Ok(Step::Done),
+                State::Length(0) => {
+                    *self = State::Done;
                 }
-                Decoder::Length(remaining) => {
+                State::Length(remaining) => {
                     if buf.is_empty() {
                         return Ok(Step::NeedMore);
                     }
                     let n = take_len(remaining, buf.len(), max);
-                    *self = Decoder::Length(remaining - n as u64);
+                    *self = State::Length(remaining - n as u64);
                     return Ok(Step::Data(buf.split_to(n).freeze()));
                 }
-                Decoder::Chunked(Chunked::Size) => {
+                State::Chunked(Chunked::Size) => {
                     let Some(nl) = memchr(b'\n', buf) else {
                         if buf.len() > MAX_CHUNK_LINE {
                             return Err(RequestError::BadChunk("chunk size line too long"));
@@ -78,26 +117,26 @@ impl Decoder {
                     };
                     let size = parse_chunk_size_line(&buf[..=nl])?;
                     let _ = buf.split_to(nl + 1);
-                    *self = Decoder::Chunked(if size == 0 {
+                    *self = State::Chunked(if size == 0 {
                         Chunked::Trailers(0)
                     } else {
                         Chunked::Data(size)
                     });
                 }
-                Decoder::Chunked(Chunked::Data(remaining)) => {
+                State::Chunked(Chunked::Data(remaining)) => {
                     if buf.is_empty() {
                         return Ok(Step::NeedMore);
                     }
                     let n = take_len(remaining, buf.len(), max);
                     let left = remaining - n as u64;
-                    *self = Decoder::Chunked(if left == 0 {
+                    *self = State::Chunked(if left == 0 {
                         Chunked::DataEnd
                     } else {
                         Chunked::Data(left)
                     });
                     return Ok(Step::Data(buf.split_to(n).freeze()));
                 }
-                Decoder::Chunked(Chunked::DataEnd) => {
+                State::Chunked(Chunked::DataEnd) => {
                     if buf.len() < 2 {
                         if buf.first().is_some_and(|&b| b != b'\r') {
                             return Err(RequestError::BadChunk("chunk data not followed by CRLF"));
@@ -108,9 +147,9 @@ impl Decoder {
                         return Err(RequestError::BadChunk("chunk data not followed by CRLF"));
                     }
                     let _ = buf.split_to(2);
-                    *self = Decoder::Chunked(Chunked::Size);
+                    *self = State::Chunked(Chunked::Size);
                 }
-                Decoder::Chunked(Chunked::Trailers(seen)) => {
+                State::Chunked(Chunked::Trailers(seen)) => {
                     let Some(nl) = memchr(b'\n', buf) else {
                         if seen + buf.len() > MAX_TRAILERS {
                             return Err(RequestError::BadChunk("trailers too large"));
@@ -131,9 +170,9 @@ impl Decoder {
                         return Err(RequestError::BadChunk("trailers too large"));
                     }
                     *self = if done {
-                        Decoder::Done
+                        State::Done
                     } else {
-                        Decoder::Chunked(Chunked::Trailers(seen + nl + 1))
+                        State::Chunked(Chunked::Trailers(seen + nl + 1))
                     };
                 }
             }
@@ -236,6 +275,34 @@ mod tests {
                 Step::NeedMore => return Err(RequestError::IncompleteBody),
             }
         }
+    }
+
+    #[test]
+    fn a_limited_decoder_refuses_the_byte_past_the_limit() {
+        let mut at = Decoder::with_limit(Framing::Chunked, 5);
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"[..]);
+        let mut got = Vec::new();
+        while let Step::Data(d) = at.decode(&mut buf, usize::MAX).unwrap() {
+            got.extend_from_slice(&d);
+        }
+        assert_eq!(got, b"abcde");
+        let mut over = Decoder::with_limit(Framing::Chunked, 4);
+        let mut buf = BytesMut::from(&b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"[..]);
+        assert!(matches!(
+            over.decode(&mut buf, usize::MAX),
+            Ok(Step::Data(_))
+        ));
+        assert_eq!(
+            over.decode(&mut buf, usize::MAX),
+            Err(RequestError::BodyTooLarge { limit: 4 })
+        );
+        // 0 means unlimited
+        let mut free = Decoder::with_limit(Framing::Length(3), 0);
+        let mut buf = BytesMut::from(&b"abc"[..]);
+        assert!(matches!(
+            free.decode(&mut buf, usize::MAX),
+            Ok(Step::Data(_))
+        ));
     }
 
     #[test]

@@ -34,6 +34,16 @@ pub enum RequestError {
     BadChunk(&'static str),
     #[error("request body ended before its declared length")]
     IncompleteBody,
+    #[error("request body larger than {limit} bytes (--limit-request-body)")]
+    BodyTooLarge { limit: u64 },
+    #[error("the client was too slow sending its request (--header-timeout / --body-timeout)")]
+    Timeout,
+    #[error("contradictory scheme headers (--secure-scheme-headers)")]
+    ContradictoryScheme,
+    #[error("invalid PROXY protocol header: {0}")]
+    BadProxyHeader(&'static str),
+    #[error("PROXY protocol header from an address outside --proxy-allow-from")]
+    ProxyForbidden,
 }
 
 impl RequestError {
@@ -46,6 +56,10 @@ impl RequestError {
             | RequestError::HeadTooLarge { .. } => (431, "Request Header Fields Too Large"),
             RequestError::UnsupportedVersion => (505, "HTTP Version Not Supported"),
             RequestError::UnsupportedTransferCoding(_) => (501, "Not Implemented"),
+            RequestError::BodyTooLarge { .. } => (413, "Request Entity Too Large"),
+            RequestError::Timeout => (408, "Request Timeout"),
+            // gunicorn's ForbiddenProxyRequest
+            RequestError::ProxyForbidden => (403, "Forbidden"),
             _ => (400, "Bad Request"),
         }
     }
@@ -72,5 +86,10 @@ mod tests {
             501
         );
         assert_eq!(RequestError::BadChunk("x").status().0, 400);
+        assert_eq!(RequestError::BodyTooLarge { limit: 1 }.status().0, 413);
+        assert_eq!(RequestError::Timeout.status().0, 408);
+        assert_eq!(RequestError::ContradictoryScheme.status().0, 400);
+        assert_eq!(RequestError::BadProxyHeader("x").status().0, 400);
+        assert_eq!(RequestError::ProxyForbidden.status().0, 403);
     }
 }

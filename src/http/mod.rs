@@ -3,8 +3,11 @@
 
 pub mod body;
 pub mod conn;
+pub mod edge;
 pub mod error;
+pub mod forwarded;
 pub mod health;
+pub mod proxy_protocol;
 pub mod request;
 pub mod response;
 pub mod socket;

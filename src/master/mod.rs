@@ -57,6 +57,7 @@ pub struct MasterOptions {
     pub reload: crate::worker::ReloadOptions,
     pub health_path: Option<String>,
     pub static_files: crate::http::static_files::StaticConfig,
+    pub edge: crate::http::edge::EdgeOptions,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
@@ -96,6 +97,7 @@ impl MasterOptions {
             reload: s.reload.clone(),
             health_path: s.health_path.clone(),
             static_files: s.static_files.clone(),
+            edge: s.edge.clone(),
         }
     }
 }
@@ -516,6 +518,7 @@ impl Arbiter {
             static_files: self.opts.static_files.clone(),
             hooks: hooks.clone(),
             health_path: self.opts.health_path.clone(),
+            edge: self.opts.edge.clone(),
         };
         let boot = BootOptions {
             app_spec: self.opts.app_spec.clone(),

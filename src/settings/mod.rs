@@ -117,6 +117,8 @@ pub struct Settings {
     pub health_path: Option<String>,
     /// `--reload` and its engine and extra files.
     pub reload: crate::worker::ReloadOptions,
+    /// Proxies, PROXY protocol, body limit and slow-client timeouts.
+    pub edge: crate::http::edge::EdgeOptions,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
     /// Every setting's resolved value by name: what hooks see as `server.cfg`.
@@ -310,6 +312,7 @@ impl Settings {
                     .map(PathBuf::from)
                     .collect(),
             },
+            edge: crate::http::edge::EdgeOptions::from_values(values)?,
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
@@ -519,6 +522,7 @@ mod tests {
                     engine: "auto".into(),
                     extra_files: vec![],
                 },
+                edge: crate::http::edge::EdgeOptions::default(),
                 hooks: Hooks::default(),
                 values,
                 warnings: vec![],

@@ -440,6 +440,14 @@ impl Values {
         })
     }
 
+    /// A conf-file object kept as its `repr` (a dict, say).
+    pub fn object(&self, name: &'static str) -> Result<&str, SettingError> {
+        self.typed(name, "a Python object", |v| match v {
+            Value::Object(s) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
     pub fn list(&self, name: &'static str) -> Result<&[String], SettingError> {
         self.typed(name, "a list of strings", |v| match v {
             Value::List(items) => Some(items.as_slice()),

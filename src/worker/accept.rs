@@ -89,6 +89,9 @@ async fn accept_loop<A: Acceptor>(l: A, (name, port): (String, String), ctx: Acc
             peer,
             server_name: name.clone(),
             server_port: port.clone(),
+            // decided once per connection, from the socket peer (`http::forwarded`)
+            forwarded_trusted: ctx.cfg.edge.forwarded_allow.allows(peer.map(|p| p.ip())),
+            proxy: None,
         });
         let (cfg, shutdown, alive) = (ctx.cfg.clone(), ctx.shutdown.clone(), ctx.alive.clone());
         tokio::spawn(async move {

@@ -47,6 +47,7 @@ pub struct WorkerOptions {
     /// Server hooks and this worker's `worker` object, when the conf file has hooks.
     pub hooks: Option<Arc<WorkerHooks>>,
     pub health_path: Option<String>,
+    pub edge: crate::http::edge::EdgeOptions,
 }
 
 /// The worker's link to its master.
@@ -95,6 +96,7 @@ pub fn run(
     conn_cfg.metrics = crate::metrics::RequestMetrics::for_worker(link.slot);
     conn_cfg.health_path = opts.health_path;
     conn_cfg.static_files = crate::http::static_files::StaticFiles::open(&opts.static_files)?;
+    conn_cfg.edge = opts.edge.clone();
     if let App::Asgi(_, a, _) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;

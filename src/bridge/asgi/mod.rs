@@ -286,6 +286,7 @@ impl AsgiBridge {
         let Job {
             head,
             conn,
+            secure,
             body,
             reply,
             hangup,
@@ -300,7 +301,7 @@ impl AsgiBridge {
             template,
             &mut self.names,
             &head,
-            &conn,
+            (&conn, secure),
             run.state.as_ref(),
             protocols,
         )?;
@@ -309,7 +310,7 @@ impl AsgiBridge {
         // app is skipped and the client gets a 500 (through the cycle's finish)
         let mut hook_req = None;
         if let Some(hooks) = &run.shared.hooks {
-            let req = hooks.request(py, &head)?;
+            let req = hooks.request(py, &head, secure)?;
             let refused = hooks.pre_request(py, &req).is_err();
             hook_req = Some((req.unbind(), refused));
         }

@@ -76,11 +76,20 @@ pub fn build<'py>(
     template: &ScopeTemplate,
     names: &mut HeaderNames,
     head: &RequestHead,
-    conn: &ConnInfo,
+    // the connection, and whether a trusted front end said the request is secure
+    (conn, secure): (&ConnInfo, bool),
     state: Option<&Py<PyDict>>,
     subprotocols: Option<&[String]>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let scope = template.dict.bind(py).copy()?;
+    if secure {
+        // the template says http / ws; a trusted front end said https (`http::edge`)
+        let scheme = match subprotocols {
+            Some(_) => intern!(py, "wss"),
+            None => intern!(py, "https"),
+        };
+        scope.set_item(intern!(py, "scheme"), scheme)?;
+    }
     scope.set_item(
         intern!(py, "http_version"),
         match head.version {

@@ -83,9 +83,14 @@ pub fn build<'py>(
     keys: &mut HeaderKeys,
     head: &RequestHead,
     conn: &ConnInfo,
+    secure: bool,
     input: Bound<'py, Input>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let env = template.dict.bind(py).copy()?;
+    if secure {
+        // the template says http; a trusted front end said https (`http::edge`)
+        env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
+    }
     env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method)?)?;
     env.set_item(
         intern!(py, "SERVER_PROTOCOL"),
@@ -142,6 +147,12 @@ pub fn build<'py>(
         }
         None => env.set_item(intern!(py, "REMOTE_ADDR"), intern!(py, ""))?,
     }
+    if let Some(proxy) = &conn.proxy {
+        // gunicorn's proxy_environ: what the PROXY header said besides the client
+        env.set_item(intern!(py, "PROXY_PROTOCOL"), proxy.protocol)?;
+        env.set_item(intern!(py, "PROXY_ADDR"), proxy.proxy.ip().to_string())?;
+        env.set_item(intern!(py, "PROXY_PORT"), proxy.proxy.port().to_string())?;
+    }
     if conn.server_port.is_empty() {
         // unix socket: like gunicorn, name the server after the Host header when there is one
         let (name, port) = match host.map(|h| String::from_utf8_lossy(h).into_owned()) {
@@ -149,7 +160,7 @@ pub fn build<'py>(
                 Some((n, p)) if !n.ends_with(']') || p.parse::<u16>().is_ok() => {
                     (n.to_owned(), p.to_owned())
                 }
-                _ => (h, "80".to_owned()),
+                _ => (h, if secure { "443" } else { "80" }.to_owned()),
             },
             None => (conn.server_name.clone(), String::new()),
         };

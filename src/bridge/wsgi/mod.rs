@@ -84,12 +84,15 @@ impl WsgiApp {
             let Job {
                 head,
                 conn,
+                secure,
                 body,
                 reply,
                 ..
             } = job;
             match Py::new(py, StartResponse::new(reply)) {
-                Ok(sr) => drop(self.respond(py, keys, &head, &conn, body, &sr.into_bound(py))),
+                Ok(sr) => {
+                    drop(self.respond(py, keys, &head, (&conn, secure), body, &sr.into_bound(py)))
+                }
                 Err(e) => self.log_error(py, &head.target, &e),
             }
             return;
@@ -110,6 +113,7 @@ impl WsgiApp {
         let Job {
             head,
             conn,
+            secure,
             body,
             reply,
             ..
@@ -123,16 +127,16 @@ impl WsgiApp {
             Ok(sr) => sr.into_bound(py),
             Err(e) => return self.log_error(py, &head.target, &e),
         };
-        let req = match hooks.request(py, &head) {
+        let req = match hooks.request(py, &head, secure) {
             Ok(req) => req,
             Err(e) => {
                 crate::hooks::log_exception(py, "building the hooks' req", &e);
-                drop(self.respond(py, keys, &head, &conn, body, &sr));
+                drop(self.respond(py, keys, &head, (&conn, secure), body, &sr));
                 return;
             }
         };
         let environ = match hooks.pre_request(py, &req) {
-            Ok(()) => self.respond(py, keys, &head, &conn, body, &sr),
+            Ok(()) => self.respond(py, keys, &head, (&conn, secure), body, &sr),
             Err(_) => {
                 fail(py, &sr);
                 None
@@ -154,7 +158,7 @@ impl WsgiApp {
         py: Python<'py>,
         keys: &mut HeaderKeys,
         head: &RequestHead,
-        conn: &ConnInfo,
+        (conn, secure): (&ConnInfo, bool),
         body: RequestBody,
         sr: &Bound<'py, StartResponse>,
     ) -> Option<Bound<'py, PyAny>> {
@@ -162,7 +166,15 @@ impl WsgiApp {
         let mut environ = None;
         let outcome = Py::new(py, Input::new(body, head.framing))
             .and_then(|input| {
-                environ::build(py, &self.template, keys, head, conn, input.into_bound(py))
+                environ::build(
+                    py,
+                    &self.template,
+                    keys,
+                    head,
+                    conn,
+                    secure,
+                    input.into_bound(py),
+                )
             })
             .and_then(|env| {
                 let result = self.app.bind(py).call1((&env, sr));

@@ -67,6 +67,8 @@ pub struct ConnConfig {
     pub health_path: Option<String>,
     /// `--static` mounts, answered on this thread without the app; `None` when there are none.
     pub static_files: Option<crate::http::static_files::StaticFiles>,
+    /// Trusted proxies, PROXY protocol, body limit, slow-client timeouts (`http::edge`).
+    pub edge: super::edge::EdgeOptions,
 }
 
 impl ConnConfig {
@@ -88,6 +90,7 @@ impl ConnConfig {
             health_path: None,
             metrics: None,
             static_files: None,
+            edge: super::edge::EdgeOptions::default(),
         }
     }
 }
@@ -133,6 +136,22 @@ pub async fn serve<S: Socket>(
         reply_rx,
         served: 0,
     };
+    // edge: the PROXY protocol preamble, before the first request
+    match super::edge::open(
+        &conn.sock,
+        &mut conn.rbuf,
+        conn.info.clone(),
+        &conn.cfg.edge,
+    )
+    .await
+    {
+        Ok(info) => conn.info = info,
+        Err(super::edge::OpenError::Refused(e)) => {
+            let _ = conn.refuse(e).await;
+            return conn.linger().await;
+        }
+        Err(e) => return log::debug!("connection closed: {e}"),
+    }
     match conn.run().await {
         Ok(Some(session)) => return websocket::run_session(conn, session).await,
         Ok(None) => {}
@@ -206,18 +225,23 @@ impl<S: Socket> Conn<S> {
                 }
                 continue;
             }
+            // edge: scheme from a trusted proxy, Content-Length against --limit-request-body
+            let secure = match self.cfg.edge.admit(&self.info, &head) {
+                Ok(secure) => secure,
+                Err(e) => return Err(self.refuse(e).await),
+            };
             if self.cfg.websocket.is_some() {
                 match crate::ws::upgrade_request(&head) {
                     Ok(None) => {}
-                    Ok(Some(req)) => return self.websocket(head, req).await,
+                    Ok(Some(req)) => return self.websocket(head, req, secure).await,
                     Err(e) => return Err(self.refuse_upgrade(e).await),
                 }
             }
             // --static: answered here, before (and instead of) a job for the app
             let answer = self.cfg.static_files.as_ref().and_then(|f| f.answer(&head));
             let keep_alive = match answer {
-                Some(answer) => self.serve_static(head, answer).await?,
-                None => self.exchange(head).await?,
+                Some(answer) => self.serve_static(head, answer, secure).await?,
+                None => self.exchange(head, secure).await?,
             };
             self.served += 1;
             // an upload grew the read buffer; an idle connection should not keep that memory
@@ -232,6 +256,8 @@ impl<S: Socket> Conn<S> {
 
     /// Reads until a full head is buffered; `None` when the client closed or idled out.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, ConnError> {
+        // edge: --header-timeout runs from the connection's start or the next head's first byte
+        let mut deadline = None;
         loop {
             match parse_head(&mut self.rbuf, &self.cfg.limits) {
                 Ok(Some(head)) => return Ok(Some(head)),
@@ -253,7 +279,13 @@ impl<S: Socket> Conn<S> {
                     _ = shutdown.changed() => return self.read_already_sent().await,
                 }
             } else {
-                read_more(&self.sock, &mut self.rbuf).await?
+                let until = *deadline.get_or_insert_with(|| self.cfg.edge.head_deadline());
+                match super::edge::before(until, read_more(&self.sock, &mut self.rbuf)).await {
+                    Some(r) => r?,
+                    // nothing sent at all: nobody to answer
+                    None if self.rbuf.is_empty() => return Ok(None),
+                    None => return Err(self.refuse(RequestError::Timeout).await),
+                }
             };
             if n == 0 {
                 return Ok(None);
@@ -325,7 +357,7 @@ impl<S: Socket> Conn<S> {
 
     /// Runs one request through the app and writes its response. Returns whether the
     /// connection may carry another request.
-    async fn exchange(&mut self, head: RequestHead) -> Result<bool, ConnError> {
+    async fn exchange(&mut self, head: RequestHead, secure: bool) -> Result<bool, ConnError> {
         let cfg = self.cfg.clone();
         let Some(_in_flight) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) else {
             log::warn!(
@@ -342,7 +374,7 @@ impl<S: Socket> Conn<S> {
             write_all(&self.sock, &self.wbuf).await?;
             return Ok(false);
         };
-        let mut decoder = Decoder::new(head.framing);
+        let mut decoder = Decoder::with_limit(head.framing, cfg.edge.limit_request_body);
         let (body, mut pump) = match self.take_body(&head, &mut decoder) {
             Ok(b) => b,
             Err(e) => return Err(self.refuse(e).await),
@@ -354,12 +386,17 @@ impl<S: Socket> Conn<S> {
             keep_alive: head.keep_alive && !self.cfg.keepalive.is_zero(),
         };
         let expect_continue = head.expect_continue;
-        let log_start = self.cfg.access_log.as_ref().map(|_| LogStart::new(&head));
+        let log_start = self
+            .cfg
+            .access_log
+            .as_ref()
+            .map(|_| LogStart::new(&head, secure));
         let hangup = self.cfg.watch_hangup.then(|| Arc::new(Hangup::default()));
         let in_flight = self.cfg.metrics.map(crate::metrics::RequestMetrics::begin);
         let job = Job {
             head,
             conn: self.info.clone(),
+            secure,
             body,
             reply: Responder::new(self.reply_tx.clone()),
             hangup: hangup.clone(),
@@ -373,6 +410,7 @@ impl<S: Socket> Conn<S> {
         let mut demanded = false;
         let mut client_gone = false;
         let mut watching = hangup.is_some();
+        let idle = cfg.edge.body_timeout;
         loop {
             tokio::select! {
                 biased;
@@ -388,7 +426,7 @@ impl<S: Socket> Conn<S> {
                         break;
                     }
                 }
-                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump, watching) => {
+                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump, watching, idle) => {
                     match step {
                         Ok(PumpEvent::Hangup) => {
                             watching = false;
@@ -742,11 +780,12 @@ struct LogStart {
     path: Bytes,
     query: Bytes,
     protocol: &'static str,
+    secure: bool,
     headers: Vec<(Bytes, Bytes)>,
 }
 
 impl LogStart {
-    fn new(head: &RequestHead) -> Self {
+    fn new(head: &RequestHead, secure: bool) -> Self {
         LogStart {
             started: Instant::now(),
             method: head.method.clone(),
@@ -754,6 +793,7 @@ impl LogStart {
             path: head.path.clone(),
             query: head.query.clone(),
             protocol: head.version.as_str(),
+            secure,
             headers: head.headers.clone(),
         }
     }
@@ -767,6 +807,7 @@ impl LogStart {
             path: self.path,
             query: self.query,
             protocol: self.protocol,
+            secure: self.secure,
             request_headers: self.headers,
             status: std::mem::take(&mut out.status),
             sent: out.sent,
@@ -796,6 +837,7 @@ async fn pump_step<S: Socket>(
     decoder: &mut Decoder,
     pump: &mut Pump,
     watch: bool,
+    idle: Option<Duration>,
 ) -> Result<PumpEvent, ConnError> {
     match pump {
         Pump::Off if watch && rbuf.is_empty() => match read_more(sock, rbuf).await {
@@ -833,10 +875,16 @@ async fn pump_step<S: Socket>(
                         if rbuf.capacity() - rbuf.len() < BODY_PIECE / 2 {
                             rbuf.reserve(BODY_PIECE);
                         }
-                        if read_more(sock, rbuf).await? == 0 {
-                            permit.send(Err(RequestError::IncompleteBody));
-                            return Err(ConnError::Refused(RequestError::IncompleteBody));
-                        }
+                        // edge: --body-timeout bounds each silence while the app waits
+                        let err = match super::edge::read_body(sock, rbuf, idle).await {
+                            Ok(read) => match read? {
+                                0 => RequestError::IncompleteBody,
+                                _ => continue,
+                            },
+                            Err(e) => e,
+                        };
+                        permit.send(Err(err.clone()));
+                        return Err(ConnError::Refused(err));
                     }
                     Err(e) => {
                         permit.send(Err(e.clone()));

@@ -15,8 +15,13 @@ impl<S: Socket> Conn<S> {
         &mut self,
         head: RequestHead,
         answer: Answer,
+        secure: bool,
     ) -> Result<bool, ConnError> {
-        let log_start = self.cfg.access_log.as_ref().map(|_| LogStart::new(&head));
+        let log_start = self
+            .cfg
+            .access_log
+            .as_ref()
+            .map(|_| LogStart::new(&head, secure));
         let in_flight = self.cfg.metrics.map(crate::metrics::RequestMetrics::begin);
         let keep_alive =
             head.keep_alive && !self.cfg.keepalive.is_zero() && !*self.shutdown.borrow();

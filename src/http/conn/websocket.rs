@@ -33,6 +33,7 @@ impl<S: Socket> Conn<S> {
         &mut self,
         head: RequestHead,
         req: UpgradeRequest,
+        secure: bool,
     ) -> Result<Option<Session>, ConnError> {
         let cfg = self.cfg.clone();
         let Some(_in_flight) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) else {
@@ -55,10 +56,14 @@ impl<S: Socket> Conn<S> {
             is_head: false,
             keep_alive: false,
         };
-        let log_start = cfg.access_log.as_ref().map(|_| LogStart::new(&head));
+        let log_start = cfg
+            .access_log
+            .as_ref()
+            .map(|_| LogStart::new(&head, secure));
         let job = Job {
             head,
             conn: self.info.clone(),
+            secure,
             body: RequestBody::Empty,
             reply: Responder::new(self.reply_tx.clone()),
             hangup: Some(hangup.clone()),

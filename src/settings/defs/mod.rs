@@ -162,28 +162,14 @@ pub(crate) fn addr_list(raw: Value) -> Result<Value, String> {
     const WANTED: &str = "a comma-separated list of IP addresses or networks, or *";
     let list = comma_list(raw, WANTED)?;
     if let Value::List(items) = &list {
-        if let Some(bad) = items.iter().find(|item| !is_addr_or_network(item)) {
-            return Err(format!(
-                "{bad:?} is not an IP address or network; expected {WANTED}"
-            ));
+        // as gunicorn's `ipaddress.ip_network(addr)` (strict): host bits below the prefix are
+        // an error, and the message suggests the network meant
+        for item in items.iter().filter(|item| *item != "*") {
+            crate::http::forwarded::Network::parse(item)
+                .map_err(|why| format!("{why}; expected {WANTED}"))?;
         }
     }
     Ok(list)
-}
-
-fn is_addr_or_network(item: &str) -> bool {
-    if item == "*" {
-        return true;
-    }
-    let (addr, prefix) = match item.split_once('/') {
-        Some((addr, prefix)) => (addr, Some(prefix)),
-        None => (item, None),
-    };
-    let Ok(addr) = addr.parse::<std::net::IpAddr>() else {
-        return false;
-    };
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
 }
 
 /// A dict from a conf file (kept as its `repr`), as gunicorn's
@@ -262,6 +248,7 @@ mod tests {
         );
         assert!(addr_list(Value::Str("10.0.0.0/33".into())).is_err());
         assert!(addr_list(Value::Str("proxy.local".into())).is_err());
+        assert!(addr_list(Value::Str("192.168.1.1/24".into())).is_err());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Gunicorn's proxy-facing "Server Mechanics" settings: trusted proxies,
-//! forwarded headers, the PROXY and uwsgi protocols. ferricorn accepts and
-//! validates them so gunicorn configs load, but applies none of them yet;
-//! each use is warned about.
+//! forwarded headers, the PROXY and uwsgi protocols. `http::edge` applies
+//! the trusted-proxy and PROXY protocol ones; the uwsgi protocol and
+//! forwarder_headers are accepted so gunicorn configs load, and warned about.
 
-use super::{addr_list, choice, comma_list, dict, opt_string};
+use super::{addr_list, choice, comma_list, opt_string};
 use crate::settings::registry::{Action, Compat, DefaultValue, Env, Section, Setting, Value};
 
 pub const SETTINGS: &[Setting] = &[
@@ -17,9 +17,18 @@ pub const SETTINGS: &[Setting] = &[
         validate: addr_list,
         example: "--forwarded-allow-ips 10.0.0.0/8,127.0.0.1",
         short: "Front-end's IP addresses or networks from which allowed to handle set secure headers.",
-        desc: "Front-end's IP addresses or networks from which allowed to handle set secure headers.\n\nNo effect in ferricorn: Accepted; proxy headers are not applied yet (REMOTE_ADDR is the peer).",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("accepted; proxy headers are not applied yet (REMOTE_ADDR is the peer)"),
+        desc: "Front-end's IP addresses or networks from which allowed to handle set secure headers.\n\
+\n\
+Comma separated; addresses (`192.168.1.1`), CIDR networks (`10.0.0.0/8`, \
+host bits must be zero, as in gunicorn) or `*` for any peer. Only a peer in \
+this list may set the scheme through secure_scheme_headers; an untrusted \
+peer's scheme headers are ignored. Unix-socket peers are always trusted. \
+IPv4 peers of a dual-stack listener (::ffff:a.b.c.d) match IPv4 entries. \
+As in gunicorn 27, X-Forwarded-For and Forwarded never change REMOTE_ADDR \
+or the ASGI client (use the PROXY protocol for that); they reach the app as \
+ordinary headers. Default: $FORWARDED_ALLOW_IPS, or 127.0.0.1,::1.",
+        cost: "One address comparison per list entry, per connection.",
+        compat: Compat::Full,
     },
     Setting {
         name: "secure_scheme_headers",
@@ -28,12 +37,19 @@ pub const SETTINGS: &[Setting] = &[
         meta: "DICT",
         action: Action::Store,
         default: DefaultValue::Object("{'X-FORWARDED-PROTOCOL': 'ssl', 'X-FORWARDED-PROTO': 'https', 'X-FORWARDED-SSL': 'on'}"),
-        validate: dict,
+        validate: secure_scheme_headers,
         example: "secure_scheme_headers = {'X-FORWARDED-PROTO': 'https'}",
         short: "A dictionary containing headers and values that the front-end proxy uses to indicate HTTPS requests.",
-        desc: "A dictionary containing headers and values that the front-end proxy uses to indicate HTTPS requests.\n\nNo effect in ferricorn: Accepted; proxy headers are not applied yet (wsgi.url_scheme is the listener's).",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("accepted; proxy headers are not applied yet (wsgi.url_scheme is the listener's)"),
+        desc: "A dictionary containing headers and values that the front-end proxy uses to indicate HTTPS requests.\n\
+\n\
+For a peer in forwarded_allow_ips, the first of these headers present sets \
+wsgi.url_scheme (and the ASGI scope's scheme: https / wss) to https when \
+its value is exactly the one given, else to http; a later one that \
+disagrees makes the request fail with 400, as in gunicorn. Header names \
+match case-insensitively (gunicorn only matches upper-case keys); values \
+are compared exactly. Conf file only; must be a dict of strings.",
+        cost: "One header-name comparison per entry and header, per request from a trusted peer.",
+        compat: Compat::Partial("keys match case-insensitively"),
     },
     Setting {
         name: "forwarder_headers",
@@ -45,9 +61,9 @@ pub const SETTINGS: &[Setting] = &[
         validate: |raw| comma_list(raw, "a comma-separated list of header names"),
         example: "--forwarder-headers SCRIPT_NAME,PATH_INFO",
         short: "A list containing upper-case header field names that the front-end proxy (see forwarded-allow-ips) sets, to be used in WSGI environment.",
-        desc: "A list containing upper-case header field names that the front-end proxy (see forwarded-allow-ips) sets, to be used in WSGI environment.\n\nNo effect in ferricorn: Accepted; proxy headers are not applied yet (REMOTE_ADDR is the peer).",
+        desc: "A list containing upper-case header field names that the front-end proxy (see forwarded-allow-ips) sets, to be used in WSGI environment.\n\nNo effect in ferricorn: Ferricorn drops every header whose name contains an underscore, from any peer; no listed name is let through.",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("accepted; proxy headers are not applied yet (REMOTE_ADDR is the peer)"),
+        compat: Compat::Ignored("ferricorn drops every header whose name contains an underscore, from any peer"),
     },
     Setting {
         name: "proxy_protocol",
@@ -59,9 +75,20 @@ pub const SETTINGS: &[Setting] = &[
         validate: proxy_protocol,
         example: "--proxy-protocol v1",
         short: "Enable PROXY protocol support.",
-        desc: "Enable PROXY protocol support.\n\nNo effect in ferricorn: The PROXY protocol is not implemented yet; connections must speak HTTP directly.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("the PROXY protocol is not implemented yet; connections must speak HTTP directly"),
+        desc: "Enable PROXY protocol support.\n\
+\n\
+off, v1 (text), v2 (binary) or auto (either); the flag alone means auto, \
+and true/false are accepted as in gunicorn. A connection may start with \
+one PROXY header, read before its first request: the client it names \
+becomes REMOTE_ADDR / REMOTE_PORT and the ASGI scope's client, and WSGI \
+gets PROXY_PROTOCOL, PROXY_ADDR and PROXY_PORT. A connection without one \
+is served as plain HTTP. A header from a peer outside proxy_allow_ips is \
+answered 403 and a malformed one 400, and the connection closed. Headers \
+that name no client (v2 LOCAL and UNSPEC, v1 UNKNOWN) keep the socket \
+peer; gunicorn refuses v1 UNKNOWN and sets REMOTE_ADDR to None for the \
+others. Scheme headers are still trusted by the socket peer's address.",
+        cost: "A few byte comparisons at the start of each connection.",
+        compat: Compat::Partial("v1 UNKNOWN is accepted; LOCAL/UNSPEC keep the socket peer"),
     },
     Setting {
         name: "proxy_allow_ips",
@@ -73,9 +100,12 @@ pub const SETTINGS: &[Setting] = &[
         validate: addr_list,
         example: "--proxy-allow-from 127.0.0.1",
         short: "Front-end's IP addresses or networks from which allowed accept proxy requests (comma separated).",
-        desc: "Front-end's IP addresses or networks from which allowed accept proxy requests (comma separated).\n\nNo effect in ferricorn: The PROXY protocol is not implemented yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("the PROXY protocol is not implemented yet"),
+        desc: "Front-end's IP addresses or networks from which allowed accept proxy requests (comma separated).\n\
+\n\
+Addresses, CIDR networks or `*`, as for forwarded_allow_ips. Unix-socket \
+peers are always allowed. Only matters with proxy_protocol.",
+        cost: "One address comparison per entry, per PROXY header.",
+        compat: Compat::Full,
     },
     Setting {
         name: "protocol",
@@ -146,6 +176,15 @@ fn forwarded_allow_ips_default(env: Env<'_>) -> Value {
         env.var("FORWARDED_ALLOW_IPS")
             .unwrap_or_else(|| "127.0.0.1,::1".to_owned()),
     )
+}
+
+/// gunicorn's `validate_dict`, and more: the dict must map strings to strings, since only a
+/// string can equal a header value (checked here so a mistake shows at startup).
+fn secure_scheme_headers(raw: Value) -> Result<Value, String> {
+    match &raw {
+        Value::Object(repr) => crate::http::forwarded::parse_str_dict(repr).map(|_| raw),
+        _ => Err("expected a dict of header names to values".to_owned()),
+    }
 }
 
 /// gunicorn's `validate_proxy_protocol`: booleans and a few spellings map to

@@ -1,7 +1,8 @@
 //! Gunicorn's "Security" section: size limits on the request head, which
-//! bound the memory an unauthenticated client can make a worker spend.
+//! bound the memory an unauthenticated client can make a worker spend, and
+//! ferricorn's own limits on the body and on slow clients (`http::edge`).
 
-use super::int_in;
+use super::{int_in, seconds};
 use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting};
 
 /// Gunicorn's hard ceiling on the request line (`http/message.py`).
@@ -77,11 +78,99 @@ flag's underscore, kept from gunicorn: --limit-request-field_size.",
 arbitrarily large headers: a cheap denial of service.",
         compat: Compat::Full,
     },
+    Setting {
+        name: "limit_request_body",
+        section: Section::Security,
+        cli: &["--limit-request-body"],
+        meta: "INT",
+        action: Action::Store,
+        default: DefaultValue::Int(0),
+        validate: |raw| {
+            int_in(
+                raw,
+                0,
+                i64::MAX,
+                "a non-negative number of bytes (0 = unlimited)",
+            )
+        },
+        example: "--limit-request-body 10485760",
+        short: "The maximum size of a request body in bytes (0: unlimited).",
+        desc: "The maximum size of a request body in bytes (0: unlimited).\n\
+\n\
+Not a gunicorn setting (gunicorn 27 has none; ferricorn's own, default 0). \
+A Content-Length above the limit is answered 413 before the application is \
+called; a chunked body is counted as it arrives and answered 413 as soon as \
+it passes the limit (the application, if it was already reading, sees an \
+error from wsgi.input / receive()).",
+        cost: "None: one comparison per request, one subtraction per body piece.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "header_timeout",
+        section: Section::Security,
+        cli: &["--header-timeout"],
+        meta: "SECONDS",
+        action: Action::Store,
+        default: DefaultValue::Int(10),
+        validate: seconds,
+        example: "--header-timeout 10",
+        short: "Seconds a client may take to send a request head (0: no limit).",
+        desc: "Seconds a client may take to send a request head (0: no limit).\n\
+\n\
+Not a gunicorn setting; ferricorn's defence against slowloris clients that \
+trickle a header byte at a time to hold connections open. The clock starts \
+when a connection opens (so it also bounds a PROXY protocol header) and, on \
+a keep-alive connection, at the first byte of the next request (the idle \
+wait before it is --keep-alive). A head still incomplete then is answered \
+408 and the connection closed; a connection that sent nothing is just \
+closed. Fractions are allowed (0.5). The wait happens on the worker's I/O \
+thread: it never holds an application thread.",
+        cost: "One timer per connection while its head arrives. Too low a value \
+cuts off legitimate clients on slow links.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "body_timeout",
+        section: Section::Security,
+        cli: &["--body-timeout"],
+        meta: "SECONDS",
+        action: Action::Store,
+        default: DefaultValue::Int(30),
+        validate: seconds,
+        example: "--body-timeout 30",
+        short: "Longest silence in seconds while reading a request body (0: no limit).",
+        desc: "Longest silence in seconds while reading a request body (0: no limit).\n\
+\n\
+Not a gunicorn setting (its default matches gunicorn's --timeout). While \
+the application waits for more of the request body, a client that sends \
+nothing for this long is answered 408 (or, once the response has begun, \
+disconnected) and the application's read fails instead of blocking its \
+thread indefinitely. Fractions are allowed.",
+        cost: "One timer per body read that has to wait for the network.",
+        compat: Compat::Full,
+    },
 ];
 
 #[cfg(test)]
 mod tests {
     use crate::settings::registry::{find, DefaultValue, Value};
+
+    #[test]
+    fn body_limit_and_slow_client_timeouts_have_safe_defaults() {
+        let body = find("limit_request_body").unwrap();
+        assert!(matches!(body.default, DefaultValue::Int(0)));
+        assert!(body.check(Value::Str("-1".into())).is_err());
+        let head = find("header_timeout").unwrap();
+        assert!(matches!(head.default, DefaultValue::Int(10)));
+        assert_eq!(
+            head.check(Value::Str("0.25".into())).unwrap(),
+            Value::Str("0.25".into())
+        );
+        assert!(find("body_timeout")
+            .unwrap()
+            .check(Value::Str("soon".into()))
+            .is_err());
+    }
 
     #[test]
     fn limit_request_line_defaults_to_4094_and_caps_at_8190() {
