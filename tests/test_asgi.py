@@ -1,0 +1,491 @@
+"""ASGI 3 over HTTP/1.1 with raw apps (tests/apps/asgi_raw.py): the http scope, request and
+response bodies, errors, disconnects, worker recycling and the per-worker connection limit.
+
+What is expected is the ASGI spec (asgi.readthedocs.io, "HTTP & WebSocket" spec 2.x) and what
+Uvicorn users rely on; each test names the behaviour it checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from conftest import APPS, Server, run_ferricorn
+from helpers_asgi import ASGI, Events, untag
+from helpers_http import ConnectionClosed, RawConnection, chunked, request
+
+
+@pytest.fixture(scope="module")
+def scope_server():
+    server = Server(["-b", "127.0.0.1:0", *ASGI, "asgi_raw:scope_app"], APPS, None)
+    server.wait_ready()
+    yield server
+    server.stop()
+
+
+def scope_of(server, raw: bytes) -> tuple[dict, socket.socket]:
+    """Send ``raw`` on a new connection; return the app's decoded scope and the socket."""
+    sock = server.connect()
+    conn = RawConnection(sock)
+    conn.send(raw)
+    resp = conn.read_response()
+    assert resp.status == 200, resp
+    data = resp.json()
+    return untag(data["scope"]), sock
+
+
+# -- the http scope --------------------------------------------------------------------------
+
+
+def test_http_scope_has_type_asgi_versions_method_scheme_and_http_version(scope_server):
+    scope, sock = scope_of(scope_server, request("PUT", "/x", body=b""))
+    sock.close()
+    assert scope["type"] == "http"
+    assert scope["asgi"]["version"] == "3.0"
+    assert re.fullmatch(r"2\.\d+", scope["asgi"]["spec_version"]), scope["asgi"]
+    assert scope["http_version"] == "1.1"
+    assert scope["method"] == "PUT"
+    assert scope["scheme"] == "http"
+
+
+def test_http_scope_http_version_is_1_0_for_an_http_1_0_request(scope_server):
+    scope, sock = scope_of(scope_server, request("GET", "/", version="HTTP/1.0"))
+    sock.close()
+    assert scope["http_version"] == "1.0"
+
+
+def test_http_scope_path_is_percent_decoded_and_raw_path_and_query_string_are_bytes(
+    scope_server,
+):
+    scope, sock = scope_of(scope_server, request("GET", "/caf%C3%A9/a%2Fb%20c?x=%20y&z=%C3%A9"))
+    sock.close()
+    assert scope["path"] == "/café/a/b c"
+    assert scope["raw_path"] == b"/caf%C3%A9/a%2Fb%20c"
+    assert scope["query_string"] == b"x=%20y&z=%C3%A9"
+
+
+def test_http_scope_query_string_is_empty_bytes_without_a_query(scope_server):
+    scope, sock = scope_of(scope_server, request("GET", "/plain"))
+    sock.close()
+    assert scope["query_string"] == b""
+    assert scope["raw_path"] == b"/plain"
+
+
+def test_http_scope_root_path_defaults_to_empty_string(scope_server):
+    scope, sock = scope_of(scope_server, request("GET", "/"))
+    sock.close()
+    assert scope["root_path"] == ""
+
+
+def test_http_scope_headers_are_lowercased_byte_pairs_in_wire_order_with_repeats(scope_server):
+    raw = request(
+        "GET",
+        "/",
+        headers=[("X-B", "first"), ("X-Mixed-Case", "Value Kept"), ("X-A", "2"), ("X-B", "third")],
+    )
+    scope, sock = scope_of(scope_server, raw)
+    sock.close()
+    headers = scope["headers"]
+    assert all(isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in headers)
+    assert all(isinstance(n, bytes) and isinstance(v, bytes) for n, v in headers)
+    assert [tuple(h) for h in headers] == [
+        (b"host", b"test.local"),
+        (b"x-b", b"first"),
+        (b"x-mixed-case", b"Value Kept"),
+        (b"x-a", b"2"),
+        (b"x-b", b"third"),
+    ]
+
+
+def test_http_scope_client_and_server_are_host_port_pairs_of_the_connection(scope_server):
+    scope, sock = scope_of(scope_server, request("GET", "/"))
+    client_host, client_port = sock.getsockname()
+    sock.close()
+    assert tuple(scope["client"]) == (client_host, client_port)
+    assert tuple(scope["server"]) == ("127.0.0.1", scope_server.port)
+
+
+def test_http_scope_state_is_a_copy_of_what_lifespan_startup_stored(scope_server):
+    scope, sock = scope_of(scope_server, request("GET", "/"))
+    sock.close()
+    assert scope["state"]["started_by"] == "lifespan"
+    assert isinstance(scope["state"]["worker_pid"], int)
+
+
+def test_http_scope_state_changes_by_a_request_do_not_leak_into_the_next(serve):
+    server = serve("asgi_raw:body_app", *ASGI)
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        first = http.get("/pid").json()
+        second = http.get("/pid").json()
+    assert first["state"]["started_by"] == second["state"]["started_by"] == "lifespan"
+
+
+def test_scope_reflects_each_request_on_one_keep_alive_connection(scope_server):
+    with RawConnection.to(scope_server) as conn:
+        conn.send(
+            request("GET", "/one?a=1") + request("POST", "/two", headers=[("Content-Length", "0")])
+        )
+        first, second = conn.read_responses(2)
+    assert untag(first.json()["scope"])["path"] == "/one"
+    assert untag(second.json()["scope"])["method"] == "POST"
+    assert untag(second.json()["scope"])["query_string"] == b""
+
+
+# -- request bodies --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def body_server(serve):
+    return serve("asgi_raw:body_app", *ASGI)
+
+
+def test_request_body_with_content_length_arrives_whole_and_ends_with_more_body_false(
+    body_server,
+):
+    payload = bytes(range(256)) * 4000  # ~1 MB
+    r = httpx.post(f"{body_server.url}/count", content=payload, timeout=30)
+    assert r.status_code == 200
+    data = r.json()
+    assert sum(data["sizes"]) == len(payload)
+
+    assert data["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert data["sizes"][-1] >= 0 and data["messages"] == len(data["sizes"])
+
+
+def test_empty_request_body_is_one_http_request_message_with_empty_body(body_server):
+    r = httpx.post(f"{body_server.url}/count", content=b"", timeout=10)
+    assert r.json() == {
+        "messages": 1,
+        "sizes": [0],
+        "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    }
+
+
+def test_chunked_request_body_is_delivered_in_more_body_pieces_as_it_arrives(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("POST", "/count", headers=[("Transfer-Encoding", "chunked")]))
+        for piece in (b"a" * 1000, b"b" * 2000, b"c" * 3000):
+            conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            time.sleep(0.2)
+        conn.send(b"0\r\n\r\n")
+        data = conn.read_response().json()
+    assert sum(data["sizes"]) == 6000
+    # the pieces were sent 0.2 s apart: the app must not get them as one message at the end
+    assert data["messages"] >= 3, data
+
+
+def test_request_body_streams_back_before_the_request_has_ended(body_server):
+    """Full-duplex echo: the response head and the first piece arrive while the client still
+    holds back the rest of its chunked body."""
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")]))
+        conn.send(b"5\r\nfirst\r\n")
+        early = conn.quiet_for(2.0)
+        assert early.startswith(b"HTTP/1.1 200"), early
+        assert b"first" in early
+        conn.send(b"6\r\nsecond\r\n0\r\n\r\n")
+        resp = conn.read_response()
+    assert resp.body == b"firstsecond"
+    assert resp.framing == "chunked"
+
+
+# -- response bodies -------------------------------------------------------------------------
+
+
+def test_streamed_response_without_content_length_is_chunked_and_arrives_incrementally(
+    body_server,
+):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("GET", "/stream?n=3&gap=1.0"))
+        first = conn.quiet_for(0.7)
+        assert b"chunk-0" in first, first
+        assert b"chunk-2" not in first
+        resp = conn.read_response()
+    assert resp.framing == "chunked"
+    assert resp.body == b"chunk-0\nchunk-1\nchunk-2\n"
+    assert resp.header("x-streamed") == "yes"
+
+
+def test_streamed_response_to_http_1_0_is_delimited_by_close(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("GET", "/stream?n=2", version="HTTP/1.0"))
+        resp = conn.read_response()
+    assert resp.framing == "close"
+    assert resp.body == b"chunk-0\nchunk-1\n"
+
+
+def test_app_content_length_is_kept_and_repeated_headers_are_sent_in_order(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("GET", "/fixed"))
+        resp = conn.read_response()
+    assert resp.status == 201
+    assert resp.framing == "length"
+    assert resp.body == b"hello world"
+    assert resp.headers_named("x-custom") == ["one", "two"]
+    assert resp.header("content-type") == "text/plain; charset=utf-8"
+
+
+def test_head_request_gets_the_headers_of_get_and_no_body(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("HEAD", "/fixed") + request("GET", "/fixed"))
+        head = conn.read_response("HEAD")
+        get = conn.read_response("GET")
+    assert head.status == 201
+    assert head.header("content-length") == "11"
+    assert head.body == b""
+    assert get.body == b"hello world"
+
+
+def test_keep_alive_connection_serves_many_asgi_requests(body_server):
+    with RawConnection.to(body_server) as conn:
+        for _ in range(20):
+            conn.send(request("POST", "/count", headers=[("Content-Length", "3")], body=b"abc"))
+            assert conn.read_response().json()["sizes"] == [3]
+
+
+def test_pipelined_asgi_requests_are_answered_in_order(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(
+            request("POST", "/count", headers=[("Content-Length", "1")], body=b"1")
+            + request("POST", "/count", headers=[("Transfer-Encoding", "chunked")])
+            + chunked(b"22")
+            + request("GET", "/fixed")
+        )
+        a, b, c = conn.read_responses(3)
+    assert a.json()["sizes"] == [1]
+    assert sum(b.json()["sizes"]) == 2
+    assert c.body == b"hello world"
+
+
+# -- errors: 500 before the head, a cut connection after it ----------------------------------
+
+
+@pytest.fixture
+def bad_server(serve, tmp_path):
+    events = Events(tmp_path)
+    server = serve("asgi_raw:misbehaving_app", *ASGI, env=events.env)
+    server.events = events
+    return server
+
+
+def get(server, path: str) -> RawConnection:
+    conn = RawConnection.to(server)
+    conn.send(request("GET", path))
+    return conn
+
+
+def test_exception_before_response_start_gives_500_and_logs_traceback(bad_server):
+    with get(bad_server, "/raise-before-start") as conn:
+        resp = conn.read_response()
+    assert resp.status == 500
+    bad_server.wait_for_log(r"RuntimeError: boom before start")
+    assert "Traceback" in bad_server.log
+
+
+def test_exception_after_response_start_cuts_the_body_instead_of_ending_it(bad_server):
+    with get(bad_server, "/raise-after-start") as conn:
+        with pytest.raises(ConnectionClosed):
+            conn.read_response()
+        # the head and the partial body did go out; the response never completed
+        assert b"partial" in conn.buf or conn.eof
+    bad_server.wait_for_log(r"RuntimeError: boom after start")
+
+
+def test_app_returning_without_a_response_gives_500(bad_server):
+    with get(bad_server, "/return-without-response") as conn:
+        resp = conn.read_response()
+    assert resp.status == 500
+
+
+def test_body_before_start_raises_in_the_app_and_gives_500(bad_server):
+    with get(bad_server, "/body-before-start") as conn:
+        resp = conn.read_response()
+    assert resp.status == 500
+    assert b"too early" not in resp.body
+    assert bad_server.events.wait_for("send-raised")[0]["path"] == "/body-before-start"
+
+
+def test_second_response_start_raises_in_the_app_and_never_completes_a_200(bad_server):
+    with get(bad_server, "/start-twice") as conn:
+        try:
+            resp = conn.read_response()
+        except ConnectionClosed:
+            resp = None
+    # either the server held the head back and answers 500, or it had sent the first head and
+    # now cuts the connection: never a complete response carrying the app's later body
+    if resp is not None:
+        assert resp.status == 500, resp
+    assert bad_server.events.wait_for("send-raised")[0]["path"] == "/start-twice"
+
+
+def test_send_after_response_completed_raises_in_the_app_and_keeps_the_response(bad_server):
+    with get(bad_server, "/send-after-complete") as conn:
+        resp = conn.read_response()
+    assert resp.status == 200
+    assert resp.body == b"complete"
+    assert bad_server.events.wait_for("send-raised")[0]["path"] == "/send-after-complete"
+    # the worker survives and serves the next request
+    with get(bad_server, "/fine") as conn:
+        assert conn.read_response().body == b"fine"
+
+
+@pytest.mark.parametrize("path", ["/bad-status", "/str-header"])
+def test_malformed_response_start_raises_in_the_app_and_gives_500(bad_server, path):
+    with get(bad_server, path) as conn:
+        resp = conn.read_response()
+    assert resp.status == 500
+    assert bad_server.events.wait_for("send-raised")[0]["path"] == path
+
+
+def test_worker_keeps_serving_after_app_errors(bad_server):
+    for path in ("/raise-before-start", "/return-without-response", "/raise-after-start"):
+        conn = get(bad_server, path)
+        try:
+            conn.read_response()
+        except ConnectionClosed:
+            pass
+        conn.close()
+    with get(bad_server, "/fine") as conn:
+        assert conn.read_response().body == b"fine"
+
+
+# -- disconnects -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def disconnect_server(serve, tmp_path):
+    events = Events(tmp_path)
+    server = serve("asgi_raw:disconnect_app", *ASGI, env=events.env)
+    server.events = events
+    return server
+
+
+def test_http_disconnect_is_delivered_when_the_client_closes(disconnect_server):
+    conn = RawConnection.to(disconnect_server)
+    conn.send(request("POST", "/wait", headers=[("Content-Length", "4")], body=b"data"))
+    disconnect_server.events.wait_for("body")
+    conn.close()
+    (after,) = disconnect_server.events.wait_for("after-body")
+    assert after["type"] == "http.disconnect"
+    assert disconnect_server.events.named("body")[0]["length"] == 4
+
+
+def test_streaming_app_stops_soon_after_the_client_goes_away(disconnect_server):
+    conn = RawConnection.to(disconnect_server)
+    conn.send(request("GET", "/stream-forever"))
+    assert conn.quiet_for(0.5).startswith(b"HTTP/1.1 200")
+    conn.close()
+    (stopped,) = disconnect_server.events.wait_for("stream-stopped", timeout=10)
+    assert stopped["how"] in ("http.disconnect", "send raised"), stopped
+    if stopped["how"] == "send raised":
+        # ASGI spec 2.4: sending on a closed connection raises an OSError subclass
+        assert stopped["error"] in {c.__name__ for c in _oserror_classes()}, stopped
+
+
+def _oserror_classes():
+    todo, seen = [OSError], []
+    while todo:
+        cls = todo.pop()
+        seen.append(cls)
+        todo.extend(cls.__subclasses__())
+    return seen + [type("ClientDisconnected", (OSError,), {})]
+
+
+# -- worker recycling and the connection limit -----------------------------------------------
+
+
+def test_max_requests_recycles_asgi_workers_and_each_runs_lifespan(serve, tmp_path):
+    events = Events(tmp_path)
+    server = serve("asgi_raw:body_app", *ASGI, "-w", "1", "--max-requests", "3", env=events.env)
+    pids = []
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        for _ in range(9):
+            pids.append(http.get("/pid", headers={"Connection": "close"}).json()["pid"])
+    assert len(set(pids)) >= 3, pids
+    assert max(pids.count(p) for p in set(pids)) <= 3, pids
+    # a retired worker shut its lifespan down, each worker started its own
+    started = {e["pid"] for e in events.wait_for("lifespan.startup", count=3)}
+    assert set(pids) <= started
+    events.wait_for("lifespan.shutdown", count=2)
+
+
+def test_requests_past_worker_connections_get_503_and_capacity_comes_back(serve):
+    server = serve("asgi_raw:body_app", *ASGI, "-w", "1", "--worker-connections", "2")
+    results: list[int] = []
+
+    def slow() -> None:
+        r = httpx.get(f"{server.url}/sleep?s=2", timeout=15)
+        results.append(r.status_code)
+
+    threads = [threading.Thread(target=slow) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.7)  # both slow requests are inside the app now
+    started = time.monotonic()
+    over = httpx.get(f"{server.url}/pid", timeout=15)
+    assert over.status_code == 503, over.text
+    assert time.monotonic() - started < 1.5, "the refusal must not wait for a free slot"
+    for t in threads:
+        t.join()
+    assert results == [200, 200]
+    assert httpx.get(f"{server.url}/pid", timeout=10).status_code == 200
+
+
+# -- choosing the ASGI interface -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("-k", "asgi"),
+        ("--interface", "asgi"),
+        ("-k", "uvicorn.workers.UvicornWorker"),
+        ("-k", "uvicorn_worker.UvicornWorker"),
+        ("--interface", "auto"),
+    ],
+    ids=["k-asgi", "interface-asgi", "uvicorn-worker", "uvicorn-worker-pkg", "interface-auto"],
+)
+def test_each_way_of_asking_for_asgi_serves_an_asgi_3_app(serve, flags):
+    server = serve("asgi_raw:scope_app", *flags)
+    r = httpx.get(f"{server.url}/via", timeout=10)
+    assert r.status_code == 200
+    assert untag(r.json()["scope"])["path"] == "/via"
+
+
+def test_interface_auto_serves_an_asgi_2_double_callable(serve):
+    server = serve("asgi_raw:asgi2_app", "--interface", "auto")
+    r = httpx.get(f"{server.url}/two", timeout=10)
+    assert r.status_code == 200
+    assert r.text == "asgi2 says hi to /two"
+
+
+def test_interface_auto_still_serves_a_wsgi_app_as_wsgi(serve):
+    server = serve("echo:app", "--interface", "auto")
+    r = httpx.get(f"{server.url}/w?x=1", timeout=10)
+    assert r.status_code == 200
+    assert r.json()["PATH_INFO"] == "/w"
+    assert r.json()["QUERY_STRING"] == "x=1"
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop", "auto"])
+def test_asgi_loop_choice_serves_requests(serve, loop):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed")
+    server = serve("asgi_raw:scope_app", *ASGI, "--asgi-loop", loop)
+    assert httpx.get(f"{server.url}/", timeout=10).status_code == 200
+
+
+def test_loop_alias_is_accepted_like_asgi_loop(serve):
+    server = serve("asgi_raw:scope_app", *ASGI, "--loop", "asyncio")
+    assert httpx.get(f"{server.url}/", timeout=10).status_code == 200
+
+
+def test_unknown_asgi_loop_is_refused_at_startup():
+    done = run_ferricorn("-b", "127.0.0.1:0", *ASGI, "--asgi-loop", "tokio", "asgi_raw:scope_app")
+    assert done.returncode != 0
+    assert "tokio" in done.stderr
