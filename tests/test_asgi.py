@@ -123,6 +123,8 @@ def test_http_scope_state_changes_by_a_request_do_not_leak_into_the_next(serve):
         first = http.get("/pid").json()
         second = http.get("/pid").json()
     assert first["state"]["started_by"] == second["state"]["started_by"] == "lifespan"
+    assert "added_by_a_request" not in first["state"]
+    assert "added_by_a_request" not in second["state"]
 
 
 def test_scope_reflects_each_request_on_one_keep_alive_connection(scope_server):

@@ -38,6 +38,24 @@ def ws_url(server, path: str) -> str:
     return f"ws://{server.host}:{server.port}{path}"
 
 
+def raw_handshake(server) -> socket.socket:
+    """Open a WebSocket on ``/echo`` by hand (RFC 6455 §1.3's sample key); return the socket
+    positioned after the 101 response head."""
+    sock = socket.create_connection((server.host, server.port), timeout=10)
+    sock.sendall(
+        b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    data = b""
+    deadline = time.monotonic() + 5
+    while b"\r\n\r\n" not in data and time.monotonic() < deadline:
+        data += sock.recv(1)  # byte by byte: leave any frame after the head in the socket
+    head = data[:-4]
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+    return sock
+
+
 def test_text_messages_are_echoed(ws_server):
     with connect(ws_url(ws_server, "/echo")) as ws:
         for text in ("hello", "ünïcode ✓", ""):
@@ -190,23 +208,38 @@ def test_fragmented_message_over_max_size_closes_with_1009(serve):
 def test_server_pings_at_the_configured_interval(serve):
     """With ``--ws-ping-interval 0.5`` the server sends pings; a raw client sees them."""
     server = serve(APP, *ASGI, "--ws-ping-interval", "0.5", "--ws-ping-timeout", "5")
-    sock = socket.create_connection((server.host, server.port), timeout=10)
-    sock.sendall(
-        b"GET /echo HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    data = b""
-    deadline = time.monotonic() + 5
-    while b"\r\n\r\n" not in data and time.monotonic() < deadline:
-        data += sock.recv(4096)
-    head, _, rest = data.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 101"), head
-    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+    sock = raw_handshake(server)
+    rest = b""
     deadline = time.monotonic() + 3
     while len(rest) < 2 and time.monotonic() < deadline:
         rest += sock.recv(4096)
     sock.close()
     assert rest[:1] == b"\x89", f"expected a ping frame (0x89), got {rest[:8]!r}"
+
+
+def test_client_that_never_answers_pings_is_closed_after_the_ping_timeout(serve):
+    server = serve(APP, *ASGI, "--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.5")
+    sock = raw_handshake(server)
+    # never answer a ping: the server must give up on the connection within a few seconds
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + 5
+    closed = False
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            closed = True
+            break
+        if not data:
+            closed = True
+            break
+        if data[:1] == b"\x88":  # a close frame also counts as giving up
+            closed = True
+            break
+    sock.close()
+    assert closed, "connection still open 5 s after pings went unanswered"
 
 
 def test_plain_http_request_to_a_websocket_app_gets_the_http_branch(ws_server):

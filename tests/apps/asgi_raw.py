@@ -176,7 +176,10 @@ async def body_app(scope, receive, send) -> None:
         return
     if path == "/pid":
         await drain(receive)
-        await respond_json(send, {"pid": os.getpid(), "state": tag(scope.get("state"))})
+        seen = tag(scope.get("state"))
+        if isinstance(scope.get("state"), dict):
+            scope["state"]["added_by_a_request"] = True  # must not leak into the next request
+        await respond_json(send, {"pid": os.getpid(), "state": seen})
         return
     if path == "/sleep":
         await drain(receive)
