@@ -29,6 +29,51 @@ pub struct Job {
     pub conn: Arc<ConnInfo>,
     pub body: RequestBody,
     pub reply: Responder,
+    /// Set by the connection when the client hangs up while the app still runs, and when the
+    /// response is over; ASGI turns it into `http.disconnect`. `None` for WSGI, which has no
+    /// way to tell the app.
+    pub hangup: Option<Arc<Hangup>>,
+    /// A WebSocket upgrade waiting for the app's decision (ASGI only).
+    pub websocket: Option<WsJob>,
+}
+
+/// The app's side of a WebSocket: the offered subprotocols, then the session's two channels.
+pub struct WsJob {
+    pub subprotocols: Vec<String>,
+    pub incoming: mpsc::Receiver<crate::ws::FromClient>,
+    pub outgoing: mpsc::Sender<crate::ws::ToClient>,
+}
+
+/// "This request's client is no longer listening": it hung up, or its response is finished.
+#[derive(Default)]
+pub struct Hangup {
+    set: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Hangup {
+    pub fn set(&self) {
+        self.set.store(true, std::sync::atomic::Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Resolves once `set` has been called (at once if it already was).
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // registered before the check, so a `set` between the two is not missed
+            notified.as_mut().enable();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// The request body as the app will see it.
@@ -80,6 +125,12 @@ pub enum Reply {
     End,
     /// The app failed after the head went out: close without a clean end of body.
     Abort,
+    /// Accept a WebSocket upgrade (instead of any HTTP response): the `101` goes out with this
+    /// subprotocol and these extra headers, and the session starts.
+    Accept {
+        subprotocol: Option<String>,
+        headers: Vec<(Vec<u8>, Vec<u8>)>,
+    },
 }
 
 /// The app side's handle on a connection's reply channel. Dropping it before the response
@@ -104,7 +155,10 @@ impl Responder {
     /// Sends without blocking when there is room; otherwise returns the reply back so the
     /// caller can wait for room without holding the GIL.
     pub fn try_send(&mut self, reply: Reply) -> Result<(), TrySend> {
-        let ends = matches!(reply, Reply::Complete(..) | Reply::End | Reply::Abort);
+        let ends = matches!(
+            reply,
+            Reply::Complete(..) | Reply::End | Reply::Abort | Reply::Accept { .. }
+        );
         match self.tx.try_send(reply) {
             Ok(()) => {
                 self.finished |= ends;
@@ -117,7 +171,10 @@ impl Responder {
 
     /// Blocks this (non-runtime) thread until the connection takes the reply.
     pub fn blocking_send(&mut self, reply: Reply) -> Result<(), ClientGone> {
-        let ends = matches!(reply, Reply::Complete(..) | Reply::End | Reply::Abort);
+        let ends = matches!(
+            reply,
+            Reply::Complete(..) | Reply::End | Reply::Abort | Reply::Accept { .. }
+        );
         self.tx.blocking_send(reply).map_err(|_| ClientGone)?;
         self.finished |= ends;
         Ok(())
@@ -125,6 +182,14 @@ impl Responder {
 
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+
+    /// The raw channel, for a caller that guarantees the response's end itself without
+    /// blocking (the ASGI bridge runs on an event loop, where `Drop`'s blocking send must
+    /// never happen).
+    pub fn into_sender(mut self) -> mpsc::Sender<Reply> {
+        self.finished = true;
+        self.tx.clone()
     }
 }
 

@@ -9,6 +9,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::exchange::Job;
@@ -29,6 +33,56 @@ pub struct JobQueue {
     /// Jobs were queued since the last wake.
     unannounced: AtomicBool,
     closed: AtomicBool,
+    /// For an app thread that waits in an event loop instead of on `cv` (ASGI).
+    doorbell: Option<std::sync::Arc<Doorbell>>,
+}
+
+/// Wakes an event loop thread from the I/O thread: a socket pair whose read end the loop
+/// watches. Rings are coalesced like job wake-ups: `note` marks work, `ring_if_noted` (called
+/// when the I/O thread runs out of ready work) writes one byte for all of it.
+pub struct Doorbell {
+    rx: UnixStream,
+    tx: UnixStream,
+    noted: AtomicBool,
+}
+
+impl Doorbell {
+    pub fn new() -> std::io::Result<Self> {
+        let (rx, tx) = UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        Ok(Doorbell {
+            rx,
+            tx,
+            noted: AtomicBool::new(false),
+        })
+    }
+
+    /// The fd the loop watches for readability.
+    pub fn fd(&self) -> RawFd {
+        self.rx.as_raw_fd()
+    }
+
+    pub fn note(&self) {
+        self.noted.store(true, Ordering::Release);
+    }
+
+    pub fn ring_if_noted(&self) {
+        if self.noted.swap(false, Ordering::AcqRel) {
+            self.ring();
+        }
+    }
+
+    pub fn ring(&self) {
+        // WouldBlock means unread bytes are pending already: the loop will wake anyway
+        let _ = (&self.tx).write(&[1]);
+    }
+
+    /// Called by the loop before it looks for work, so a ring after this is never lost.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.rx).read(&mut buf), Ok(n) if n == buf.len()) {}
+    }
 }
 
 impl Default for JobQueue {
@@ -41,11 +95,24 @@ impl Default for JobQueue {
             cv: Condvar::new(),
             unannounced: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            doorbell: None,
         }
     }
 }
 
 impl JobQueue {
+    /// A queue whose consumer is an event loop woken through `doorbell`.
+    pub fn with_doorbell(doorbell: std::sync::Arc<Doorbell>) -> Self {
+        JobQueue {
+            doorbell: Some(doorbell),
+            ..JobQueue::default()
+        }
+    }
+
+    pub fn doorbell(&self) -> Option<&std::sync::Arc<Doorbell>> {
+        self.doorbell.as_ref()
+    }
+
     /// Queues a job (I/O thread). Wakes the app threads only if a batch has built up.
     /// Fails (dropping the job, which aborts its response) once the queue is closed.
     pub fn push(&self, job: Job) -> Result<(), Closed> {
@@ -63,6 +130,13 @@ impl JobQueue {
     /// Wakes parked app threads if jobs arrived since the last wake (the I/O thread calls
     /// this before it parks).
     pub fn wake(&self) {
+        if let Some(bell) = &self.doorbell {
+            if self.unannounced.swap(false, Ordering::AcqRel) {
+                bell.note();
+            }
+            bell.ring_if_noted();
+            return;
+        }
         if self.unannounced.swap(false, Ordering::AcqRel) {
             let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             if *idle > 0 {
@@ -74,8 +148,15 @@ impl JobQueue {
     /// No more jobs will come; parked threads return.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        if let Some(bell) = &self.doorbell {
+            bell.ring();
+        }
         let _idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         self.cv.notify_all();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// A job if one is queued, without blocking.

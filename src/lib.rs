@@ -17,6 +17,9 @@ mod process;
 mod server;
 mod settings;
 mod worker;
+// Wired into http::conn and the ASGI bridge separately; until then only its tests use it.
+#[allow(dead_code, unused_imports)]
+mod ws;
 
 #[cfg(test)]
 mod test_support;
@@ -111,5 +114,8 @@ fn _ferricorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::wsgi::StartResponse>()?;
     m.add_class::<bridge::wsgi::ErrorStream>()?;
     m.add_class::<bridge::wsgi::FileWrapper>()?;
+    m.add_class::<bridge::asgi::AsgiBridge>()?;
+    m.add_class::<bridge::asgi::HttpCycle>()?;
+    m.add_class::<bridge::asgi::WebSocketCycle>()?;
     Ok(())
 }

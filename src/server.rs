@@ -74,7 +74,11 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     // privileges go after bind (ports below 1024) and before any app code runs
     crate::process::privileges::drop_privileges(s.user, s.group)
         .map_err(|e| Error::Privileges(e.to_string()))?;
-    log::info!("Using worker: ferricorn (threads: {})", s.threads);
+    if s.asgi.interface == "asgi" {
+        log::info!("Using worker: asgi (event loop: {})", s.asgi.event_loop);
+    } else {
+        log::info!("Using worker: ferricorn (threads: {})", s.threads);
+    }
     log::info!("Serving application {}", s.app);
     let preloaded = if s.preload_app {
         match load_app(py, &s.app) {

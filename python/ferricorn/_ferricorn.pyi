@@ -4,7 +4,18 @@ from collections.abc import Iterator
 from typing import Any, final
 
 __version__: str
-__all__ = ["ErrorStream", "FileWrapper", "Input", "StartResponse", "__version__", "log", "run"]
+__all__ = [
+    "AsgiBridge",
+    "ErrorStream",
+    "FileWrapper",
+    "HttpCycle",
+    "Input",
+    "StartResponse",
+    "WebSocketCycle",
+    "__version__",
+    "log",
+    "run",
+]
 
 def run(argv: list[str]) -> int:
     """Run the server with a full argv (program name first); return the exit code."""
@@ -47,3 +58,36 @@ class FileWrapper:
     def __iter__(self) -> FileWrapper: ...
     def __next__(self) -> bytes: ...
     def close(self) -> None: ...
+
+@final
+class AsgiBridge:
+    """An ASGI worker's link between its I/O thread and the event loop (see ``_asgi.py``)."""
+
+    def fileno(self) -> int: ...
+    def configure(
+        self,
+        event_loop: Any,
+        app: Any,
+        runner: Any,
+        state: dict[str, Any] | None,
+        done: Any,
+    ) -> None: ...
+    def start(self) -> None: ...
+    def poll(self) -> None: ...
+    def tick(self) -> None: ...
+
+@final
+class HttpCycle:
+    """One HTTP request's ``receive`` and ``send``; each returns an asyncio future."""
+
+    def receive(self) -> Any: ...
+    def send(self, message: Any) -> Any: ...
+    def finish(self, exc: Any = None) -> None: ...
+
+@final
+class WebSocketCycle:
+    """One WebSocket's ``receive`` and ``send``; each returns an asyncio future."""
+
+    def receive(self) -> Any: ...
+    def send(self, message: Any) -> Any: ...
+    def finish(self, exc: Any = None) -> None: ...

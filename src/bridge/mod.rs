@@ -1,4 +1,6 @@
 //! The only part of the request path that touches Python: it consumes `exchange::Job`s on app
 //! threads and produces `exchange::Reply`s. The I/O side never needs the GIL.
 
+pub mod asgi;
+pub mod head;
 pub mod wsgi;

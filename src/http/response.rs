@@ -92,11 +92,24 @@ pub fn chunk_header(out: &mut Vec<u8>, len: usize) {
 
 /// A complete response for a request refused before it reached the app; always closes.
 pub fn error_response(out: &mut Vec<u8>, code: u16, reason: &str, detail: &str) {
+    error_response_with(out, code, reason, detail, b"");
+}
+
+/// `error_response` with extra `name: value\r\n` header lines.
+pub fn error_response_with(
+    out: &mut Vec<u8>,
+    code: u16,
+    reason: &str,
+    detail: &str,
+    extra_headers: &[u8],
+) {
     let body = format!("<html><head><title>{reason}</title></head><body><h1>{reason}</h1><p>{detail}</p></body></html>\n");
+    let mut headers = b"Content-Type: text/html\r\n".to_vec();
+    headers.extend_from_slice(extra_headers);
     let head = ResponseHead {
         code,
         status: format!("{code} {reason}").into(),
-        headers: b"Content-Type: text/html\r\n".to_vec(),
+        headers,
         content_length: None,
         close: true,
     };

@@ -12,7 +12,10 @@ use bytes::BytesMut;
 use tokio::io::Interest;
 
 /// A connected, non-blocking stream socket registered with the runtime.
-pub trait Socket: AsRawFd + Send + Sync + 'static {
+/// (The tokio I/O traits are for the WebSocket session, which takes the socket over.)
+pub trait Socket:
+    AsRawFd + tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync + 'static
+{
     fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send;
     fn writable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send;
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;

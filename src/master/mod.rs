@@ -51,6 +51,7 @@ pub struct MasterOptions {
     pub max_worker_memory: u64,
     pub limits: crate::http::request::Limits,
     pub keepalive: Duration,
+    pub asgi: crate::bridge::asgi::AsgiOptions,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
@@ -86,6 +87,7 @@ impl MasterOptions {
                 field_size: s.limit_request_field_size,
             },
             keepalive: Duration::from_secs(s.keepalive),
+            asgi: s.asgi.clone(),
         }
     }
 }
@@ -430,6 +432,7 @@ impl Arbiter {
             app_spec: self.opts.app_spec.clone(),
             preloaded: self.opts.preloaded.as_ref().map(|a| a.clone_ref(py)),
             threads: self.opts.threads,
+            asgi: self.opts.asgi.clone(),
             worker: worker_opts,
         };
         if let Some(h) = &hooks {

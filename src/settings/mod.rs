@@ -93,6 +93,8 @@ pub struct Settings {
     /// Umask for unix socket files; at most 0o777.
     pub umask: u32,
     pub reuse_port: bool,
+    /// Interface choice and the ASGI worker's settings.
+    pub asgi: crate::bridge::asgi::AsgiOptions,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
     /// Every setting's resolved value by name: what hooks see as `server.cfg`.
@@ -256,6 +258,7 @@ impl Settings {
             group: opt_int_as(values, "group")?,
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
+            asgi: crate::bridge::asgi::AsgiOptions::from_values(values)?,
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
@@ -393,6 +396,17 @@ mod tests {
                 group: None,
                 umask: 0,
                 reuse_port: false,
+                asgi: crate::bridge::asgi::AsgiOptions {
+                    interface: "auto".into(),
+                    event_loop: "auto".into(),
+                    lifespan: "auto".into(),
+                    root_path: String::new(),
+                    max_in_flight: 1000,
+                    ws_max_size: 16 << 20,
+                    ws_ping_interval: 20,
+                    ws_ping_timeout: 20,
+                    ws_per_message_deflate: true,
+                },
                 hooks: Hooks::default(),
                 values,
                 warnings: vec![],

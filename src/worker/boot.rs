@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use super::{run, MasterLink, WorkerOptions};
+use super::{run, App, MasterLink, WorkerOptions};
 use crate::bridge::wsgi::WsgiApp;
 use crate::error::EXIT_APP_LOAD;
 use crate::master::heartbeat::now_ms;
@@ -19,6 +19,7 @@ pub struct BootOptions {
     /// The app object when `--preload` imported it in the master.
     pub preloaded: Option<Py<PyAny>>,
     pub threads: usize,
+    pub asgi: crate::bridge::asgi::AsgiOptions,
     pub worker: WorkerOptions,
 }
 
@@ -54,15 +55,33 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
         log::info!("Worker exiting (pid: {pid})");
         return 0;
     }
-    let request_hooks = hooks
-        .as_ref()
-        .and_then(|h| h.hooks.request_hooks(&h.worker, py));
-    let app = match WsgiApp::new(py, app, opts.threads, request_hooks) {
-        Ok(app) => app,
+    let interface = match py
+        .import("ferricorn._asgi")
+        .and_then(|m| m.call_method1("interface_of", (&app, &opts.asgi.interface)))
+        .and_then(|i| i.extract::<String>())
+    {
+        Ok(i) => i,
         Err(e) => {
             log::error!("Exception in worker process: {e}");
             return 1;
         }
+    };
+    let app = if interface == "wsgi" {
+        let request_hooks = hooks
+            .as_ref()
+            .and_then(|h| h.hooks.request_hooks(&h.worker, py));
+        match WsgiApp::new(py, app, opts.threads, request_hooks) {
+            Ok(app) => App::Wsgi(app),
+            Err(e) => {
+                log::error!("Exception in worker process: {e}");
+                return 1;
+            }
+        }
+    } else {
+        if opts.threads > 1 {
+            log::debug!("--threads is ignored by ASGI workers: one event loop serves them all");
+        }
+        App::Asgi(app, opts.asgi)
     };
     if let Some(h) = &hooks {
         // gunicorn: post_worker_init runs inside the worker's boot, so an exception fails it
@@ -73,7 +92,7 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
     }
     let result = run(py, app, listeners, opts.worker, link, early);
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             log::error!("worker failed: {e}");
             1

@@ -21,11 +21,13 @@ use tokio::sync::{mpsc, watch};
 use boot::EARLY_STOP;
 pub use boot::{boot, BootOptions, ABORT_GRACE};
 
+use crate::bridge::asgi::{AsgiBridge, AsgiOptions};
 use crate::bridge::wsgi::WsgiApp;
 use crate::exchange::Activity;
 use crate::hooks::WorkerHooks;
 use crate::http::conn::ConnConfig;
 use crate::http::request::Limits;
+use crate::job_queue::{Doorbell, JobQueue};
 use crate::master::heartbeat::{now_ms, state, Heartbeats};
 use crate::net::Listener;
 
@@ -59,30 +61,68 @@ impl MasterLink {
     }
 }
 
-/// Serves until a shutdown signal; returns once every thread has finished.
+/// The app a worker serves, as its interface decides.
+pub enum App {
+    Wsgi(WsgiApp),
+    /// An ASGI 3 app (or an ASGI 2 one, which `_asgi.serve` wraps).
+    Asgi(Py<PyAny>, AsgiOptions),
+}
+
+/// Serves until a shutdown signal; returns the worker's exit code once every thread has
+/// finished.
 pub fn run(
     py: Python<'_>,
-    app: WsgiApp,
+    app: App,
     listeners: Vec<Listener>,
     opts: WorkerOptions,
     link: MasterLink,
     early: Vec<signal_hook_registry::SigId>,
-) -> io::Result<()> {
-    let jobs = Arc::new(crate::job_queue::JobQueue::default());
-    let cfg = Arc::new(ConnConfig {
-        limits: opts.limits,
-        keepalive: opts.keepalive,
-        jobs: jobs.clone(),
-        access_log: opts.access_log,
+) -> io::Result<i32> {
+    let asgi = matches!(app, App::Asgi(..));
+    // an event loop waits in epoll, not on the queue's condvar: wake it through a socket
+    let jobs = Arc::new(if asgi {
+        JobQueue::with_doorbell(Arc::new(Doorbell::new()?))
+    } else {
+        JobQueue::default()
     });
-    let activity = Arc::new(Activity::new(opts.threads));
+    let mut conn_cfg = ConnConfig::new(opts.limits, opts.keepalive, jobs.clone(), opts.access_log);
+    if let App::Asgi(_, a) = &app {
+        conn_cfg.watch_hangup = true;
+        conn_cfg.max_in_flight = a.max_in_flight;
+        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        conn_cfg.websocket = Some(crate::ws::WsConfig {
+            max_message_size: a.ws_max_size,
+            ping_interval: secs(a.ws_ping_interval),
+            ping_timeout: secs(a.ws_ping_timeout),
+            per_message_deflate: a.ws_per_message_deflate,
+        });
+    }
+    let cfg = Arc::new(conn_cfg);
+    let threads = if asgi { 1 } else { opts.threads };
+    let activity = Arc::new(Activity::new(threads));
     let graceful = opts.graceful_timeout;
-    let io_thread = {
-        let (activity, link) = (activity.clone(), link.clone());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        // out of ready work: tell the app threads about the jobs queued meanwhile, at once
+        .on_thread_park({
+            let jobs = jobs.clone();
+            move || jobs.wake()
+        })
+        .build()?;
+    let handle = rt.handle().clone();
+    let io_thread = Arc::new(std::sync::Mutex::new(None));
+    let start_io = {
+        let (activity, link, slot) = (activity.clone(), link.clone(), io_thread.clone());
         let hooks = opts.hooks.clone();
-        std::thread::Builder::new()
-            .name("ferricorn-io".into())
-            .spawn(move || io_main(listeners, cfg, graceful, activity, link, early, hooks))?
+        move || -> io::Result<()> {
+            let t = std::thread::Builder::new()
+                .name("ferricorn-io".into())
+                .spawn(move || {
+                    io_main(rt, listeners, cfg, graceful, activity, link, early, hooks)
+                })?;
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+            Ok(())
+        }
     };
 
     // max-requests: ask once for a replacement; the master stops us when it is up
@@ -95,27 +135,63 @@ pub fn run(
             link.set_state(state::RETIRE);
         }
     };
-    let app = Arc::new(app);
     let mut app_threads = Vec::new();
-    for i in 1..opts.threads {
-        let (app, jobs, activity) = (app.clone(), jobs.clone(), activity.clone());
-        let on_served = on_served.clone();
-        app_threads.push(
-            std::thread::Builder::new()
-                .name(format!("ferricorn-app-{i}"))
-                .spawn(move || {
-                    Python::attach(|py| app.serve_jobs(py, &jobs, &activity, i, &on_served))
-                })?,
-        );
+    let code = match app {
+        App::Wsgi(app) => {
+            start_io()?;
+            let app = Arc::new(app);
+            for i in 1..threads {
+                let (app, jobs, activity) = (app.clone(), jobs.clone(), activity.clone());
+                let on_served = on_served.clone();
+                app_threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("ferricorn-app-{i}"))
+                        .spawn(move || {
+                            Python::attach(|py| app.serve_jobs(py, &jobs, &activity, i, &on_served))
+                        })?,
+                );
+            }
+            app.serve_jobs(py, &jobs, &activity, 0, &on_served);
+            0
+        }
+        App::Asgi(app, a) => {
+            let bridge = AsgiBridge::new(
+                py,
+                jobs.clone(),
+                handle,
+                Box::new(start_io),
+                activity.clone(),
+                Box::new(on_served),
+                &a,
+            )?;
+            match crate::bridge::asgi::serve(py, app, bridge, &a) {
+                Ok(code) => code,
+                Err(e) => {
+                    log::error!("the ASGI event loop failed: {e}");
+                    if let Some(tb) = e.traceback(py).and_then(|t| t.format().ok()) {
+                        log::error!("{}", tb.trim_end());
+                    }
+                    1
+                }
+            }
+        }
+    };
+    let io_thread = io_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if code != 0 && io_thread.is_some() {
+        // the loop died while the I/O thread still serves: nothing would answer its requests
+        use std::io::Write;
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process at once; nothing after this runs.
+        unsafe { libc::_exit(code) };
     }
-    app.serve_jobs(py, &jobs, &activity, 0, &on_served);
     py.detach(|| {
         for t in app_threads {
             let _ = t.join();
         }
-        match io_thread.join() {
-            Ok(r) => r,
-            Err(_) => Err(io::Error::other("the I/O thread panicked")),
+        match io_thread.map(|t| t.join()) {
+            None | Some(Ok(Ok(()))) => Ok(code),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(io::Error::other("the I/O thread panicked")),
         }
     })
 }
@@ -168,7 +244,9 @@ enum Stop {
     Quick(bool),
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn io_main(
+    rt: tokio::runtime::Runtime,
     listeners: Vec<Listener>,
     cfg: Arc<ConnConfig>,
     graceful: Duration,
@@ -180,14 +258,6 @@ fn io_main(
     let jobs = cfg.jobs.clone();
     let abort_hook = hooks.clone().filter(|h| h.hooks.is_set("worker_abort"));
     let stop_hooks = hooks.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        // out of ready work: tell the app threads about the jobs queued meanwhile, at once
-        .on_thread_park({
-            let jobs = jobs.clone();
-            move || jobs.wake()
-        })
-        .build()?;
     let result = rt.block_on(async move {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;

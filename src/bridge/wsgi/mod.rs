@@ -86,6 +86,7 @@ impl WsgiApp {
                 conn,
                 body,
                 reply,
+                ..
             } = job;
             match Py::new(py, StartResponse::new(reply)) {
                 Ok(sr) => drop(self.respond(py, keys, &head, &conn, body, &sr.into_bound(py))),
@@ -111,6 +112,7 @@ impl WsgiApp {
             conn,
             body,
             reply,
+            ..
         } = job;
         let sr = if hooks.wants_post_request() {
             StartResponse::recording(reply)

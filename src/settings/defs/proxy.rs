@@ -115,9 +115,14 @@ pub const SETTINGS: &[Setting] = &[
         validate: |raw| opt_string(raw, "a URL path prefix"),
         example: "--root-path /api",
         short: "The root path for ASGI applications.",
-        desc: "The root path for ASGI applications.\n\nNo effect in ferricorn: Not implemented yet: SCRIPT_NAME and ASGI root_path stay empty.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("not implemented yet: SCRIPT_NAME and ASGI root_path stay empty"),
+        desc: "The root path for ASGI applications.\n\
+\n\
+The ASGI scope's `root_path`, for an app mounted below a URL prefix by a \
+proxy; as in uvicorn, the scope's `path` then starts with it too. WSGI apps \
+take their SCRIPT_NAME from the SCRIPT_NAME environment variable, as in \
+gunicorn.",
+        cost: "None.",
+        compat: Compat::Partial("ASGI only; WSGI's SCRIPT_NAME comes from the environment"),
     },
     Setting {
         name: "header_map",

@@ -76,18 +76,21 @@ ferricorn's workers are native threads serving WSGI, so `sync` (the \
 default) and `gthread` are the same worker: concurrency per process is \
 --threads either way. gunicorn's class paths for them \
 (gunicorn.workers.sync.SyncWorker, gunicorn.workers.gthread.ThreadWorker) \
-are accepted too. ASGI workers (asgi, uvicorn.workers.UvicornWorker) and \
-green-thread workers (gevent, eventlet, tornado) are refused with an error \
-saying what to use instead; custom worker classes are not supported.",
+are accepted too. `asgi` serves ASGI 3 apps (and ASGI 2 ones, wrapped) on \
+an asyncio event loop; gunicorn's and uvicorn's ASGI worker paths \
+(gunicorn.workers.gasgi.ASGIWorker, uvicorn.workers.UvicornWorker, \
+uvicorn_worker.UvicornWorker) select it too. Green-thread workers (gevent, \
+eventlet, tornado) are refused with an error saying what to use instead; \
+custom worker classes are not supported.",
         cost: "None; see --threads and --workers for what concurrency costs.",
         compat: Compat::Partial(
-            "sync and gthread only (both threaded); no ASGI, green-thread or custom workers",
+            "sync/gthread (threaded WSGI) and asgi; no green-thread or custom workers",
         ),
     },
     Setting {
         name: "worker_connections",
         section: Section::WorkerProcesses,
-        cli: &["--worker-connections"],
+        cli: &["--worker-connections", "--limit-concurrency"],
         meta: "INT",
         action: Action::Store,
         default: DefaultValue::Int(1000),
@@ -96,13 +99,14 @@ saying what to use instead; custom worker classes are not supported.",
         short: "The maximum number of simultaneous clients.",
         desc: "The maximum number of simultaneous clients.\n\
 \n\
-In gunicorn this only affects the eventlet and gevent workers, which \
-ferricorn does not have; it is accepted with a warning and has no effect. \
-A ferricorn worker serves --threads requests at once.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored(
-            "ferricorn has no async workers; each worker serves --threads requests at once",
-        ),
+For ASGI workers (-k asgi): the most requests and websockets one worker \
+serves at once; a request past the limit is answered 503 Service \
+Unavailable without reaching the app (uvicorn's --limit-concurrency, which \
+is accepted as another name for it). 0 means no limit. WSGI workers serve \
+--threads requests at once and ignore it, as gunicorn's sync worker does.",
+        cost: "Too low refuses bursts an async app could have absorbed; too high \
+lets a slow dependency pile up requests (and their memory) in the worker.",
+        compat: Compat::Partial("limits concurrent requests of ASGI workers; no effect on WSGI workers"),
     },
     Setting {
         name: "threads",
@@ -265,30 +269,39 @@ slow requests mid-response.",
     Setting {
         name: "asgi_loop",
         section: Section::WorkerProcesses,
-        cli: &["--asgi-loop"],
+        cli: &["--asgi-loop", "--loop"],
         meta: "STRING",
         action: Action::Store,
         default: DefaultValue::Str("auto"),
         validate: |raw| choice(raw, &["auto", "asyncio", "uvloop"]),
         example: "--asgi-loop asyncio",
         short: "Event loop implementation for ASGI workers.",
-        desc: "Event loop implementation for ASGI workers.\n\nNo effect in ferricorn: ASGI apps are not served yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("ASGI apps are not served yet"),
+        desc: "Event loop implementation for ASGI workers.\n\
+\n\
+auto uses uvloop when it is installed, else asyncio; uvloop fails the worker \
+boot when uvloop is missing. `--loop` (uvicorn's name) is accepted too.",
+        cost: "uvloop is usually faster; asyncio has no extra dependency.",
+        compat: Compat::Full,
     },
     Setting {
         name: "asgi_lifespan",
         section: Section::WorkerProcesses,
-        cli: &["--asgi-lifespan"],
+        cli: &["--asgi-lifespan", "--lifespan"],
         meta: "STRING",
         action: Action::Store,
         default: DefaultValue::Str("auto"),
         validate: |raw| choice(raw, &["auto", "on", "off"]),
         example: "--asgi-lifespan off",
         short: "Control ASGI lifespan protocol handling.",
-        desc: "Control ASGI lifespan protocol handling.\n\nNo effect in ferricorn: ASGI apps are not served yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("ASGI apps are not served yet"),
+        desc: "Control ASGI lifespan protocol handling.\n\
+\n\
+Each ASGI worker runs the app's lifespan startup before it accepts requests \
+and its shutdown when it stops. auto: an app that raises on the lifespan \
+scope is taken not to support it (logged, then served anyway); on: that is \
+fatal; off: lifespan is never called. A startup that reports failure is \
+fatal in auto and on. `--lifespan` (uvicorn's name) is accepted too.",
+        cost: "Worker boot waits for the app's startup.",
+        compat: Compat::Full,
     },
     Setting {
         name: "asgi_disconnect_grace_period",
@@ -307,16 +320,87 @@ slow requests mid-response.",
     Setting {
         name: "websocket_max_message_size",
         section: Section::WorkerProcesses,
-        cli: &["--websocket-max-message-size"],
+        cli: &["--websocket-max-message-size", "--ws-max-size"],
         meta: "INT",
         action: Action::Store,
         default: DefaultValue::Int(16 * 1024 * 1024),
         validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of bytes"),
         example: "--websocket-max-message-size 1048576",
         short: "Largest WebSocket message, in bytes, the `asgi` worker accepts.",
-        desc: "Largest WebSocket message, in bytes, the `asgi` worker accepts.\n\nNo effect in ferricorn: WebSockets are not served yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("WebSockets are not served yet"),
+        desc: "Largest WebSocket message, in bytes, the `asgi` worker accepts.\n\
+\n\
+A larger message closes the connection with code 1009 (message too big). \
+`--ws-max-size` (uvicorn's name) is accepted too.",
+        cost: "Each connection may buffer up to this much for one message.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "ws_ping_interval",
+        section: Section::WorkerProcesses,
+        cli: &["--ws-ping-interval"],
+        meta: "SECONDS",
+        action: Action::Store,
+        default: DefaultValue::Int(20),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of seconds"),
+        example: "--ws-ping-interval 20",
+        short: "Seconds between the server's WebSocket pings (0: never).",
+        desc: "Seconds between the server's WebSocket pings (0: never).\n\
+\n\
+Not a gunicorn setting; uvicorn's, with its default. Pings keep idle \
+websockets alive through proxies and find dead peers.",
+        cost: "One small frame per connection per interval.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "ws_ping_timeout",
+        section: Section::WorkerProcesses,
+        cli: &["--ws-ping-timeout"],
+        meta: "SECONDS",
+        action: Action::Store,
+        default: DefaultValue::Int(20),
+        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of seconds"),
+        example: "--ws-ping-timeout 20",
+        short: "Seconds to wait for the pong to a server ping before closing (0: forever).",
+        desc: "Seconds to wait for the pong to a server ping before closing (0: forever).\n\
+\n\
+Not a gunicorn setting; uvicorn's, with its default.",
+        cost: "None.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "ws_per_message_deflate",
+        section: Section::WorkerProcesses,
+        cli: &["--ws-per-message-deflate"],
+        meta: "BOOL",
+        action: Action::Store,
+        default: DefaultValue::Bool(true),
+        validate: super::boolean,
+        example: "--ws-per-message-deflate false",
+        short: "Offer the permessage-deflate WebSocket extension.",
+        desc: "Offer the permessage-deflate WebSocket extension.\n\
+\n\
+Not a gunicorn setting; uvicorn's, with its default (true).",
+        cost: "Compression costs CPU per message and memory per connection.",
+        compat: Compat::Full,
+    },
+    Setting {
+        name: "interface",
+        section: Section::WorkerProcesses,
+        cli: &["--interface"],
+        meta: "STRING",
+        action: Action::Store,
+        default: DefaultValue::Str("auto"),
+        validate: |raw| choice(raw, &["auto", "wsgi", "asgi"]),
+        example: "--interface asgi",
+        short: "The application interface: wsgi, asgi or auto.",
+        desc: "The application interface: wsgi, asgi or auto.\n\
+\n\
+Not a gunicorn setting. auto (the default) serves an app whose call is a \
+coroutine function (ASGI 3) as ASGI and anything else as WSGI; asgi also \
+serves ASGI 2 double callables. -k asgi (or an ASGI worker class path) \
+means --interface asgi.",
+        cost: "None.",
+        compat: Compat::Full,
     },
     Setting {
         name: "http_parser",
@@ -345,18 +429,15 @@ fn validate_worker_class(raw: Value) -> Result<Value, String> {
         return Ok(Value::Str((*canonical).to_owned()));
     }
     if ASGI_WORKERS.contains(&name) {
-        return Err("ASGI is not supported yet by ferricorn; serve a WSGI app \
-(ferricorn runs it with the sync worker), or use uvicorn for ASGI apps for now"
-            .to_owned());
+        return Ok(Value::Str("asgi".to_owned()));
     }
     if GREEN_WORKERS.contains(&name) {
         return Err(format!(
             "ferricorn has no {name} workers; for many concurrent requests use \
-threads instead (--threads N, e.g. --threads 32), or an ASGI app once \
-ferricorn supports ASGI"
+threads instead (--threads N, e.g. --threads 32), or serve an ASGI app with -k asgi"
         ));
     }
-    Err("expected sync or gthread (custom worker classes are not supported)".to_owned())
+    Err("expected sync, gthread or asgi (custom worker classes are not supported)".to_owned())
 }
 
 /// Gunicorn reads WEB_CONCURRENCY when it loads its config; a value that is

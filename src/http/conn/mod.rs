@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod websocket;
+
 use super::body::{Decoder, Step};
 use super::error::RequestError;
 use super::request::{parse_head, Framing, Limits, RequestHead, Version};
 use super::response::{choose_framing, chunk_header, encode_head, error_response, BodyFraming};
 use super::socket::{read_more, send_file, write_all, Socket};
 use crate::accesslog::{AccessLog, LogTime, Record};
-use crate::exchange::{BodyStream, ConnInfo, Job, Reply, RequestBody, Responder, ResponseHead};
+use crate::exchange::{
+    BodyStream, ConnInfo, Hangup, Job, Reply, RequestBody, Responder, ResponseHead,
+};
 
 /// Most request body handed to the app in one piece; also how much the pump reads at once.
 /// Large pieces mean fewer thread wake-ups per megabyte of upload.
@@ -47,6 +51,57 @@ pub struct ConnConfig {
     pub jobs: Arc<crate::job_queue::JobQueue>,
     /// `None` when `--access-logfile` is unset: then nothing is gathered per request.
     pub access_log: Option<Arc<AccessLog>>,
+    /// Watch for clients hanging up mid-request and tell the app (ASGI's `http.disconnect`).
+    pub watch_hangup: bool,
+    /// Requests allowed in the app at once before new ones get 503 (0 = no limit).
+    pub max_in_flight: usize,
+    /// Requests in the app now (all connections of this worker).
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Accept WebSocket upgrades with these settings (ASGI); `None`: upgrades are ordinary
+    /// requests.
+    pub websocket: Option<crate::ws::WsConfig>,
+}
+
+impl ConnConfig {
+    pub fn new(
+        limits: Limits,
+        keepalive: Duration,
+        jobs: Arc<crate::job_queue::JobQueue>,
+        access_log: Option<Arc<AccessLog>>,
+    ) -> Self {
+        ConnConfig {
+            limits,
+            keepalive,
+            jobs,
+            access_log,
+            watch_hangup: false,
+            max_in_flight: 0,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            websocket: None,
+        }
+    }
+}
+
+/// Counts a request as in the app for as long as it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    /// `None` when `limit` (if not 0) requests are already in.
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize, limit: usize) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let now = counter.fetch_add(1, Ordering::Relaxed);
+        if limit != 0 && now >= limit {
+            counter.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(InFlight(counter))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Serves `sock` until the client leaves, an error closes it, or shutdown is requested.
@@ -68,8 +123,10 @@ pub async fn serve<S: Socket>(
         reply_rx,
         served: 0,
     };
-    if let Err(e) = conn.run().await {
-        log::debug!("connection closed: {e}");
+    match conn.run().await {
+        Ok(Some(session)) => return websocket::run_session(conn, session).await,
+        Ok(None) => {}
+        Err(e) => log::debug!("connection closed: {e}"),
     }
     conn.linger().await;
 }
@@ -96,6 +153,8 @@ enum ConnError {
     Refused(RequestError),
     #[error("the application stopped accepting work")]
     AppGone,
+    #[error("refused WebSocket upgrade: {0}")]
+    Upgrade(crate::ws::HandshakeError),
 }
 
 /// State of one request's body while the app runs.
@@ -120,11 +179,19 @@ struct Writing {
 }
 
 impl<S: Socket> Conn<S> {
-    async fn run(&mut self) -> Result<(), ConnError> {
+    /// Serves requests until the connection should close; `Some` when it became a WebSocket.
+    async fn run(&mut self) -> Result<Option<websocket::Session>, ConnError> {
         loop {
             let Some(head) = self.read_head().await? else {
-                return Ok(());
+                return Ok(None);
             };
+            if self.cfg.websocket.is_some() {
+                match crate::ws::upgrade_request(&head) {
+                    Ok(None) => {}
+                    Ok(Some(req)) => return self.websocket(head, req).await,
+                    Err(e) => return Err(self.refuse_upgrade(e).await),
+                }
+            }
             let keep_alive = self.exchange(head).await?;
             self.served += 1;
             // an upload grew the read buffer; an idle connection should not keep that memory
@@ -132,7 +199,7 @@ impl<S: Socket> Conn<S> {
                 self.rbuf = BytesMut::with_capacity(8 * 1024);
             }
             if !keep_alive || *self.shutdown.borrow() {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
@@ -233,6 +300,22 @@ impl<S: Socket> Conn<S> {
     /// Runs one request through the app and writes its response. Returns whether the
     /// connection may carry another request.
     async fn exchange(&mut self, head: RequestHead) -> Result<bool, ConnError> {
+        let cfg = self.cfg.clone();
+        let Some(_in_flight) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) else {
+            log::warn!(
+                "{} requests in progress (--worker-connections): answering 503",
+                cfg.max_in_flight
+            );
+            self.wbuf.clear();
+            error_response(
+                &mut self.wbuf,
+                503,
+                "Service Unavailable",
+                "The server is at its concurrency limit.",
+            );
+            write_all(&self.sock, &self.wbuf).await?;
+            return Ok(false);
+        };
         let mut decoder = Decoder::new(head.framing);
         let (body, mut pump) = match self.take_body(&head, &mut decoder) {
             Ok(b) => b,
@@ -246,16 +329,23 @@ impl<S: Socket> Conn<S> {
         };
         let expect_continue = head.expect_continue;
         let log_start = self.cfg.access_log.as_ref().map(|_| LogStart::new(&head));
+        let hangup = self.cfg.watch_hangup.then(|| Arc::new(Hangup::default()));
         let job = Job {
             head,
             conn: self.info.clone(),
             body,
             reply: Responder::new(self.reply_tx.clone()),
+            hangup: hangup.clone(),
+            websocket: None,
         };
         self.cfg.jobs.push(job).map_err(|_| ConnError::AppGone)?;
+        // tells the app when it is over, however it ends (including an error return)
+        let _over = hangup.as_ref().map(|h| SetOnDrop(h.clone()));
 
         let mut out = Outcome::default();
         let mut demanded = false;
+        let mut client_gone = false;
+        let mut watching = hangup.is_some();
         loop {
             tokio::select! {
                 biased;
@@ -271,8 +361,16 @@ impl<S: Socket> Conn<S> {
                         break;
                     }
                 }
-                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump) => {
+                step = pump_step(&self.sock, &mut self.rbuf, &mut decoder, &mut pump, watching) => {
                     match step {
+                        Ok(PumpEvent::Hangup) => {
+                            watching = false;
+                            client_gone = true;
+                            if let Some(h) = &hangup {
+                                h.set();
+                            }
+                        }
+                        Ok(PumpEvent::MoreInput) => watching = false,
                         Ok(PumpEvent::Demanded) => {
                             demanded = true;
                             if expect_continue && out.writing.is_none() {
@@ -295,7 +393,7 @@ impl<S: Socket> Conn<S> {
                 log.log(&start.finish(self.info.clone(), &mut out));
             }
         }
-        let keep_alive = out.clean && out.writing.is_some_and(|w| w.keep_alive);
+        let keep_alive = out.clean && !client_gone && out.writing.is_some_and(|w| w.keep_alive);
         drop(pump);
         if !keep_alive {
             return Ok(false);
@@ -472,7 +570,9 @@ impl<S: Socket> Conn<S> {
                 out.clean = true;
                 Ok(true)
             }
-            Reply::Abort => {
+            // only a websocket exchange may accept an upgrade
+            Reply::Accept { .. } if out.writing.is_none() => self.abort_before_head(out),
+            Reply::Accept { .. } | Reply::Abort => {
                 if out.writing.is_none() {
                     return self.abort_before_head(out);
                 }
@@ -560,6 +660,15 @@ impl<S: Socket> Conn<S> {
     }
 }
 
+/// Sets a request's hangup flag when its exchange ends, on every path out.
+struct SetOnDrop(Arc<Hangup>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
 /// What the response writer needs to know of the request.
 struct RequestFacts {
     version: Version,
@@ -631,17 +740,27 @@ enum PumpEvent {
     /// The app asked for body beyond what it was given.
     Demanded,
     Progress,
+    /// Watching for a hang-up, the client closed its side.
+    Hangup,
+    /// Watching for a hang-up, the client sent more (its next request): it is still there.
+    MoreInput,
 }
 
 /// One step of the body pump; a future that never completes when there is nothing to do.
 /// Cancel-safe: a slot is reserved before decoding and the piece is sent without an await.
+/// With `watch` and the body done, it reads the socket instead to notice a client hanging up.
 async fn pump_step<S: Socket>(
     sock: &S,
     rbuf: &mut BytesMut,
     decoder: &mut Decoder,
     pump: &mut Pump,
+    watch: bool,
 ) -> Result<PumpEvent, ConnError> {
     match pump {
+        Pump::Off if watch && rbuf.is_empty() => match read_more(sock, rbuf).await {
+            Ok(n) if n > 0 => Ok(PumpEvent::MoreInput),
+            _ => Ok(PumpEvent::Hangup),
+        },
         Pump::Off => std::future::pending().await,
         Pump::AwaitDemand(demand, _) => {
             let asked = demand.await.is_ok();

@@ -1,0 +1,365 @@
+//! The HTTP response an ASGI app sends — for an `http` scope, or a websocket denial through the
+//! `websocket.http.response` extension: its state machine, and the sender that hands the
+//! resulting replies to the connection without blocking the event loop.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use tokio::sync::mpsc;
+
+use super::Shared;
+use crate::bridge::head::HeadBuilder;
+use crate::exchange::{FileBody, Reply, ResponseHead};
+
+/// One response event, whatever the scope calls it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Start,
+    Body,
+    PathSend,
+}
+
+/// Where the response is.
+#[derive(Debug, Default)]
+pub enum Response {
+    #[default]
+    Init,
+    /// The start was given; the head goes out with the first body message.
+    Started(ResponseHead),
+    Streaming,
+    Done,
+    /// The app broke the protocol: `head_sent` says whether anything is on the wire.
+    Broken {
+        head_sent: bool,
+    },
+}
+
+impl Response {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Response::Init => "before the response start",
+            Response::Started(_) => "after the response start",
+            Response::Streaming => "while streaming the body",
+            Response::Done => "after the response completed",
+            Response::Broken { .. } => "after an earlier protocol error",
+        }
+    }
+
+    pub fn is_over(&self) -> bool {
+        matches!(self, Response::Done | Response::Broken { .. })
+    }
+
+    /// Applies one event: the replies it produces, or why it is out of order (the caller
+    /// reports it through `broken`).
+    pub fn event(
+        &mut self,
+        event: Event,
+        message: &Bound<'_, PyDict>,
+    ) -> Result<PyResult<Vec<Reply>>, &'static str> {
+        let py = message.py();
+        match (event, &*self) {
+            (Event::Start, Response::Init) => Ok(response_head(message).map(|head| {
+                *self = Response::Started(head);
+                Vec::new()
+            })),
+            (Event::Body, Response::Started(_) | Response::Streaming) => {
+                let parsed = body_bytes(message)
+                    .and_then(|b| Ok((b, flag(message, intern!(py, "more_body"))?)));
+                let (body, more) = match parsed {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let next = if more {
+                    Response::Streaming
+                } else {
+                    Response::Done
+                };
+                Ok(Ok(match (std::mem::replace(self, next), more) {
+                    (Response::Started(head), false) => vec![Reply::Complete(head, body)],
+                    (Response::Started(head), true) if body.is_empty() => vec![Reply::Head(head)],
+                    (Response::Started(head), true) => vec![Reply::Head(head), Reply::Chunk(body)],
+                    (_, true) if body.is_empty() => Vec::new(),
+                    (_, true) => vec![Reply::Chunk(body)],
+                    (_, false) if body.is_empty() => vec![Reply::End],
+                    (_, false) => vec![Reply::Chunk(body), Reply::End],
+                }))
+            }
+            (Event::PathSend, Response::Started(_)) => {
+                let file = match path_file(message) {
+                    Ok(f) => f,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let Response::Started(mut head) = std::mem::replace(self, Response::Done) else {
+                    return Err("pathsend must follow the start");
+                };
+                head.content_length.get_or_insert(file.len);
+                Ok(Ok(vec![Reply::Head(head), Reply::File(file), Reply::End]))
+            }
+            (_, Response::Init) => Err("expected the response start first"),
+            (Event::Start, Response::Started(_)) => Err("the response start was already sent"),
+            (Event::PathSend, Response::Streaming) => Err("pathsend must follow the start"),
+            _ => Err("the response is already complete"),
+        }
+    }
+
+    /// Marks the response as broken by a protocol error.
+    pub fn break_off(&mut self) {
+        let head_sent = matches!(
+            self,
+            Response::Streaming | Response::Done | Response::Broken { head_sent: true }
+        );
+        *self = Response::Broken { head_sent };
+    }
+
+    /// The reply that ends the response however the app left it; `None` if it ended well.
+    /// `Some(true)` in the second field: nothing went out, so the client gets a 500.
+    pub fn close(&mut self) -> Option<(Reply, bool)> {
+        match std::mem::replace(self, Response::Done) {
+            Response::Done => None,
+            Response::Streaming | Response::Broken { head_sent: true } => {
+                Some((Reply::Abort, false))
+            }
+            Response::Init | Response::Started(_) | Response::Broken { head_sent: false } => {
+                Some((internal_error(), true))
+            }
+        }
+    }
+}
+
+/// Hands messages (replies to the connection, or WebSocket messages to the session) over a
+/// bounded channel: at once when it has room, else through a task on the I/O thread (later
+/// sends queue behind it, so order is kept).
+pub struct ReplySender<T = Reply> {
+    tx: Option<mpsc::Sender<T>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl<T: Send + 'static> ReplySender<T> {
+    pub fn new(tx: mpsc::Sender<T>) -> Self {
+        ReplySender {
+            tx: Some(tx),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Sends in order; the future completes once the connection has taken them. Sends after the
+    /// client left are dropped, as uvicorn does.
+    pub fn send<'py>(
+        &self,
+        py: Python<'py>,
+        shared: &Shared,
+        replies: Vec<T>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(tx) = &self.tx else {
+            return shared.ready(py, py.None().into_bound(py));
+        };
+        let mut rest = replies.into_iter();
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            loop {
+                let Some(reply) = rest.next() else {
+                    return shared.ready(py, py.None().into_bound(py));
+                };
+                match tx.try_send(reply) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(reply)) => {
+                        let pending: Vec<T> = std::iter::once(reply).chain(rest).collect();
+                        rest = pending.into_iter();
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return shared.ready(py, py.None().into_bound(py));
+                    }
+                }
+            }
+        }
+        // the connection is behind (a slow client): wait for room on the I/O thread
+        let fut = shared.future(py)?;
+        let waiter = fut.clone().unbind();
+        let (tx, in_flight, inbox) = (tx.clone(), self.in_flight.clone(), shared.inbox.clone());
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        shared.rt.spawn(async move {
+            for reply in rest {
+                if tx.send(reply).await.is_err() {
+                    break;
+                }
+            }
+            inbox.push(Box::new(move |py| {
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                super::resolve(py, waiter.bind(py), py.None().bind(py));
+            }));
+        });
+        Ok(fut)
+    }
+
+    /// Sends the response's last reply without a future, and lets go of the channel.
+    pub fn finish(&mut self, shared: &Shared, reply: Option<T>) {
+        let (Some(tx), Some(mut reply)) = (self.tx.take(), reply) else {
+            return;
+        };
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            reply = match tx.try_send(reply) {
+                Err(mpsc::error::TrySendError::Full(reply)) => reply,
+                _ => return,
+            };
+        }
+        shared.rt.spawn(async move {
+            let _ = tx.send(reply).await;
+        });
+    }
+}
+
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".into(), |n| n.to_string())
+}
+
+fn repr(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+}
+
+/// A boolean key, false when absent.
+pub fn flag(message: &Bound<'_, PyDict>, key: &Bound<'_, PyString>) -> PyResult<bool> {
+    match message.get_item(key)? {
+        Some(v) => v.is_truthy(),
+        None => Ok(false),
+    }
+}
+
+/// The message's `type`, which every ASGI message must have.
+pub fn message_type<'py>(message: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyDict>, String)> {
+    let py = message.py();
+    let message = message.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "ASGI messages must be dicts, got {}",
+            type_name(message)
+        ))
+    })?;
+    let kind = match message.get_item(intern!(py, "type"))? {
+        Some(t) => t
+            .cast_into::<PyString>()
+            .map_err(|_| PyTypeError::new_err("the message's 'type' must be a str"))?
+            .to_str()?
+            .to_owned(),
+        None => return Err(PyValueError::new_err("ASGI message without a 'type'")),
+    };
+    Ok((message.clone(), kind))
+}
+
+fn body_bytes(message: &Bound<'_, PyDict>) -> PyResult<Bytes> {
+    match message.get_item(intern!(message.py(), "body"))? {
+        None => Ok(Bytes::new()),
+        Some(b) => bytes_like(&b, "body"),
+    }
+}
+
+/// bytes, bytearray or memoryview; never str.
+pub fn bytes_like(b: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
+    if let Ok(b) = b.cast::<PyBytes>() {
+        return Ok(Bytes::copy_from_slice(b.as_bytes()));
+    }
+    match b.extract::<Vec<u8>>() {
+        Ok(v) if !b.is_instance_of::<PyString>() => Ok(Bytes::from(v)),
+        _ => Err(PyTypeError::new_err(format!(
+            "'{what}' must be bytes, got {}",
+            type_name(b)
+        ))),
+    }
+}
+
+/// An ASGI header list: `(name, value)` tuples or `[name, value]` lists of bytes.
+pub fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for item in headers.try_iter()? {
+        let item = item?;
+        let pair = header_pair(&item).ok_or_else(|| {
+            PyTypeError::new_err(format!(
+                "each header must be a [name, value] pair of bytes, got {}",
+                repr(&item)
+            ))
+        })?;
+        out.push(pair);
+    }
+    Ok(out)
+}
+
+fn header_pair(item: &Bound<'_, PyAny>) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (name, value) = if let Ok(t) = item.cast::<PyTuple>() {
+        (t.len() == 2).then_some(())?;
+        (t.get_item(0).ok()?, t.get_item(1).ok()?)
+    } else if let Ok(l) = item.cast::<PyList>() {
+        (l.len() == 2).then_some(())?;
+        (l.get_item(0).ok()?, l.get_item(1).ok()?)
+    } else {
+        return None;
+    };
+    let name = name.cast_into::<PyBytes>().ok()?;
+    let value = value.cast_into::<PyBytes>().ok()?;
+    Some((name.as_bytes().to_vec(), value.as_bytes().to_vec()))
+}
+
+/// A start message → a serialised head.
+fn response_head(message: &Bound<'_, PyDict>) -> PyResult<ResponseHead> {
+    let py = message.py();
+    let status = message
+        .get_item(intern!(py, "status"))?
+        .ok_or_else(|| PyValueError::new_err("the response start has no 'status'"))?;
+    let code: u16 = status
+        .extract::<u16>()
+        .ok()
+        .filter(|c| (100..=999).contains(c))
+        .ok_or_else(|| PyValueError::new_err(format!("invalid status {}", repr(&status))))?;
+    let headers = match message.get_item(intern!(py, "headers"))? {
+        Some(h) => header_pairs(&h)?,
+        None => Vec::new(),
+    };
+    let mut head = HeadBuilder::for_code(code, headers.len());
+    for (name, value) in &headers {
+        head.header(name, value)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    }
+    Ok(head.finish())
+}
+
+fn path_file(message: &Bound<'_, PyDict>) -> PyResult<FileBody> {
+    let path: String = message
+        .get_item(intern!(message.py(), "path"))?
+        .ok_or_else(|| PyValueError::new_err("'http.response.pathsend' without a 'path'"))?
+        .extract()?;
+    let file = std::fs::File::open(&path)?;
+    let len = file.metadata()?.len();
+    Ok(FileBody {
+        file,
+        offset: 0,
+        len,
+    })
+}
+
+impl<T> ReplySender<T> {
+    /// The channel is gone (the peer ended) or was let go.
+    pub fn is_closed(&self) -> bool {
+        self.tx.as_ref().is_none_or(|t| t.is_closed())
+    }
+
+    /// Lets go of the channel without a last message.
+    pub fn close(&mut self) {
+        self.tx = None;
+    }
+}
+
+/// What the client gets when the app fails before its response started.
+pub fn internal_error() -> Reply {
+    let head = ResponseHead {
+        code: 500,
+        status: Bytes::from_static(b"500 Internal Server Error"),
+        headers: b"Content-Type: text/plain; charset=utf-8\r\n".to_vec(),
+        content_length: None,
+        close: true,
+    };
+    Reply::Complete(head, Bytes::from_static(b"Internal Server Error"))
+}

@@ -1,0 +1,143 @@
+//! Builds ASGI connection scopes (http and websocket) from a parsed request head.
+//!
+//! Constant entries come from a template dict copied per request; lower-cased header names
+//! are cached as bytes objects, so a steady stream of requests allocates no name objects.
+
+use std::collections::HashMap;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::exchange::ConnInfo;
+use crate::http::request::{RequestHead, Version};
+
+/// Most distinct header names cached; clients choose names, so the cache is bounded.
+const MAX_CACHED_NAMES: usize = 512;
+
+/// The constant part of every scope of one type.
+pub struct ScopeTemplate {
+    dict: Py<PyDict>,
+    root_path: String,
+}
+
+impl ScopeTemplate {
+    /// `kind` is "http" or "websocket".
+    pub fn new(py: Python<'_>, kind: &str, root_path: &str) -> PyResult<Self> {
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "type"), kind)?;
+        let asgi = PyDict::new(py);
+        asgi.set_item("version", "3.0")?;
+        asgi.set_item("spec_version", "2.4")?;
+        d.set_item(intern!(py, "asgi"), asgi)?;
+        d.set_item(
+            intern!(py, "scheme"),
+            if kind == "http" { "http" } else { "ws" },
+        )?;
+        d.set_item(intern!(py, "root_path"), root_path)?;
+        let ext = PyDict::new(py);
+        if kind == "http" {
+            ext.set_item("http.response.pathsend", PyDict::new(py))?;
+        } else {
+            ext.set_item("websocket.http.response", PyDict::new(py))?;
+        }
+        d.set_item(intern!(py, "extensions"), ext)?;
+        Ok(ScopeTemplate {
+            dict: d.unbind(),
+            root_path: root_path.to_owned(),
+        })
+    }
+}
+
+/// Lower-cased header names as bytes objects, by name as sent.
+#[derive(Default)]
+pub struct HeaderNames {
+    cache: HashMap<Vec<u8>, Py<PyBytes>>,
+}
+
+impl HeaderNames {
+    fn get<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyBytes> {
+        if let Some(n) = self.cache.get(name) {
+            return n.bind(py).clone();
+        }
+        let lower = PyBytes::new(py, &name.to_ascii_lowercase());
+        if self.cache.len() < MAX_CACHED_NAMES {
+            self.cache.insert(name.to_vec(), lower.clone().unbind());
+        }
+        lower
+    }
+}
+
+/// The scope for one request. `state` is the lifespan state, shallow-copied per request as
+/// the spec asks; `subprotocols` makes it a websocket scope (which has no method).
+pub fn build<'py>(
+    py: Python<'py>,
+    template: &ScopeTemplate,
+    names: &mut HeaderNames,
+    head: &RequestHead,
+    conn: &ConnInfo,
+    state: Option<&Py<PyDict>>,
+    subprotocols: Option<&[String]>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let scope = template.dict.bind(py).copy()?;
+    scope.set_item(
+        intern!(py, "http_version"),
+        match head.version {
+            Version::Http11 => intern!(py, "1.1"),
+            Version::Http10 => intern!(py, "1.0"),
+        },
+    )?;
+    match subprotocols {
+        Some(protocols) => scope.set_item(intern!(py, "subprotocols"), protocols)?,
+        None => scope.set_item(intern!(py, "method"), method(py, &head.method)?)?,
+    }
+    let decoded = percent_encoding::percent_decode(&head.path).decode_utf8_lossy();
+    let path = if template.root_path.is_empty() {
+        PyString::new(py, &decoded)
+    } else {
+        // uvicorn's reading of the spec: `path` includes `root_path`
+        PyString::new(py, &format!("{}{decoded}", template.root_path))
+    };
+    scope.set_item(intern!(py, "path"), path)?;
+    scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &head.path))?;
+    scope.set_item(intern!(py, "query_string"), PyBytes::new(py, &head.query))?;
+    let headers = PyList::empty(py);
+    for (name, value) in &head.headers {
+        let pair = PyTuple::new(
+            py,
+            [
+                names.get(py, name).into_any(),
+                PyBytes::new(py, value).into_any(),
+            ],
+        )?;
+        headers.append(pair)?;
+    }
+    scope.set_item(intern!(py, "headers"), headers)?;
+    match conn.peer {
+        Some(peer) => {
+            scope.set_item(intern!(py, "client"), (peer.ip().to_string(), peer.port()))?
+        }
+        None => scope.set_item(intern!(py, "client"), py.None())?,
+    }
+    match conn.server_port.parse::<u16>() {
+        Ok(port) => scope.set_item(intern!(py, "server"), (&conn.server_name, port))?,
+        Err(_) => scope.set_item(intern!(py, "server"), py.None())?,
+    }
+    if let Some(state) = state {
+        scope.set_item(intern!(py, "state"), state.bind(py).copy()?)?;
+    }
+    Ok(scope)
+}
+
+fn method<'py>(py: Python<'py>, m: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    Ok(match m {
+        b"GET" => intern!(py, "GET").clone(),
+        b"POST" => intern!(py, "POST").clone(),
+        b"HEAD" => intern!(py, "HEAD").clone(),
+        b"PUT" => intern!(py, "PUT").clone(),
+        b"DELETE" => intern!(py, "DELETE").clone(),
+        b"PATCH" => intern!(py, "PATCH").clone(),
+        b"OPTIONS" => intern!(py, "OPTIONS").clone(),
+        other => PyString::new(py, &String::from_utf8_lossy(other)),
+    })
+}

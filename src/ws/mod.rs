@@ -1,0 +1,105 @@
+//! WebSocket (RFC 6455) for ASGI's `websocket` scope: the opening handshake decided from a parsed
+//! [`RequestHead`](crate::http::request::RequestHead), and the session that runs on the socket
+//! once the `101` went out. Pure Rust, no Python: the ASGI bridge only sees [`FromClient`] and
+//! [`ToClient`] on two channels, and the HTTP loop only calls three functions:
+//!
+//! ```text
+//! upgrade_request(&head)?      -> Some(req): the app decides (websocket.accept / websocket.close)
+//! accept_response(&req, ..)?   -> the 101 bytes to write, and what was negotiated
+//! run(sock, leftover, ..)      -> until the connection is closed
+//! ```
+//!
+//! It must not write HTTP error pages (the caller owns the connection and answers 400/426/403
+//! through `http::response`), and it never blocks the I/O thread.
+//!
+//! # Why tokio-tungstenite, and why no permessage-deflate yet
+//!
+//! Framing, masking, fragment reassembly, incremental UTF-8 checks, ping answers and the close
+//! echo come from `tokio-tungstenite` / `tungstenite` 0.30, the well-kept crate that axum and
+//! most of the ecosystem use and that passes the Autobahn suite. It takes the bytes that the HTTP
+//! parser already read past the request head (`from_partially_read`), so no prefixed reader is
+//! needed. The handshake is ours because our request head is already parsed and validated (the
+//! crate's server handshake would parse the request again from the socket).
+//!
+//! tungstenite 0.30 has **no permessage-deflate** (RFC 7692): its features are only `handshake`
+//! and TLS, it fails any frame with RSV1 set, and the deflate pull request (snapview/tungstenite-rs
+//! #426, after #144/#235/#328) was still open. The alternatives were weighed and not taken:
+//! `fastwebsockets` has no deflate either; `soketto` has deflate but can only close with code
+//! 1000 (ASGI apps choose their close code); `yawc` has deflate but drags in hyper and is a
+//! one-company fork. So [`accept_response`] *declines* every deflate offer, which RFC 7692 §5
+//! allows — clients then talk uncompressed. [`WsConfig::per_message_deflate`] is kept so the
+//! setting and the negotiation point exist once tungstenite ships the extension.
+
+mod handshake;
+mod session;
+
+use std::time::Duration;
+
+pub use handshake::UpgradeRequest;
+pub use handshake::{accept_response, upgrade_request, AcceptError, HandshakeError, Negotiated};
+pub use session::run;
+
+/// Per-worker WebSocket settings (uvicorn's `--ws-max-size`, `--ws-ping-interval`, ...).
+#[derive(Debug, Clone)]
+pub struct WsConfig {
+    /// Largest message (after reassembling fragments) a client may send; larger ones close the
+    /// connection with 1009.
+    pub max_message_size: usize,
+    /// How often the server pings an idle-or-not client; `None` = never.
+    pub ping_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is closed with 1011; `None` =
+    /// forever (pings then only keep middleboxes from timing the connection out).
+    pub ping_timeout: Option<Duration>,
+    /// Negotiate permessage-deflate when the client offers it. Currently always declined: see
+    /// the module doc.
+    pub per_message_deflate: bool,
+}
+
+impl Default for WsConfig {
+    /// uvicorn's defaults: 16 MiB messages, a ping every 20 s answered within 20 s.
+    fn default() -> Self {
+        WsConfig {
+            max_message_size: 16 * 1024 * 1024,
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+            per_message_deflate: true,
+        }
+    }
+}
+
+/// One complete data message, either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Text(String),
+    Binary(bytes::Bytes),
+}
+
+/// What the session tells the app (ASGI `websocket.receive` / `websocket.disconnect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromClient {
+    Message(Message),
+    /// The connection is over; always the last event. `code` is the client's close code (1005
+    /// when its Close frame had none), the code we closed with on a protocol failure (1002,
+    /// 1007, 1009, 1011 for a ping timeout), or 1006 when the connection was lost without a
+    /// closing handshake.
+    Closed {
+        code: u16,
+        reason: String,
+    },
+}
+
+/// What the app asks the session to do (ASGI `websocket.send` / `websocket.close`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToClient {
+    Message(Message),
+    /// Start the closing handshake with this code (ASGI default 1000). A code that may not be
+    /// sent on the wire (1005, 1006, 1015, out of range) is replaced by 1000; the reason is cut
+    /// to the 123 bytes a Close frame can carry.
+    Close {
+        code: u16,
+        reason: String,
+    },
+    /// The app raised: close with 1011 (Internal Error). Dropping the sender without `Close`
+    /// means the app returned normally and closes with 1000.
+    Failed,
+}
