@@ -206,11 +206,11 @@ def test_fragmented_message_over_max_size_closes_with_1009(serve):
 
 
 def test_server_pings_at_the_configured_interval(serve):
-    """With ``--ws-ping-interval 0.5`` the server sends pings; a raw client sees them."""
-    server = serve(APP, *ASGI, "--ws-ping-interval", "0.5", "--ws-ping-timeout", "5")
+    """With ``--ws-ping-interval 1`` the server sends pings; a raw client sees them."""
+    server = serve(APP, *ASGI, "--ws-ping-interval", "1", "--ws-ping-timeout", "5")
     sock = raw_handshake(server)
     rest = b""
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 4
     while len(rest) < 2 and time.monotonic() < deadline:
         rest += sock.recv(4096)
     sock.close()
@@ -218,11 +218,11 @@ def test_server_pings_at_the_configured_interval(serve):
 
 
 def test_client_that_never_answers_pings_is_closed_after_the_ping_timeout(serve):
-    server = serve(APP, *ASGI, "--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.5")
+    server = serve(APP, *ASGI, "--ws-ping-interval", "1", "--ws-ping-timeout", "1")
     sock = raw_handshake(server)
     # never answer a ping: the server must give up on the connection within a few seconds
     sock.settimeout(0.2)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 6
     closed = False
     while time.monotonic() < deadline:
         try:
@@ -239,7 +239,19 @@ def test_client_that_never_answers_pings_is_closed_after_the_ping_timeout(serve)
             closed = True
             break
     sock.close()
-    assert closed, "connection still open 5 s after pings went unanswered"
+    assert closed, "connection still open 6 s after pings went unanswered"
+
+
+def test_ping_interval_and_timeout_take_fractional_seconds_like_uvicorn(serve):
+    """Uvicorn's --ws-ping-interval/--ws-ping-timeout are floats (``--ws-ping-interval 0.5``)."""
+    server = serve(APP, *ASGI, "--ws-ping-interval", "0.5", "--ws-ping-timeout", "2.5")
+    sock = raw_handshake(server)
+    rest = b""
+    deadline = time.monotonic() + 2
+    while len(rest) < 2 and time.monotonic() < deadline:
+        rest += sock.recv(4096)
+    sock.close()
+    assert rest[:1] == b"\x89", f"expected a ping within 2 s, got {rest[:8]!r}"
 
 
 def test_plain_http_request_to_a_websocket_app_gets_the_http_branch(ws_server):
