@@ -7,6 +7,7 @@ messages, ``--websocket-max-message-size`` (close 1009) and close codes and reas
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -174,11 +175,10 @@ def test_client_close_code_and_reason_reach_the_app(ws_server, events):
 
 
 def test_abrupt_client_disconnect_is_delivered_as_1006(ws_server, events):
-    ws = connect(ws_url(ws_server, "/echo"))
-    ws.send("x")
-    assert ws.recv(timeout=10) == "x"
-    ws.socket.shutdown(socket.SHUT_RDWR)
-    ws.socket.close()
+    with connect(ws_url(ws_server, "/echo")) as ws:
+        ws.send("x")
+        assert ws.recv(timeout=10) == "x"
+        ws.socket.shutdown(socket.SHUT_RDWR)  # gone without a close frame
     (disconnect,) = events.wait_for("disconnect")
     assert disconnect["code"] == 1006
 
@@ -261,11 +261,8 @@ def test_plain_http_request_to_a_websocket_app_gets_the_http_branch(ws_server):
 
 
 def test_many_concurrent_websockets_are_served(ws_server):
-    sockets = [connect(ws_url(ws_server, "/echo")) for _ in range(20)]
-    try:
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(connect(ws_url(ws_server, "/echo"))) for _ in range(20)]
         for i, ws in enumerate(sockets):
             ws.send(f"c{i}")
         assert [ws.recv(timeout=10) for ws in sockets] == [f"c{i}" for i in range(20)]
-    finally:
-        for ws in sockets:
-            ws.close()
