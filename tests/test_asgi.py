@@ -86,7 +86,12 @@ def test_http_scope_headers_are_lowercased_byte_pairs_in_wire_order_with_repeats
     raw = request(
         "GET",
         "/",
-        headers=[("X-B", "first"), ("X-Mixed-Case", "Value Kept"), ("X-A", "2"), ("X-B", "third")],
+        headers=[
+            ("X-B", "first"),
+            ("X-Mixed-Case", "Value Kept"),
+            ("X-A", "caf\xe9"),
+            ("X-B", "third"),
+        ],
     )
     scope, sock = scope_of(scope_server, raw)
     sock.close()
@@ -97,7 +102,7 @@ def test_http_scope_headers_are_lowercased_byte_pairs_in_wire_order_with_repeats
         (b"host", b"test.local"),
         (b"x-b", b"first"),
         (b"x-mixed-case", b"Value Kept"),
-        (b"x-a", b"2"),
+        (b"x-a", b"caf\xe9"),  # obs-text bytes pass through untouched
         (b"x-b", b"third"),
     ]
 
@@ -108,6 +113,15 @@ def test_http_scope_client_and_server_are_host_port_pairs_of_the_connection(scop
     sock.close()
     assert tuple(scope["client"]) == (client_host, client_port)
     assert tuple(scope["server"]) == ("127.0.0.1", scope_server.port)
+
+
+def test_root_path_setting_is_in_the_scope_and_prefixes_path_as_uvicorn_does(serve):
+    server = serve("asgi_raw:scope_app", *ASGI, "--root-path", "/api")
+    r = httpx.get(f"{server.url}/items/1", timeout=10)
+    scope = untag(r.json()["scope"])
+    assert scope["root_path"] == "/api"
+    assert scope["path"] == "/api/items/1"
+    assert scope["raw_path"] == b"/api/items/1"
 
 
 def test_http_scope_state_is_a_copy_of_what_lifespan_startup_stored(scope_server):
@@ -196,6 +210,77 @@ def test_request_body_streams_back_before_the_request_has_ended(body_server):
     assert resp.framing == "chunked"
 
 
+def test_unread_request_body_is_skipped_before_the_next_request_on_the_connection(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(
+            request("POST", "/no-read", headers=[("Content-Length", "10")], body=b"0123456789")
+            + request("GET", "/fixed")
+        )
+        first = conn.read_response()
+        assert first.body == b"did not read"
+        try:
+            second = conn.read_response()
+        except ConnectionClosed:
+            return  # closing instead of draining is allowed, never misparsing the body
+        assert second.status == 201
+        assert second.body == b"hello world"
+
+
+def test_expect_100_continue_is_answered_when_the_app_reads_the_body(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(
+            request("POST", "/count", headers=[("Content-Length", "5"), ("Expect", "100-continue")])
+        )
+        interim = conn.read_response()
+        assert interim.status == 100
+        conn.send(b"hello")
+        final = conn.read_response()
+    assert sum(final.json()["sizes"]) == 5
+
+
+def test_expect_100_continue_is_not_sent_when_the_app_answers_without_reading(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(
+            request(
+                "POST", "/no-read", headers=[("Content-Length", "5"), ("Expect", "100-continue")]
+            )
+        )
+        final = conn.read_response()
+    assert final.status == 200
+    assert final.body == b"did not read"
+
+
+def test_receive_after_the_response_is_sent_returns_http_disconnect(serve, tmp_path):
+    """ASGI spec: http.disconnect is "sent to the application if receive is called after a
+    response has been sent" -- even while the client keeps the connection open."""
+    events = Events(tmp_path)
+    server = serve("asgi_raw:body_app", *ASGI, env=events.env)
+    with RawConnection.to(server) as conn:
+        conn.send(request("GET", "/receive-after-response"))
+        assert conn.read_response().body == b"done"
+        (after,) = events.wait_for("after-response", timeout=10)
+    assert after["type"] == "http.disconnect"
+    assert after["waited"] < 2, after
+
+
+def test_many_slow_requests_run_concurrently_in_one_asgi_worker(body_server):
+    """The point of ASGI: 50 requests that each await 1 s finish together, not one by one."""
+    results: list[int] = []
+
+    def one() -> None:
+        results.append(httpx.get(f"{body_server.url}/sleep?s=1", timeout=30).status_code)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=one) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    assert results == [200] * 50
+    assert elapsed < 8, f"50 concurrent 1 s sleeps took {elapsed:.1f}s"
+
+
 # -- response bodies -------------------------------------------------------------------------
 
 
@@ -241,6 +326,79 @@ def test_head_request_gets_the_headers_of_get_and_no_body(body_server):
     assert head.header("content-length") == "11"
     assert head.body == b""
     assert get.body == b"hello world"
+
+
+def test_large_response_reaches_a_slow_reader_intact(body_server):
+    sock = body_server.connect(timeout=30)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.sendall(request("GET", "/big?mb=16", headers=[("Connection", "close")]))
+    digest, total, head, buf = hashlib.sha256(), 0, None, b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        if head is None:
+            buf += data
+            if b"\r\n\r\n" not in buf:
+                continue
+            head, _, data = buf.partition(b"\r\n\r\n")
+        digest.update(data)
+        total += len(data)
+        if total < 2 * 1024 * 1024:
+            time.sleep(0.01)  # read slowly at first: the app must be held back, not fail
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert total == 16 * 1024 * 1024
+    piece = bytes(range(256)) * 256
+    assert digest.hexdigest() == hashlib.sha256(piece * 256).hexdigest()
+
+
+def test_body_shorter_than_content_length_closes_the_connection(serve, tmp_path):
+    server = serve("asgi_raw:body_app", *ASGI)
+    with RawConnection.to(server) as conn:
+        conn.send(request("GET", "/short-length"))
+        with pytest.raises(ConnectionClosed):
+            conn.read_response(timeout=10)
+
+
+def test_body_longer_than_content_length_is_never_sent_past_the_length(serve, tmp_path):
+    server = serve("asgi_raw:body_app", *ASGI)
+    with RawConnection.to(server) as conn:
+        conn.send(request("GET", "/long-length") + request("GET", "/fixed"))
+        first = conn.read_response()
+        assert first.body == b"1234567890"
+        # the 5 extra bytes must not be read as the start of the next response
+        try:
+            second = conn.read_response()
+        except ConnectionClosed:
+            return
+        assert second.status == 201, second
+
+
+def test_no_content_response_carries_no_body_even_if_the_app_sends_one(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("GET", "/no-content-with-body") + request("GET", "/fixed"))
+        first = conn.read_response()
+        assert first.status == 204
+        assert first.header("transfer-encoding") is None
+        second = conn.read_response()
+    assert second.body == b"hello world"
+
+
+def test_connection_close_from_the_app_closes_after_the_response(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("GET", "/close-header"))
+        resp = conn.read_response()
+        assert resp.body == b"bye"
+        assert conn.closed_within(5)
+
+
+@pytest.mark.parametrize(("loop", "module"), [("asyncio", "asyncio"), ("uvloop", "uvloop")])
+def test_asgi_loop_setting_picks_the_event_loop_the_app_runs_on(serve, loop, module):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed")
+    server = serve("asgi_raw:body_app", *ASGI, "--asgi-loop", loop)
+    assert httpx.get(f"{server.url}/loop", timeout=10).json()["module"].startswith(module)
 
 
 def test_keep_alive_connection_serves_many_asgi_requests(body_server):
@@ -336,7 +494,7 @@ def test_send_after_response_completed_raises_in_the_app_and_keeps_the_response(
         assert conn.read_response().body == b"fine"
 
 
-@pytest.mark.parametrize("path", ["/bad-status", "/str-header"])
+@pytest.mark.parametrize("path", ["/bad-status", "/str-header", "/crlf-header"])
 def test_malformed_response_start_raises_in_the_app_and_gives_500(bad_server, path):
     with get(bad_server, path) as conn:
         resp = conn.read_response()

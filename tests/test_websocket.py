@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import time
 from urllib.parse import quote
@@ -181,6 +182,38 @@ def test_abrupt_client_disconnect_is_delivered_as_1006(ws_server, events):
         ws.socket.shutdown(socket.SHUT_RDWR)  # gone without a close frame
     (disconnect,) = events.wait_for("disconnect")
     assert disconnect["code"] == 1006
+
+
+def test_app_raising_before_accept_fails_the_handshake_with_500(ws_server):
+    with pytest.raises(InvalidStatus) as info:
+        connect(ws_url(ws_server, "/raise-before-accept"), open_timeout=10)
+    assert info.value.response.status_code == 500
+    ws_server.wait_for_log(r"websocket app failed before accept")
+
+
+def test_app_raising_after_accept_closes_with_1011(ws_server):
+    with connect(ws_url(ws_server, "/raise-after-accept")) as ws:
+        ws.send("trigger")
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == 1011
+    ws_server.wait_for_log(r"websocket app failed after accept")
+
+
+def test_graceful_stop_closes_open_websockets_with_going_away_or_restart(serve):
+    server = serve(APP, *ASGI, "--graceful-timeout", "5")
+    with connect(ws_url(server, "/echo")) as ws:
+        ws.send("before")
+        assert ws.recv(timeout=10) == "before"
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed) as info:
+            ws.recv(timeout=10)
+    assert info.value.rcvd is not None, "closed without a close frame"
+    assert info.value.rcvd.code in (1001, 1012), info.value.rcvd  # uvicorn sends 1012
+    assert server.proc.wait(10) == 0
+    assert time.monotonic() - started < 5, "a websocket held the stop to the graceful timeout"
 
 
 def test_message_over_max_size_closes_with_1009(serve):

@@ -186,6 +186,68 @@ async def body_app(scope, receive, send) -> None:
         await asyncio.sleep(float(query.get("s", "1")))
         await respond_json(send, {"slept": float(query.get("s", "1")), "pid": os.getpid()})
         return
+    if path == "/loop":
+        await drain(receive)
+        loop = asyncio.get_running_loop()
+        await respond_json(send, {"module": type(loop).__module__, "name": type(loop).__name__})
+        return
+    if path == "/no-read":
+        # answers without ever calling receive(): the server deals with the unread body
+        await respond(send, 200, b"did not read")
+        return
+    if path == "/big":
+        await drain(receive)
+        size = int(query.get("mb", "8")) * 1024 * 1024
+        piece = bytes(range(256)) * 256  # 64 KiB
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(size).encode())],
+            }
+        )
+        for _ in range(size // len(piece)):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    if path in ("/short-length", "/long-length"):
+        await drain(receive)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]}
+        )
+        body = b"12345" if path == "/short-length" else b"123456789012345"
+        try:
+            await send({"type": "http.response.body", "body": body})
+        except Exception as exc:
+            record("send-raised", path=path, error=type(exc).__name__)
+            raise
+        return
+    if path == "/no-content-with-body":
+        await drain(receive)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b"must not be sent"})
+        return
+    if path == "/close-header":
+        await drain(receive)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"connection", b"close"), (b"content-length", b"3")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"bye"})
+        return
+    if path == "/receive-after-response":
+        await drain(receive)
+        await respond(send, 200, b"done")
+        t0 = time.monotonic()
+        try:
+            message = await asyncio.wait_for(receive(), 5)
+            record("after-response", type=message["type"], waited=time.monotonic() - t0)
+        except asyncio.TimeoutError:
+            record("after-response", type="timeout", waited=time.monotonic() - t0)
+        return
     await respond(send, 404, b"no such path")
 
 
@@ -267,6 +329,15 @@ async def misbehaving_app(scope, receive, send) -> None:
         raise RuntimeError("boom after start")
     elif path == "/bad-status":
         await bad_send({"type": "http.response.start", "status": "200", "headers": []})
+    elif path == "/crlf-header":
+        await bad_send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"x-injected", b"a\r\nset-cookie: evil=1")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"split"})
     elif path == "/str-header":
         await bad_send({"type": "http.response.start", "status": 200, "headers": [("a", "b")]})
     else:

@@ -8,7 +8,8 @@
 - ``/deny``: closes before accepting (the server must answer the handshake with 403);
 - ``/deny-response``: refuses with the ``websocket.http.response`` extension: 401, a header
   and a two-part body;
-- ``/accept-headers``: accepts with an extra response header.
+- ``/accept-headers``: accepts with an extra response header;
+- ``/raise-before-accept``, ``/raise-after-accept``: the app fails at either point.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ async def app(scope, receive, send) -> None:
         await send({"type": "websocket.http.response.body", "body": b"go ", "more_body": True})
         await send({"type": "websocket.http.response.body", "body": b"away"})
         return
+    if path == "/raise-before-accept":
+        raise RuntimeError("websocket app failed before accept")
+    if path == "/raise-after-accept":
+        await send({"type": "websocket.accept"})
+        await receive()  # the client's first message
+        raise RuntimeError("websocket app failed after accept")
     if path == "/subprotocol":
         offered = list(scope.get("subprotocols", []))
         chosen = next((p for p in ("chat.v2", "chat.v1") if p in offered), None)
