@@ -17,7 +17,13 @@ import httpx
 import pytest
 from conftest import APPS, Server, run_ferricorn
 from helpers_asgi import ASGI, Events, untag
-from helpers_http import ConnectionClosed, RawConnection, chunked, request
+from helpers_http import (
+    ConnectionClosed,
+    RawConnection,
+    assert_date_and_server,
+    chunked,
+    request,
+)
 
 
 @pytest.fixture(scope="module")
@@ -401,6 +407,55 @@ def test_asgi_loop_setting_picks_the_event_loop_the_app_runs_on(serve, loop, mod
     assert httpx.get(f"{server.url}/loop", timeout=10).json()["module"].startswith(module)
 
 
+def test_empty_more_body_pieces_do_not_end_a_chunked_response(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("GET", "/empty-pieces") + request("GET", "/fixed"))
+        first = conn.read_response()
+        second = conn.read_response()
+    assert first.framing == "chunked"
+    assert first.body == b"abc"
+    assert second.body == b"hello world"
+
+
+def test_asgi_responses_carry_date_and_server_headers(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("GET", "/fixed"))
+        assert_date_and_server(conn.read_response())
+
+
+def test_access_log_records_asgi_requests(serve):
+    server = serve("asgi_raw:body_app", *ASGI, "--access-logfile", "-")
+    httpx.get(f"{server.url}/fixed?q=1", timeout=10)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not server.stdout_lines:
+        time.sleep(0.05)
+    assert any('"GET /fixed?q=1 HTTP/1.1" 201 11' in line for line in server.stdout_lines), (
+        server.stdout_lines
+    )
+
+
+def test_loop_blocked_past_timeout_gets_the_worker_killed_and_replaced(serve):
+    server = serve("asgi_raw:body_app", *ASGI, "-w", "1", "--timeout", "2")
+    first_pid = httpx.get(f"{server.url}/pid", timeout=10).json()["pid"]
+    try:
+        r = httpx.get(f"{server.url}/block?s=30", timeout=20)
+    except httpx.HTTPError:
+        pass  # the connection went down with the killed worker
+    else:
+        assert r.status_code >= 500, r  # an error answer is fine too, the app's 200 is not
+    server.wait_for_log(r"WORKER TIMEOUT", timeout=15)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            pid = httpx.get(f"{server.url}/pid", timeout=5).json()["pid"]
+            if pid != first_pid:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "no replacement worker answered"
+        time.sleep(0.2)
+
+
 def test_keep_alive_connection_serves_many_asgi_requests(body_server):
     with RawConnection.to(body_server) as conn:
         for _ in range(20):
@@ -533,6 +588,16 @@ def test_http_disconnect_is_delivered_when_the_client_closes(disconnect_server):
     (after,) = disconnect_server.events.wait_for("after-body")
     assert after["type"] == "http.disconnect"
     assert disconnect_server.events.named("body")[0]["length"] == 4
+
+
+def test_http_disconnect_is_delivered_when_the_client_aborts_an_upload(disconnect_server):
+    conn = RawConnection.to(disconnect_server)
+    conn.send(request("POST", "/upload", headers=[("Content-Length", "1000000")]) + b"x" * 5000)
+    time.sleep(0.5)
+    conn.close()
+    (ended,) = disconnect_server.events.wait_for("upload-ended", timeout=10)
+    assert ended["how"] == "http.disconnect", ended
+    assert ended["received"] <= 5000
 
 
 def test_streaming_app_stops_soon_after_the_client_goes_away(disconnect_server):

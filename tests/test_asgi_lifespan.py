@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import threading
 import time
 
@@ -58,6 +59,30 @@ def test_shutdown_runs_on_term_after_requests_and_the_server_exits_cleanly(serve
     assert server.stop() == 0
     names = [e["event"] for e in events.all()]
     assert names == ["startup.begin", "startup.complete", "request", "shutdown"], names
+
+
+def test_preloaded_app_still_runs_lifespan_in_each_worker(serve, tmp_path):
+    events = Events(tmp_path)
+    server = serve(RECORDING, *ASGI, "--preload", "-w", "2", env=events.env)
+    completed = events.wait_for("startup.complete", count=2)
+    assert len({e["pid"] for e in completed}) == 2
+    assert httpx.get(f"{server.url}/", timeout=10).json()["started"] is True
+
+
+def test_hup_replaces_workers_with_a_shutdown_for_each_old_and_startup_for_each_new(
+    serve, tmp_path
+):
+    events = Events(tmp_path)
+    server = serve(RECORDING, *ASGI, "-w", "1", env=events.env)
+    (first,) = events.wait_for("startup.complete")
+    master = int(re.search(r"\((\d+)\)", server.wait_for_log(r"Listening at:")).group(1))
+    os.kill(master, signal.SIGHUP)
+    starts = events.wait_for("startup.complete", count=2, timeout=20)
+    assert starts[1]["pid"] != first["pid"]
+    (shutdown,) = events.wait_for("shutdown", timeout=20)
+    assert shutdown["pid"] == first["pid"]
+    r = httpx.get(f"{server.url}/", timeout=10)
+    assert r.json()["started"] is True
 
 
 def test_lifespan_alias_flag_behaves_like_asgi_lifespan(serve, tmp_path):

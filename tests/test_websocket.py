@@ -117,6 +117,7 @@ def test_websocket_scope_has_type_path_query_headers_and_subprotocols(ws_server)
     assert all(n == n.lower() for n, _ in headers)
     assert scope["client"][0] == "127.0.0.1"
     assert tuple(scope["server"]) == ("127.0.0.1", ws_server.port)
+    assert scope["state"] == {"ws_marker": "from-lifespan"}
 
 
 def test_subprotocol_chosen_by_the_app_is_negotiated(ws_server):

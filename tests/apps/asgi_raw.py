@@ -191,6 +191,18 @@ async def body_app(scope, receive, send) -> None:
         loop = asyncio.get_running_loop()
         await respond_json(send, {"module": type(loop).__module__, "name": type(loop).__name__})
         return
+    if path == "/empty-pieces":
+        await drain(receive)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for piece in (b"", b"a", b"", b"", b"b", b""):
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"c", "more_body": False})
+        return
+    if path == "/block":
+        await drain(receive)
+        time.sleep(float(query.get("s", "10")))  # blocks the event loop on purpose
+        await respond(send, 200, b"unblocked")
+        return
     if path == "/no-read":
         # answers without ever calling receive(): the server deals with the unread body
         await respond(send, 200, b"did not read")
@@ -256,6 +268,7 @@ async def body_app(scope, receive, send) -> None:
 
 async def disconnect_app(scope, receive, send) -> None:
     """``/wait``: reads the body, then waits for ``http.disconnect`` and records it.
+    ``/upload``: reads the body and records whether it completed or the client went away.
     ``/stream-forever``: streams until the client goes away, watching for ``http.disconnect``
     in a task beside the sends (as Starlette's StreamingResponse does), and records how it
     stopped."""
@@ -267,6 +280,18 @@ async def disconnect_app(scope, receive, send) -> None:
         message = await receive()
         record("after-body", type=message["type"])
         return
+    if scope["path"] == "/upload":
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                record("upload-ended", how="http.disconnect", received=received)
+                return
+            received += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                record("upload-ended", how="complete", received=received)
+                await respond(send, 200, b"complete")
+                return
     if scope["path"] == "/stream-forever":
         await drain(receive)
         await send({"type": "http.response.start", "status": 200, "headers": []})
