@@ -612,6 +612,19 @@ def test_streaming_app_stops_soon_after_the_client_goes_away(disconnect_server):
         assert stopped["error"] in {c.__name__ for c in _oserror_classes()}, stopped
 
 
+def test_send_after_client_disconnect_raises_oserror_under_spec_2_4(disconnect_server):
+    """ASGI spec 2.4 (announced in scope["asgi"]["spec_version"]): send() on a closed
+    connection raises an OSError subclass. Starlette's StreamingResponse relies on exactly that
+    to stop a stream once it sees spec 2.4."""
+    conn = RawConnection.to(disconnect_server)
+    conn.send(request("GET", "/stream-unwatched"))
+    assert conn.quiet_for(0.5).startswith(b"HTTP/1.1 200")
+    conn.close()
+    (stopped,) = disconnect_server.events.wait_for("unwatched-stopped", timeout=25)
+    assert stopped["how"] == "send raised", stopped
+    assert stopped["is_oserror"], stopped
+
+
 def _oserror_classes():
     todo, seen = [OSError], []
     while todo:

@@ -112,6 +112,17 @@ def test_fastapi_background_task_runs_after_the_response(fastapi, bg_file):
     assert bg_file.read_text() == "done:fern\n"
 
 
+def test_fastapi_endless_stream_is_closed_when_the_client_goes_away(fastapi_server, bg_file):
+    with httpx.Client(base_url=fastapi_server.url, timeout=10) as client:
+        with client.stream("GET", "/forever") as r:
+            lines = r.iter_lines()
+            assert [next(lines) for _ in range(3)] == ["tick"] * 3
+    deadline = time.monotonic() + 10
+    while "stream-closed" not in bg_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bg_file.read_text() == "stream-closed\n", "the endless generator was never closed"
+
+
 def test_fastapi_unhandled_exception_is_500_and_logged(fastapi, fastapi_server):
     r = fastapi.get("/boom")
     assert r.status_code == 500

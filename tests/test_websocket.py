@@ -96,6 +96,57 @@ def test_many_messages_keep_their_order(ws_server):
         assert [ws.recv(timeout=10) for _ in range(200)] == [f"m{i}" for i in range(200)]
 
 
+def test_client_ping_is_answered_with_a_pong(ws_server):
+    with connect(ws_url(ws_server, "/echo")) as ws:
+        pong = ws.ping(b"are you there")
+        assert pong.wait(5), "no pong within 5 s"
+
+
+def frame(opcode: int, payload: bytes, *, masked: bool = True, fin: bool = True) -> bytes:
+    """One client frame (payload < 126 bytes)."""
+    head = bytes([(0x80 if fin else 0) | opcode, (0x80 if masked else 0) | len(payload)])
+    if not masked:
+        return head + payload
+    key = b"\x01\x02\x03\x04"
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def read_close_code(sock: socket.socket, timeout: float = 5) -> int | None:
+    """Read frames until a close frame; its status code (None if the TCP connection just ends)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            while len(data) >= 2:
+                opcode, length = data[0] & 0x0F, data[1] & 0x7F
+                if len(data) < 2 + length:
+                    break
+                payload, data = data[2 : 2 + length], data[2 + length :]
+                if opcode == 0x8:
+                    return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return None
+
+
+def test_text_frame_with_invalid_utf8_is_closed_with_1007(ws_server):
+    sock = raw_handshake(ws_server)
+    sock.sendall(frame(0x1, b"ok \xff\xfe"))
+    assert read_close_code(sock) == 1007
+    sock.close()
+
+
+def test_unmasked_client_frame_is_closed_with_1002(ws_server):
+    sock = raw_handshake(ws_server)
+    sock.sendall(frame(0x1, b"hello", masked=False))
+    assert read_close_code(sock) == 1002
+    sock.close()
+
+
 def test_websocket_scope_has_type_path_query_headers_and_subprotocols(ws_server):
     with connect(
         ws_url(ws_server, "/scope?room=a%20b"),

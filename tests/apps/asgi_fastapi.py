@@ -72,6 +72,21 @@ async def stream(n: int = 5):
     return StreamingResponse(lines(), media_type="text/plain")
 
 
+@app.get("/forever")
+async def forever():
+    """An endless stream (think server-sent events) that notes when it is closed."""
+
+    async def ticks():
+        try:
+            while True:
+                yield b"tick\n"
+                await asyncio.sleep(0.01)
+        finally:
+            write_marker("stream-closed")
+
+    return StreamingResponse(ticks(), media_type="text/plain")
+
+
 def write_marker(text: str) -> None:
     with open(os.environ["ASGI_BG_FILE"], "a", encoding="utf-8") as f:
         f.write(text + "\n")

@@ -292,6 +292,26 @@ async def disconnect_app(scope, receive, send) -> None:
                 record("upload-ended", how="complete", received=received)
                 await respond(send, 200, b"complete")
                 return
+    if scope["path"] == "/stream-unwatched":
+        # never calls receive(): only a raising send() can tell it the client left
+        await drain(receive)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        sent, started = 0, time.monotonic()
+        try:
+            while time.monotonic() - started < 20:
+                await send({"type": "http.response.body", "body": b"y" * 1024, "more_body": True})
+                sent += 1
+                await asyncio.sleep(0.01)
+            record("unwatched-stopped", how="gave up after 20 s", chunks=sent)
+        except Exception as exc:
+            record(
+                "unwatched-stopped",
+                how="send raised",
+                error=type(exc).__name__,
+                is_oserror=isinstance(exc, OSError),
+                chunks=sent,
+            )
+        return
     if scope["path"] == "/stream-forever":
         await drain(receive)
         await send({"type": "http.response.start", "status": 200, "headers": []})
