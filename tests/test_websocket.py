@@ -268,6 +268,16 @@ def test_graceful_stop_closes_open_websockets_with_going_away_or_restart(serve):
     assert time.monotonic() - started < 5, "a websocket held the stop to the graceful timeout"
 
 
+def test_websocket_send_after_the_client_left_raises_oserror(ws_server, events):
+    """ASGI spec 2.4: send() on a closed connection raises an OSError subclass."""
+    with connect(ws_url(ws_server, "/send-forever")) as ws:
+        assert ws.recv(timeout=10) == "tick"
+        ws.socket.shutdown(socket.SHUT_RDWR)  # gone without a close frame
+    (stopped,) = events.wait_for("send-forever-stopped", timeout=25)
+    assert stopped["how"] == "send raised", stopped
+    assert stopped["is_oserror"], stopped
+
+
 def test_message_over_max_size_closes_with_1009(serve):
     server = serve(APP, *ASGI, "--websocket-max-message-size", "1024")
     with connect(ws_url(server, "/echo")) as ws:

@@ -9,12 +9,15 @@
 - ``/deny-response``: refuses with the ``websocket.http.response`` extension: 401, a header
   and a two-part body;
 - ``/accept-headers``: accepts with an extra response header;
-- ``/raise-before-accept``, ``/raise-after-accept``: the app fails at either point.
+- ``/raise-before-accept``, ``/raise-after-accept``: the app fails at either point;
+- ``/send-forever``: sends without receiving and records how its sending ended.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from urllib.parse import parse_qs
 
 from asgi_raw import record, tag
@@ -66,6 +69,25 @@ async def app(scope, receive, send) -> None:
         await send({"type": "websocket.accept"})
         await receive()  # the client's first message
         raise RuntimeError("websocket app failed after accept")
+    if path == "/send-forever":
+        # sends without ever calling receive(): only a raising send() says the client left
+        await send({"type": "websocket.accept"})
+        sent, started = 0, time.monotonic()
+        try:
+            while time.monotonic() - started < 20:
+                await send({"type": "websocket.send", "text": "tick"})
+                sent += 1
+                await asyncio.sleep(0.01)
+            record("send-forever-stopped", how="gave up after 20 s", sent=sent)
+        except Exception as exc:
+            record(
+                "send-forever-stopped",
+                how="send raised",
+                error=type(exc).__name__,
+                is_oserror=isinstance(exc, OSError),
+                sent=sent,
+            )
+        return
     if path == "/subprotocol":
         offered = list(scope.get("subprotocols", []))
         chosen = next((p for p in ("chat.v2", "chat.v1") if p in offered), None)
