@@ -82,6 +82,19 @@ def test_http_scope_query_string_is_empty_bytes_without_a_query(scope_server):
     assert scope["raw_path"] == b"/plain"
 
 
+def test_http_scope_of_an_absolute_form_target_has_only_the_path(scope_server):
+    scope, sock = scope_of(scope_server, request("GET", "http://test.local/abs/p?q=1"))
+    sock.close()
+    assert scope["path"] == "/abs/p"
+    assert scope["query_string"] == b"q=1"
+
+
+def test_http_scope_keeps_an_empty_header_value(scope_server):
+    scope, sock = scope_of(scope_server, request("GET", "/", headers=[("X-Empty", "")]))
+    sock.close()
+    assert (b"x-empty", b"") in [tuple(h) for h in scope["headers"]]
+
+
 def test_http_scope_root_path_defaults_to_empty_string(scope_server):
     scope, sock = scope_of(scope_server, request("GET", "/"))
     sock.close()
@@ -706,6 +719,13 @@ def test_interface_auto_serves_an_asgi_2_double_callable(serve):
     r = httpx.get(f"{server.url}/two", timeout=10)
     assert r.status_code == 200
     assert r.text == "asgi2 says hi to /two"
+
+
+def test_asgi_worker_serves_an_asgi_2_double_callable(serve):
+    server = serve("asgi_raw:asgi2_app", *ASGI)
+    r = httpx.get(f"{server.url}/k", timeout=10)
+    assert r.status_code == 200
+    assert r.text == "asgi2 says hi to /k"
 
 
 def test_interface_auto_still_serves_a_wsgi_app_as_wsgi(serve):
