@@ -136,6 +136,15 @@ def test_lifespan_auto_with_startup_failed_also_exits_non_zero(tmp_path):
     assert "database unreachable: ECONN" in done.stderr
 
 
+def test_shutdown_failed_message_is_logged(serve, tmp_path):
+    events = Events(tmp_path)
+    server = serve("asgi_raw:lifespan_shutdown_failing_app", *ASGI, env=events.env)
+    assert httpx.get(f"{server.url}/", timeout=10).text == "up"
+    server.stop()
+    assert events.named("shutdown.failing")
+    server.wait_for_log(r"flush lost: EPIPE")
+
+
 def test_lifespan_off_serves_an_app_whose_startup_would_fail(serve, tmp_path):
     events = Events(tmp_path)
     server = serve("asgi_raw:lifespan_failing_app", *ASGI, "--asgi-lifespan", "off", env=events.env)

@@ -431,6 +431,21 @@ async def lifespan_failing_app(scope, receive, send) -> None:
     await respond(send, 200, b"should never be served")
 
 
+async def lifespan_shutdown_failing_app(scope, receive, send) -> None:
+    """Starts fine; shutdown fails with ``lifespan.shutdown.failed`` and a message."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                record("shutdown.failing")
+                await send({"type": "lifespan.shutdown.failed", "message": "flush lost: EPIPE"})
+                return
+    await drain(receive)
+    await respond(send, 200, b"up")
+
+
 async def lifespan_unsupported_app(scope, receive, send) -> None:
     """An app that does not speak lifespan (raises on it), as many small apps do."""
     if scope["type"] != "http":
