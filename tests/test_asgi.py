@@ -8,6 +8,7 @@ Uvicorn users rely on; each test names the behaviour it checks.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
 import threading
@@ -467,6 +468,23 @@ def test_loop_blocked_past_timeout_gets_the_worker_killed_and_replaced(serve):
             pass
         assert time.monotonic() < deadline, "no replacement worker answered"
         time.sleep(0.2)
+
+
+def test_pathsend_extension_sends_the_file_with_its_length(serve, tmp_path):
+    blob = os.urandom(3 * 1024 * 1024 + 7)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(blob)
+    server = serve("asgi_raw:body_app", *ASGI, env={"ASGI_PATHSEND_FILE": str(path)})
+    with RawConnection.to(server, timeout=30) as conn:
+        conn.send(request("GET", "/pathsend") + request("HEAD", "/pathsend"))
+        get = conn.read_response()
+        head = conn.read_response("HEAD")
+    assert get.status == 200, get
+    assert get.framing == "length"
+    assert get.header("content-length") == str(len(blob))
+    assert get.body == blob
+    assert head.header("content-length") == str(len(blob))
+    assert head.body == b""
 
 
 def test_keep_alive_connection_serves_many_asgi_requests(body_server):

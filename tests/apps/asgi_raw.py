@@ -203,6 +203,20 @@ async def body_app(scope, receive, send) -> None:
         time.sleep(float(query.get("s", "10")))  # blocks the event loop on purpose
         await respond(send, 200, b"unblocked")
         return
+    if path == "/pathsend":
+        await drain(receive)
+        if "http.response.pathsend" not in scope.get("extensions", {}):
+            await respond(send, 501, b"no pathsend extension")
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream")],
+            }
+        )
+        await send({"type": "http.response.pathsend", "path": os.environ["ASGI_PATHSEND_FILE"]})
+        return
     if path == "/no-read":
         # answers without ever calling receive(): the server deals with the unread body
         await respond(send, 200, b"did not read")
