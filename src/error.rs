@@ -26,6 +26,11 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error("--metrics-bind / metrics_bind = {addr:?}: cannot serve metrics there: {source}")]
+    MetricsBind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("could not start the worker: {0}")]
     Io(#[from] std::io::Error),
     #[error("Python error while starting: {0}")]

@@ -1,6 +1,10 @@
 //! The error log: gunicorn's line shape `[2026-11-24 10:00:00 +0000] [pid] [LEVEL] message` on
 //! stderr or in the `--error-logfile`, behind the `log` facade so every module just calls
 //! `log::info!` and friends.
+//!
+//! With `--statsd-host`, error and warning lines are also counted (`gunicorn.log.error`,
+//! `gunicorn.log.warning`), and lines logged with the `EXCEPTION` target count as
+//! `gunicorn.log.exception`, as gunicorn's `log.exception` does for a failed request.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -9,6 +13,10 @@ use std::sync::Mutex;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 struct ErrorLog;
+
+/// The `log` target for an error with a traceback (gunicorn's `log.exception`), e.g.
+/// `log::error!(target: EXCEPTION, ...)`.
+pub const EXCEPTION: &str = "ferricorn::exception";
 
 static LOGGER: ErrorLog = ErrorLog;
 
@@ -65,10 +73,25 @@ impl Log for ErrorLog {
             record.args()
         );
         write_raw(&line);
+        if let Some(statsd) = crate::metrics::statsd::global() {
+            if let Some(metric) = metric_for(record.level(), record.target()) {
+                statsd.increment(metric);
+            }
+        }
     }
 
     fn flush(&self) {
         let _ = io::stderr().flush();
+    }
+}
+
+/// gunicorn's StatsD logger counts these; info and debug lines are not counted.
+fn metric_for(level: Level, target: &str) -> Option<&'static str> {
+    match level {
+        Level::Error if target == EXCEPTION => Some("gunicorn.log.exception"),
+        Level::Error => Some("gunicorn.log.error"),
+        Level::Warn => Some("gunicorn.log.warning"),
+        _ => None,
     }
 }
 
@@ -103,5 +126,25 @@ fn timestamp() -> String {
             &tm,
         );
         String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_warnings_and_exceptions_map_to_gunicorns_log_counters() {
+        assert_eq!(
+            metric_for(Level::Error, "ferricorn::master"),
+            Some("gunicorn.log.error")
+        );
+        assert_eq!(
+            metric_for(Level::Error, EXCEPTION),
+            Some("gunicorn.log.exception")
+        );
+        assert_eq!(metric_for(Level::Warn, "x"), Some("gunicorn.log.warning"));
+        assert_eq!(metric_for(Level::Info, "x"), None);
+        assert_eq!(metric_for(Level::Debug, EXCEPTION), None);
     }
 }

@@ -123,6 +123,9 @@ pub enum Reply {
     Chunk(Bytes),
     File(FileBody),
     End,
+    /// End of a chunked body with trailer fields (`name: value\r\n` lines, validated); a body
+    /// framed otherwise just ends, without them.
+    Trailers(Vec<u8>),
     /// The app failed after the head went out: close without a clean end of body.
     Abort,
     /// Accept a WebSocket upgrade (instead of any HTTP response): the `101` goes out with this
@@ -157,7 +160,11 @@ impl Responder {
     pub fn try_send(&mut self, reply: Reply) -> Result<(), TrySend> {
         let ends = matches!(
             reply,
-            Reply::Complete(..) | Reply::End | Reply::Abort | Reply::Accept { .. }
+            Reply::Complete(..)
+                | Reply::End
+                | Reply::Trailers(_)
+                | Reply::Abort
+                | Reply::Accept { .. }
         );
         match self.tx.try_send(reply) {
             Ok(()) => {
@@ -173,7 +180,11 @@ impl Responder {
     pub fn blocking_send(&mut self, reply: Reply) -> Result<(), ClientGone> {
         let ends = matches!(
             reply,
-            Reply::Complete(..) | Reply::End | Reply::Abort | Reply::Accept { .. }
+            Reply::Complete(..)
+                | Reply::End
+                | Reply::Trailers(_)
+                | Reply::Abort
+                | Reply::Accept { .. }
         );
         self.tx.blocking_send(reply).map_err(|_| ClientGone)?;
         self.finished |= ends;

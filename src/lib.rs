@@ -11,6 +11,7 @@ mod hooks;
 mod http;
 mod job_queue;
 mod master;
+mod metrics;
 mod net;
 // Called by the master (src/master/), which lands separately.
 mod process;

@@ -11,6 +11,7 @@ use crate::accesslog::AccessLog;
 use crate::error::Error;
 use crate::hooks::ServerHooks;
 use crate::master::{Arbiter, MasterOptions};
+use crate::metrics::prometheus::MetricsServer;
 use crate::net::{BindOptions, Listener};
 use crate::process::PidFile;
 use crate::settings::{Settings, VERSION};
@@ -19,9 +20,11 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     // before daemonizing, so a relative path means what it meant on the command line
     let access_log = match &s.accesslog {
         Some(path) => Some(Arc::new(
-            AccessLog::open(path, &s.access_log_format).map_err(|source| Error::AccessLog {
-                path: path.clone(),
-                source,
+            AccessLog::open(path, &s.access_log_format, s.access_log_json).map_err(|source| {
+                Error::AccessLog {
+                    path: path.clone(),
+                    source,
+                }
             })?,
         )),
         None => None,
@@ -64,6 +67,14 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
             return Err(e);
         }
     };
+    // metrics sinks exist before the first fork, so every worker inherits them
+    let metrics = match start_metrics(&s) {
+        Ok(m) => m,
+        Err(e) => {
+            cleanup(&listeners, pidfile.as_ref());
+            return Err(e);
+        }
+    };
     // from here on a signal is queued for the master loop, never lost or fatal: the readiness
     // line below is a promise that the server can be signalled
     let signals = crate::master::signals::SignalQueue::install()?;
@@ -93,9 +104,33 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     };
 
     let opts = MasterOptions::from_settings(&s, argv, preloaded, access_log, hooks);
-    Arbiter::new(opts, listeners, pidfile, signals)?.run(py)?;
+    Arbiter::new(opts, listeners, pidfile, signals)?
+        .with_metrics(metrics)
+        .run(py)?;
     log::info!("Shutting down: Master");
     Ok(())
+}
+
+/// Connects the StatsD socket (`--statsd-host`) and, for `--metrics-bind`, maps the shared
+/// counters and binds the master's endpoint. Settings re-read on HUP do not change these, as
+/// they do not change the listening sockets.
+fn start_metrics(s: &Settings) -> Result<Option<MetricsServer>, Error> {
+    if let Some(addr) = &s.statsd_host {
+        crate::metrics::statsd::install(addr, &s.statsd_prefix, &s.dogstatsd_tags);
+    }
+    let Some(addr) = &s.metrics_bind else {
+        return Ok(None);
+    };
+    let bind_error = |source| Error::MetricsBind {
+        addr: addr.clone(),
+        source,
+    };
+    crate::metrics::shm::install().map_err(bind_error)?;
+    let server = MetricsServer::bind(addr).map_err(bind_error)?;
+    if let Ok(local) = server.local_addr() {
+        log::info!("Metrics at: http://{local}/metrics");
+    }
+    Ok(Some(server))
 }
 
 /// The conf file's hooks, and gunicorn's first two calls, before the sockets are bound:

@@ -95,12 +95,12 @@ fn escape_quotes(s: String) -> String {
 }
 
 /// Bytes to chars one-to-one, as WSGI strings carry them.
-fn latin1(b: &[u8]) -> String {
+pub(super) fn latin1(b: &[u8]) -> String {
     b.iter().map(|&c| char::from(c)).collect()
 }
 
 /// REMOTE_ADDR: the peer's IP, or empty for a unix socket (as our environ sets it).
-fn remote_addr(rec: &Record) -> String {
+pub(super) fn remote_addr(rec: &Record) -> String {
     rec.conn
         .peer
         .map_or_else(String::new, |p| p.ip().to_string())
@@ -113,7 +113,7 @@ fn status_code(rec: &Record) -> String {
 }
 
 /// PATH_INFO: the percent-decoded path without the SCRIPT_NAME prefix.
-fn path_info(rec: &Record, script_name: &str) -> String {
+pub(super) fn path_info(rec: &Record, script_name: &str) -> String {
     let path: Vec<u8> = percent_encoding::percent_decode(&rec.path).collect();
     let script = script_name.as_bytes();
     let rest = match path.strip_prefix(script) {
@@ -124,7 +124,7 @@ fn path_info(rec: &Record, script_name: &str) -> String {
 }
 
 /// `HTTP_*` as the environ has it: repeats joined with `,` in arrival order.
-fn environ_header(rec: &Record, lower: &str) -> Option<String> {
+pub(super) fn environ_header(rec: &Record, lower: &str) -> Option<String> {
     let mut joined: Option<String> = None;
     for (name, value) in &rec.request_headers {
         if name.eq_ignore_ascii_case(lower.as_bytes()) {
@@ -253,7 +253,7 @@ pub fn clf_time(t: LogTime) -> String {
 }
 
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31) in the proleptic Gregorian calendar.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(super) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

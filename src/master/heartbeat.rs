@@ -68,23 +68,8 @@ unsafe impl Sync for Heartbeats {}
 
 impl Heartbeats {
     pub fn new() -> io::Result<Self> {
-        let len = MAX_SLOTS * std::mem::size_of::<Slot>();
-        // SAFETY: an anonymous shared mapping with no address hint; the kernel returns fresh
-        // zeroed pages, which are a valid bit pattern for `Slot` (all atomics zero = FREE).
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let base = NonNull::new(ptr.cast::<Slot>()).ok_or_else(io::Error::last_os_error)?;
+        // zeroed pages are a valid bit pattern for `Slot` (all atomics zero = FREE)
+        let base = map_shared(MAX_SLOTS * std::mem::size_of::<Slot>())?.cast::<Slot>();
         Ok(Heartbeats { base })
     }
 
@@ -120,6 +105,27 @@ impl Heartbeats {
         s.beat(0, 0);
         s.set_state(state::FREE);
     }
+}
+
+/// `len` bytes of zeroed memory shared with every process forked afterwards (an anonymous
+/// `MAP_SHARED` mapping), never unmapped. Pages nobody touches cost address space only.
+pub fn map_shared(len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: an anonymous shared mapping with no address hint and no file: it aliases no
+    // memory of ours, and the kernel hands out fresh zeroed pages.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(ptr.cast::<u8>()).ok_or_else(io::Error::last_os_error)
 }
 
 /// CLOCK_MONOTONIC in milliseconds: the same clock in every process of the machine.

@@ -24,6 +24,8 @@ use pyo3::prelude::*;
 use crate::accesslog::AccessLog;
 use crate::error::{Error, EXIT_APP_LOAD};
 use crate::hooks::{ServerHooks, WorkerHooks};
+use crate::metrics::prometheus::{self, MetricsServer, Snapshot};
+use crate::metrics::{shm, statsd};
 use crate::net::Listener;
 use crate::process::PidFile;
 use crate::settings::{Parsed, Settings};
@@ -105,6 +107,8 @@ struct Worker {
     killed: bool,
     /// The `worker` object hooks got for it (pre_fork), for child_exit.
     proxy: Option<Py<PyAny>>,
+    /// Stopped because fewer workers are wanted (TTOU...): its exit is not a restart.
+    surplus: bool,
 }
 
 pub struct Arbiter {
@@ -121,6 +125,15 @@ pub struct Arbiter {
     /// A replacement failed to import the app: stop spawning until the next HUP.
     boot_failed: bool,
     spawned: u64,
+    /// `--metrics-bind`: the endpoint, served from this loop.
+    metrics: Option<MetricsServer>,
+    /// Counts of workers that exited (their shared slots are reused).
+    retired: shm::Totals,
+    /// Workers that exited and were replaced, and workers killed for --timeout.
+    restarts: u64,
+    timeouts: u64,
+    /// The worker count last sent to StatsD (`gunicorn.workers`, sent when it changes).
+    workers_gauge: Option<usize>,
 }
 
 impl Arbiter {
@@ -143,7 +156,50 @@ impl Arbiter {
             pid: std::process::id() as i32,
             boot_failed: false,
             spawned: 0,
+            metrics: None,
+            retired: shm::Totals::default(),
+            restarts: 0,
+            timeouts: 0,
+            workers_gauge: None,
         })
+    }
+
+    /// Serves `--metrics-bind` from the master loop.
+    pub fn with_metrics(mut self, metrics: Option<MetricsServer>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Waits like `SignalQueue::wait`, also waking for metrics scrapes.
+    fn wait(&self, timeout_ms: i32) -> Vec<libc::c_int> {
+        let mut extra = Vec::new();
+        if let Some(m) = &self.metrics {
+            m.poll_fds(&mut extra);
+        }
+        self.signals.wait_also(timeout_ms, &mut extra)
+    }
+
+    /// Accepts, reads and answers scrapes as far as possible without blocking.
+    fn serve_metrics(&mut self) {
+        let Some(mut server) = self.metrics.take() else {
+            return;
+        };
+        server.service(&mut || prometheus::render(&self.snapshot()));
+        self.metrics = Some(server);
+    }
+
+    /// Retired plus live workers' counters, and the master's own.
+    fn snapshot(&self) -> Snapshot {
+        let totals = match shm::shared() {
+            Some(t) => t.snapshot(&self.retired, self.workers.values().map(|w| w.slot)),
+            None => self.retired.clone(),
+        };
+        Snapshot {
+            totals,
+            restarts: self.restarts,
+            timeouts: self.timeouts,
+            workers: self.workers.len(),
+        }
     }
 
     /// The master loop. Returns when the server stops; in a forked worker it returns
@@ -161,7 +217,7 @@ impl Arbiter {
         }
         self.manage(py)?;
         loop {
-            for sig in self.signals.wait(500) {
+            for sig in self.wait(500) {
                 if sig != libc::SIGCHLD {
                     log::info!("Handling signal: {}", signals::name(sig));
                 }
@@ -192,6 +248,7 @@ impl Arbiter {
             self.murder_hung();
             self.retire_worn_out();
             self.manage(py)?;
+            self.serve_metrics();
         }
     }
 
@@ -280,8 +337,12 @@ impl Arbiter {
             // the oldest go first
             for pid in active.iter().take(active.len() - self.wanted) {
                 self.terminate(*pid);
+                if let Some(w) = self.workers.get_mut(pid) {
+                    w.surplus = true;
+                }
             }
         }
+        self.gauge_workers();
         let ready = self
             .workers
             .values()
@@ -314,6 +375,23 @@ impl Arbiter {
             }
         }
         Ok(())
+    }
+
+    /// gunicorn's `gunicorn.workers` StatsD gauge: the workers not being stopped, sent when
+    /// that number changes.
+    fn gauge_workers(&mut self) {
+        let Some(statsd) = statsd::global() else {
+            return;
+        };
+        let n = self
+            .workers
+            .values()
+            .filter(|w| w.termed_at.is_none())
+            .count();
+        if self.workers_gauge != Some(n) {
+            self.workers_gauge = Some(n);
+            statsd.send("gunicorn.workers", &n.to_string(), statsd::Kind::Gauge);
+        }
     }
 
     fn spawn(&mut self, py: Python<'_>) -> Result<(), Error> {
@@ -356,6 +434,7 @@ impl Arbiter {
                 aborted_at: None,
                 killed: false,
                 proxy,
+                surplus: false,
             },
         );
         Ok(())
@@ -404,6 +483,8 @@ impl Arbiter {
     /// In the forked child: drop the master's duties and run a worker to its end.
     fn become_worker(&mut self, py: Python<'_>, slot: usize, proxy: Option<Py<PyAny>>) -> i32 {
         self.signals.detach_in_child();
+        // the metrics endpoint is the master's; the child closes its copy
+        self.metrics = None;
         let hooks = match (&self.opts.hooks, proxy) {
             (Some(h), Some(worker)) => Some(Arc::new(WorkerHooks {
                 hooks: h.clone(),
@@ -492,6 +573,13 @@ impl Arbiter {
             let Some(w) = self.workers.remove(&pid) else {
                 continue;
             };
+            if let Some(table) = shm::shared() {
+                // before the slot is released and handed to a new worker
+                table.retire(w.slot, &mut self.retired);
+            }
+            if !w.surplus {
+                self.restarts += 1;
+            }
             self.heartbeats.release(w.slot);
             self.child_exit(py, &w);
             if libc::WIFEXITED(status) {
@@ -557,6 +645,7 @@ impl Arbiter {
             let stuck = busy != 0 && now.saturating_sub(busy) > timeout;
             if silent || stuck {
                 log::error!("WORKER TIMEOUT (pid:{pid})");
+                self.timeouts += 1;
                 w.aborted_at = Some(now);
                 w.killed = true;
                 kill(pid, libc::SIGABRT);

@@ -72,13 +72,20 @@ impl SignalQueue {
     /// Waits up to `timeout_ms` for signals or wake-ups; returns the signal numbers read
     /// (WAKE bytes are dropped; they only end the wait).
     pub fn wait(&self, timeout_ms: i32) -> Vec<libc::c_int> {
-        let mut pfd = libc::pollfd {
+        self.wait_also(timeout_ms, &mut Vec::new())
+    }
+
+    /// `wait`, also ending the wait when one of `extra` is ready (the metrics endpoint's
+    /// sockets); the caller finds out which by trying them, all non-blocking.
+    pub fn wait_also(&self, timeout_ms: i32, extra: &mut Vec<libc::pollfd>) -> Vec<libc::c_int> {
+        extra.push(libc::pollfd {
             fd: self.read.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
-        };
-        // SAFETY: one valid pollfd; EINTR (a signal arrived) simply returns early.
-        unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        });
+        // SAFETY: `extra` is a live Vec of initialised pollfds and we pass its exact length;
+        // EINTR (a signal arrived) simply returns early.
+        unsafe { libc::poll(extra.as_mut_ptr(), extra.len() as libc::nfds_t, timeout_ms) };
         let mut out = Vec::new();
         let mut buf = [0u8; 64];
         loop {

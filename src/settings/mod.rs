@@ -55,8 +55,17 @@ pub struct Settings {
     pub accesslog: Option<String>,
     /// Validated access log format (`accesslog::Format` parses it).
     pub access_log_format: String,
+    /// `--access-log-json`: JSON objects instead of format lines.
+    pub access_log_json: bool,
     /// Error log destination; `-` = stderr.
     pub errorlog: String,
+    /// `--statsd-host`; `None` = no StatsD metrics.
+    pub statsd_host: Option<crate::metrics::statsd::StatsdAddr>,
+    /// As given; `statsd` applies gunicorn's trailing-dot rule.
+    pub statsd_prefix: String,
+    pub dogstatsd_tags: String,
+    /// `--metrics-bind` HOST:PORT for the master's Prometheus endpoint; `None` = off.
+    pub metrics_bind: Option<String>,
     /// 0 = unlimited.
     pub limit_request_line: usize,
     /// Never 0: gunicorn's 0 ("no limit") is its maximum, 32768.
@@ -234,7 +243,12 @@ impl Settings {
             log_level: level_filter(values.str("loglevel")?),
             accesslog: values.opt_str("accesslog")?.map(str::to_owned),
             access_log_format: values.str("access_log_format")?.to_owned(),
+            access_log_json: values.bool("access_log_json")?,
             errorlog: values.str("errorlog")?.to_owned(),
+            statsd_host: statsd_host(values)?,
+            statsd_prefix: values.str("statsd_prefix")?.to_owned(),
+            dogstatsd_tags: values.str("dogstatsd_tags")?.to_owned(),
+            metrics_bind: values.opt_str("metrics_bind")?.map(str::to_owned),
             limit_request_line: int_as(values, "limit_request_line")?,
             limit_request_fields: match int_as(values, "limit_request_fields")? {
                 0 => defs::security::MAX_HEADERS as usize,
@@ -264,6 +278,22 @@ impl Settings {
             warnings: Vec::new(),
         })
     }
+}
+
+/// The validator already parsed it once; parsing the canonical form again cannot fail unless
+/// the two disagree, which the error then reports against the setting.
+fn statsd_host(
+    values: &Values,
+) -> Result<Option<crate::metrics::statsd::StatsdAddr>, SettingError> {
+    let Some(raw) = values.opt_str("statsd_host")? else {
+        return Ok(None);
+    };
+    crate::metrics::statsd::StatsdAddr::parse(raw)
+        .map(Some)
+        .map_err(|reason| {
+            let setting = registry::find("statsd_host").expect("statsd_host is declared");
+            SettingError::invalid(setting, Value::Str(raw.to_owned()), reason)
+        })
 }
 
 fn bind_addrs(values: &Values) -> Result<Vec<BindAddr>, SettingError> {
@@ -375,7 +405,12 @@ mod tests {
                 log_level: LevelFilter::Info,
                 accesslog: None,
                 access_log_format: crate::accesslog::DEFAULT_FORMAT.into(),
+                access_log_json: false,
                 errorlog: "-".into(),
+                statsd_host: None,
+                statsd_prefix: String::new(),
+                dogstatsd_tags: String::new(),
+                metrics_bind: None,
                 limit_request_line: 4094,
                 limit_request_fields: 100,
                 limit_request_field_size: 8190,
@@ -458,6 +493,35 @@ mod tests {
         assert!(s.daemon && s.enable_stdio_inheritance && s.reuse_port);
         assert_eq!((s.user, s.group), (Some(0), Some(0)));
         assert_eq!(s.umask, 0o22);
+    }
+
+    #[test]
+    fn metrics_flags_reach_their_typed_fields() {
+        let s = run(&[
+            "--statsd-host",
+            "[::1]:9125",
+            "--statsd-prefix",
+            "shop",
+            "--dogstatsd-tags",
+            "env:prod",
+            "--access-log-json",
+            "--metrics-bind",
+            "127.0.0.1:9100",
+            "a:app",
+        ]);
+        assert_eq!(
+            s.statsd_host,
+            Some(crate::metrics::statsd::StatsdAddr::Udp {
+                host: "::1".into(),
+                port: 9125
+            })
+        );
+        assert_eq!(
+            (s.statsd_prefix.as_str(), s.dogstatsd_tags.as_str()),
+            ("shop", "env:prod")
+        );
+        assert!(s.access_log_json);
+        assert_eq!(s.metrics_bind.as_deref(), Some("127.0.0.1:9100"));
     }
 
     #[test]

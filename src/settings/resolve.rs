@@ -510,7 +510,7 @@ mod tests {
         );
         let r = ok(
             &["--keyfile", "k.pem", "a"],
-            &[("GUNICORN_CMD_ARGS", "--worker-connections 50")],
+            &[("GUNICORN_CMD_ARGS", "--http-parser python")],
             &conf,
         );
         assert_eq!(r.warnings.len(), 3, "{:?}", r.warnings);

@@ -66,10 +66,10 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
             return 1;
         }
     };
+    let request_hooks = hooks
+        .as_ref()
+        .and_then(|h| h.hooks.request_hooks(&h.worker, py));
     let app = if interface == "wsgi" {
-        let request_hooks = hooks
-            .as_ref()
-            .and_then(|h| h.hooks.request_hooks(&h.worker, py));
         match WsgiApp::new(py, app, opts.threads, request_hooks) {
             Ok(app) => App::Wsgi(app),
             Err(e) => {
@@ -81,7 +81,7 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
         if opts.threads > 1 {
             log::debug!("--threads is ignored by ASGI workers: one event loop serves them all");
         }
-        App::Asgi(app, opts.asgi)
+        App::Asgi(app, opts.asgi, request_hooks)
     };
     if let Some(h) = &hooks {
         // gunicorn: post_worker_init runs inside the worker's boot, so an exception fails it

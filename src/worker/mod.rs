@@ -21,10 +21,10 @@ use tokio::sync::{mpsc, watch};
 use boot::EARLY_STOP;
 pub use boot::{boot, BootOptions, ABORT_GRACE};
 
-use crate::bridge::asgi::{AsgiBridge, AsgiOptions};
+use crate::bridge::asgi::{AsgiBridge, AsgiOptions, WorkerSide};
 use crate::bridge::wsgi::WsgiApp;
 use crate::exchange::Activity;
-use crate::hooks::WorkerHooks;
+use crate::hooks::{RequestHooks, WorkerHooks};
 use crate::http::conn::ConnConfig;
 use crate::http::request::Limits;
 use crate::job_queue::{Doorbell, JobQueue};
@@ -64,8 +64,9 @@ impl MasterLink {
 /// The app a worker serves, as its interface decides.
 pub enum App {
     Wsgi(WsgiApp),
-    /// An ASGI 3 app (or an ASGI 2 one, which `_asgi.serve` wraps).
-    Asgi(Py<PyAny>, AsgiOptions),
+    /// An ASGI 3 app (or an ASGI 2 one, which `_asgi.serve` wraps), with the conf file's
+    /// pre_request/post_request hooks if any.
+    Asgi(Py<PyAny>, AsgiOptions, Option<RequestHooks>),
 }
 
 /// Serves until a shutdown signal; returns the worker's exit code once every thread has
@@ -86,7 +87,8 @@ pub fn run(
         JobQueue::default()
     });
     let mut conn_cfg = ConnConfig::new(opts.limits, opts.keepalive, jobs.clone(), opts.access_log);
-    if let App::Asgi(_, a) = &app {
+    conn_cfg.metrics = crate::metrics::RequestMetrics::for_worker(link.slot);
+    if let App::Asgi(_, a, _) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;
         let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
@@ -154,16 +156,15 @@ pub fn run(
             app.serve_jobs(py, &jobs, &activity, 0, &on_served);
             0
         }
-        App::Asgi(app, a) => {
-            let bridge = AsgiBridge::new(
-                py,
-                jobs.clone(),
-                handle,
-                Box::new(start_io),
-                activity.clone(),
-                Box::new(on_served),
-                &a,
-            )?;
+        App::Asgi(app, a, request_hooks) => {
+            let side = WorkerSide {
+                jobs: jobs.clone(),
+                rt: handle,
+                start_io: Box::new(start_io),
+                activity: activity.clone(),
+                on_served: Box::new(on_served),
+            };
+            let bridge = AsgiBridge::new(py, side, &a, request_hooks)?;
             match crate::bridge::asgi::serve(py, app, bridge, &a) {
                 Ok(code) => code,
                 Err(e) => {

@@ -47,6 +47,10 @@ pub struct HttpCycle {
     /// A `receive()` is waiting on the I/O thread.
     receiving: bool,
     target: Bytes,
+    /// The hooks' `req`, when pre_request/post_request are set.
+    hook_request: Option<Py<PyAny>>,
+    /// Status and headers as started, for post_request's `resp`.
+    started: Option<(u16, super::response::HeaderList)>,
 }
 
 impl HttpCycle {
@@ -75,7 +79,63 @@ impl HttpCycle {
             response: Response::Init,
             receiving: false,
             target,
+            hook_request: None,
+            started: None,
         }
+    }
+
+    pub fn set_hook_request(&mut self, req: Py<PyAny>) {
+        self.hook_request = Some(req);
+    }
+
+    /// Ends the cycle: the response is closed however the app left it (`failed`: the app or a
+    /// hook raised, already logged), post_request runs, the request counts as served.
+    pub fn finish(&mut self, py: Python<'_>, exc: Option<&Bound<'_, PyAny>>, failed: bool) {
+        if let Some(e) = exc {
+            self.shared.log_app_error(py, &self.target, e);
+        }
+        let end = self.response.close();
+        let client_left = self.hangup.as_ref().is_some_and(|h| h.is_set());
+        let served_500 = matches!(&end, Some((_, true)));
+        if served_500 && !failed && exc.is_none() && !client_left {
+            log::error!(
+                "ASGI callable returned without completing the response to {}",
+                String::from_utf8_lossy(&self.target)
+            );
+        }
+        self.replies.finish(&self.shared, end.map(|(r, _)| r));
+        if let (Some(hooks), Some(req)) = (&self.shared.hooks, &self.hook_request) {
+            if hooks.wants_post_request() {
+                self.post_request(py, hooks, req.bind(py), served_500);
+            }
+        }
+        self.shared.served();
+    }
+
+    fn post_request(
+        &self,
+        py: Python<'_>,
+        hooks: &crate::hooks::RequestHooks,
+        req: &Bound<'_, PyAny>,
+        served_500: bool,
+    ) {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let (code, headers) = match (&self.started, served_500) {
+            (Some((code, headers)), false) => (*code, headers.clone()),
+            _ => (
+                500,
+                vec![(b"content-type".to_vec(), b"text/plain".to_vec())],
+            ),
+        };
+        let status = crate::bridge::head::HeadBuilder::for_code(code, 0)
+            .finish()
+            .status;
+        let status = pyo3::types::PyString::new(py, &text(&status));
+        let list = pyo3::types::PyList::empty(py);
+        for (n, v) in &headers {
+            let _ = list.append((text(n), text(v)));
+        }
+        hooks.post_request(py, req, None, Some((status.as_any(), list.as_any())));
     }
 
     /// The message for a body piece taken off the channel (`None`: the body ended).
@@ -207,9 +267,13 @@ impl HttpCycle {
             "http.response.start" => Some(Event::Start),
             "http.response.body" => Some(Event::Body),
             "http.response.pathsend" => Some(Event::PathSend),
+            "http.response.trailers" => Some(Event::Trailers),
             _ => None,
         };
         let mut this = slf.borrow_mut();
+        if event == Some(Event::Start) && this.hook_request.is_some() {
+            this.started = super::response::started_facts(&message);
+        }
         let outcome = match event {
             Some(event) => this.response.event(event, &message),
             None => Err("unknown message type for an http scope"),
@@ -232,23 +296,10 @@ impl HttpCycle {
     }
 
     /// Called once by the task runner when the app returns (`exc` None) or raises.
-    #[pyo3(signature = (exc=None))]
-    fn finish(&mut self, py: Python<'_>, exc: Option<Bound<'_, PyAny>>) {
-        if let Some(e) = &exc {
-            self.shared.log_app_error(py, &self.target, e);
-        }
-        let end = self.response.close();
-        let client_left = self.hangup.as_ref().is_some_and(|h| h.is_set());
-        if let Some((_, true)) = &end {
-            if exc.is_none() && !client_left {
-                log::error!(
-                    "ASGI callable returned without completing the response to {}",
-                    String::from_utf8_lossy(&self.target)
-                );
-            }
-        }
-        self.replies.finish(&self.shared, end.map(|(r, _)| r));
-        self.shared.served();
+    #[pyo3(name = "finish", signature = (exc=None))]
+    fn py_finish(&mut self, py: Python<'_>, exc: Option<Bound<'_, PyAny>>) {
+        let failed = exc.is_some();
+        self.finish(py, exc.as_ref(), failed);
     }
 }
 

@@ -24,6 +24,7 @@ pub use inbox::Inbox;
 pub use websocket::WebSocketCycle;
 
 use crate::exchange::{Activity, Job};
+use crate::hooks::RequestHooks;
 use crate::job_queue::JobQueue;
 use crate::settings::SettingError;
 
@@ -74,17 +75,27 @@ impl AsgiOptions {
 /// What every request of a worker shares, once the loop is running.
 pub struct Shared {
     create_future: Py<PyAny>,
+    /// One future completed with None, returned by every `send` that went through at once:
+    /// awaiting a done future never yields and never changes it, so it can be shared.
+    sent: Py<PyAny>,
     inbox: Arc<Inbox>,
     rt: tokio::runtime::Handle,
     format_exception: Py<PyAny>,
     activity: Arc<Activity>,
     on_served: Box<dyn Fn(u64) + Send + Sync>,
+    /// pre_request / post_request from the conf file; `None` (one check per request) if unset.
+    hooks: Option<RequestHooks>,
 }
 
 impl Shared {
     /// A new pending future on the loop.
     fn future<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         self.create_future.bind(py).call0()
+    }
+
+    /// The shared done future whose result is None.
+    fn sent<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.sent.bind(py).clone()
     }
 
     /// A future already completed with `value`: awaiting it does not yield to the loop.
@@ -210,22 +221,38 @@ pub struct AsgiBridge {
     start_io: std::sync::Mutex<Option<StartIo>>,
     activity: Arc<Activity>,
     on_served: Option<Box<dyn Fn(u64) + Send + Sync>>,
+    hooks: Option<RequestHooks>,
     http_scope: scope::ScopeTemplate,
     ws_scope: scope::ScopeTemplate,
     names: scope::HeaderNames,
     running: Option<Running>,
 }
 
+/// What the bridge takes from the worker that hosts it.
+pub struct WorkerSide {
+    pub jobs: Arc<JobQueue>,
+    /// The I/O thread's runtime, for the tasks that wait on its behalf.
+    pub rt: tokio::runtime::Handle,
+    pub start_io: StartIo,
+    pub activity: Arc<Activity>,
+    /// Called with the worker's count of finished requests (max-requests).
+    pub on_served: Box<dyn Fn(u64) + Send + Sync>,
+}
+
 impl AsgiBridge {
     pub fn new(
         py: Python<'_>,
-        jobs: Arc<JobQueue>,
-        rt: tokio::runtime::Handle,
-        start_io: StartIo,
-        activity: Arc<Activity>,
-        on_served: Box<dyn Fn(u64) + Send + Sync>,
+        worker: WorkerSide,
         opts: &AsgiOptions,
+        hooks: Option<RequestHooks>,
     ) -> PyResult<Self> {
+        let WorkerSide {
+            jobs,
+            rt,
+            start_io,
+            activity,
+            on_served,
+        } = worker;
         let doorbell = jobs.doorbell().cloned().ok_or_else(|| {
             pyo3::exceptions::PyRuntimeError::new_err("job queue has no doorbell")
         })?;
@@ -236,6 +263,7 @@ impl AsgiBridge {
             start_io: std::sync::Mutex::new(Some(start_io)),
             activity,
             on_served: Some(on_served),
+            hooks,
             http_scope: scope::ScopeTemplate::new(py, "http", &opts.root_path)?,
             ws_scope: scope::ScopeTemplate::new(py, "websocket", &opts.root_path)?,
             names: scope::HeaderNames::default(),
@@ -269,23 +297,38 @@ impl AsgiBridge {
             protocols,
         )?;
         let target = head.target.clone();
+        // gunicorn's ASGI worker: pre_request(worker, req) before the app; if it raises, the
+        // app is skipped and the client gets a 500 (through the cycle's finish)
+        let mut hook_req = None;
+        if let Some(hooks) = &run.shared.hooks {
+            let req = hooks.request(py, &head)?;
+            let refused = hooks.pre_request(py, &req).is_err();
+            hook_req = Some((req.unbind(), refused));
+        }
         let cycle = match websocket {
             Some(ws) => Py::new(
                 py,
                 WebSocketCycle::new(run.shared.clone(), reply.into_sender(), ws, target),
             )?
             .into_any(),
-            None => Py::new(
-                py,
-                HttpCycle::new(
+            None => {
+                let mut cycle = HttpCycle::new(
                     run.shared.clone(),
                     reply.into_sender(),
                     body,
                     hangup,
                     target,
-                ),
-            )?
-            .into_any(),
+                );
+                if let Some((req, refused)) = hook_req {
+                    cycle.set_hook_request(req);
+                    if refused {
+                        // pre_request raised (logged): a 500 without the app, then post_request
+                        cycle.finish(py, None, true);
+                        return Ok(());
+                    }
+                }
+                Py::new(py, cycle)?.into_any()
+            }
         };
         let coro = run.runner.bind(py).call1((&run.app, scope, cycle))?;
         run.create_task.bind(py).call1((coro,))?;
@@ -316,8 +359,12 @@ impl AsgiBridge {
             .on_served
             .take()
             .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("configured twice"))?;
+        let create_future = event_loop.getattr("create_future")?;
+        let sent = create_future.call0()?;
+        sent.call_method1(intern!(py, "set_result"), (py.None(),))?;
         let shared = Shared {
-            create_future: event_loop.getattr("create_future")?.unbind(),
+            create_future: create_future.unbind(),
+            sent: sent.unbind(),
             inbox: self.inbox.clone(),
             rt: self.rt.clone(),
             format_exception: py
@@ -326,6 +373,7 @@ impl AsgiBridge {
                 .unbind(),
             activity: self.activity.clone(),
             on_served,
+            hooks: self.hooks.take(),
         };
         self.running = Some(Running {
             shared: Arc::new(shared),

@@ -16,12 +16,16 @@ use super::Shared;
 use crate::bridge::head::HeadBuilder;
 use crate::exchange::{FileBody, Reply, ResponseHead};
 
+/// Header `(name, value)` pairs as the app gave them.
+pub type HeaderList = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// One response event, whatever the scope calls it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     Start,
     Body,
     PathSend,
+    Trailers,
 }
 
 /// Where the response is.
@@ -29,9 +33,12 @@ pub enum Event {
 pub enum Response {
     #[default]
     Init,
-    /// The start was given; the head goes out with the first body message.
-    Started(ResponseHead),
-    Streaming,
+    /// The start was given; the head goes out with the first body message. `true`: the app
+    /// announced trailers.
+    Started(ResponseHead, bool),
+    Streaming(bool),
+    /// The body is complete; trailer fields gathered so far (`more_trailers`).
+    Trailers(Vec<u8>),
     Done,
     /// The app broke the protocol: `head_sent` says whether anything is on the wire.
     Broken {
@@ -43,8 +50,9 @@ impl Response {
     pub fn describe(&self) -> &'static str {
         match self {
             Response::Init => "before the response start",
-            Response::Started(_) => "after the response start",
-            Response::Streaming => "while streaming the body",
+            Response::Started(..) => "after the response start",
+            Response::Streaming(_) => "while streaming the body",
+            Response::Trailers(_) => "after the body, awaiting trailers",
             Response::Done => "after the response completed",
             Response::Broken { .. } => "after an earlier protocol error",
         }
@@ -63,46 +71,92 @@ impl Response {
     ) -> Result<PyResult<Vec<Reply>>, &'static str> {
         let py = message.py();
         match (event, &*self) {
-            (Event::Start, Response::Init) => Ok(response_head(message).map(|head| {
-                *self = Response::Started(head);
-                Vec::new()
-            })),
-            (Event::Body, Response::Started(_) | Response::Streaming) => {
+            (Event::Start, Response::Init) => {
+                let trailers = match flag(message, intern!(py, "trailers")) {
+                    Ok(t) => t,
+                    Err(e) => return Ok(Err(e)),
+                };
+                Ok(response_head(message).map(|head| {
+                    *self = Response::Started(head, trailers);
+                    Vec::new()
+                }))
+            }
+            (Event::Body, Response::Started(..) | Response::Streaming(_)) => {
                 let parsed = body_bytes(message)
                     .and_then(|b| Ok((b, flag(message, intern!(py, "more_body"))?)));
                 let (body, more) = match parsed {
                     Ok(p) => p,
                     Err(e) => return Ok(Err(e)),
                 };
-                let next = if more {
-                    Response::Streaming
-                } else {
-                    Response::Done
+                let trailers =
+                    matches!(self, Response::Started(_, true) | Response::Streaming(true));
+                let next = match (more, trailers) {
+                    (true, _) => Response::Streaming(trailers),
+                    (false, true) => Response::Trailers(Vec::new()),
+                    (false, false) => Response::Done,
                 };
-                Ok(Ok(match (std::mem::replace(self, next), more) {
-                    (Response::Started(head), false) => vec![Reply::Complete(head, body)],
-                    (Response::Started(head), true) if body.is_empty() => vec![Reply::Head(head)],
-                    (Response::Started(head), true) => vec![Reply::Head(head), Reply::Chunk(body)],
-                    (_, true) if body.is_empty() => Vec::new(),
-                    (_, true) => vec![Reply::Chunk(body)],
-                    (_, false) if body.is_empty() => vec![Reply::End],
-                    (_, false) => vec![Reply::Chunk(body), Reply::End],
-                }))
+                let end = !more && !trailers;
+                let mut replies = Vec::with_capacity(2);
+                match std::mem::replace(self, next) {
+                    Response::Started(head, _) if end => {
+                        return Ok(Ok(vec![Reply::Complete(head, body)]))
+                    }
+                    Response::Started(head, _) => replies.push(Reply::Head(head)),
+                    _ => {}
+                }
+                if !body.is_empty() {
+                    replies.push(Reply::Chunk(body));
+                }
+                if end {
+                    replies.push(Reply::End);
+                }
+                Ok(Ok(replies))
             }
-            (Event::PathSend, Response::Started(_)) => {
+            (Event::PathSend, Response::Started(_, false)) => {
                 let file = match path_file(message) {
                     Ok(f) => f,
                     Err(e) => return Ok(Err(e)),
                 };
-                let Response::Started(mut head) = std::mem::replace(self, Response::Done) else {
+                let Response::Started(mut head, _) = std::mem::replace(self, Response::Done) else {
                     return Err("pathsend must follow the start");
                 };
-                head.content_length.get_or_insert(file.len);
+                if head.content_length.is_none() {
+                    // as if the app had sent it: the head carries the header line too
+                    head.headers.extend_from_slice(b"content-length: ");
+                    head.headers
+                        .extend_from_slice(itoa::Buffer::new().format(file.len).as_bytes());
+                    head.headers.extend_from_slice(b"\r\n");
+                    head.content_length = Some(file.len);
+                }
                 Ok(Ok(vec![Reply::Head(head), Reply::File(file), Reply::End]))
             }
+            (Event::Trailers, Response::Trailers(_)) => {
+                let fields = match trailer_fields(message) {
+                    Ok(f) => f,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let more = match flag(message, intern!(py, "more_trailers")) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let Response::Trailers(mut gathered) = std::mem::replace(self, Response::Done)
+                else {
+                    return Err("trailers must follow the body");
+                };
+                gathered.extend_from_slice(&fields);
+                if more {
+                    *self = Response::Trailers(gathered);
+                    return Ok(Ok(Vec::new()));
+                }
+                Ok(Ok(vec![Reply::Trailers(gathered)]))
+            }
             (_, Response::Init) => Err("expected the response start first"),
-            (Event::Start, Response::Started(_)) => Err("the response start was already sent"),
-            (Event::PathSend, Response::Streaming) => Err("pathsend must follow the start"),
+            (Event::Start, _) => Err("the response start was already sent"),
+            (Event::PathSend, _) => Err("pathsend must follow the start (without trailers)"),
+            (Event::Trailers, Response::Started(_, true) | Response::Streaming(true)) => {
+                Err("trailers must follow the end of the body")
+            }
+            (Event::Trailers, _) => Err("trailers were not announced in the response start"),
             _ => Err("the response is already complete"),
         }
     }
@@ -111,7 +165,10 @@ impl Response {
     pub fn break_off(&mut self) {
         let head_sent = matches!(
             self,
-            Response::Streaming | Response::Done | Response::Broken { head_sent: true }
+            Response::Streaming(_)
+                | Response::Trailers(_)
+                | Response::Done
+                | Response::Broken { head_sent: true }
         );
         *self = Response::Broken { head_sent };
     }
@@ -121,10 +178,12 @@ impl Response {
     pub fn close(&mut self) -> Option<(Reply, bool)> {
         match std::mem::replace(self, Response::Done) {
             Response::Done => None,
-            Response::Streaming | Response::Broken { head_sent: true } => {
+            // announced trailers that never came: the body itself is complete (as gunicorn)
+            Response::Trailers(_) => Some((Reply::End, false)),
+            Response::Streaming(_) | Response::Broken { head_sent: true } => {
                 Some((Reply::Abort, false))
             }
-            Response::Init | Response::Started(_) | Response::Broken { head_sent: false } => {
+            Response::Init | Response::Started(..) | Response::Broken { head_sent: false } => {
                 Some((internal_error(), true))
             }
         }
@@ -156,13 +215,13 @@ impl<T: Send + 'static> ReplySender<T> {
         replies: Vec<T>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(tx) = &self.tx else {
-            return shared.ready(py, py.None().into_bound(py));
+            return Ok(shared.sent(py));
         };
         let mut rest = replies.into_iter();
         if self.in_flight.load(Ordering::Relaxed) == 0 {
             loop {
                 let Some(reply) = rest.next() else {
-                    return shared.ready(py, py.None().into_bound(py));
+                    return Ok(shared.sent(py));
                 };
                 match tx.try_send(reply) {
                     Ok(()) => {}
@@ -172,7 +231,7 @@ impl<T: Send + 'static> ReplySender<T> {
                         break;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
-                        return shared.ready(py, py.None().into_bound(py));
+                        return Ok(shared.sent(py));
                     }
                 }
             }
@@ -273,7 +332,7 @@ pub fn bytes_like(b: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
 }
 
 /// An ASGI header list: `(name, value)` tuples or `[name, value]` lists of bytes.
-pub fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn header_pairs(headers: &Bound<'_, PyAny>) -> PyResult<HeaderList> {
     let mut out = Vec::new();
     for item in headers.try_iter()? {
         let item = item?;
@@ -303,6 +362,21 @@ fn header_pair(item: &Bound<'_, PyAny>) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((name.as_bytes().to_vec(), value.as_bytes().to_vec()))
 }
 
+/// Status and headers of a start message, as given (for post_request), if well-formed.
+pub fn started_facts(message: &Bound<'_, PyDict>) -> Option<(u16, HeaderList)> {
+    let py = message.py();
+    let code = message
+        .get_item(intern!(py, "status"))
+        .ok()??
+        .extract()
+        .ok()?;
+    let headers = match message.get_item(intern!(py, "headers")).ok()? {
+        Some(h) => header_pairs(&h).ok()?,
+        None => Vec::new(),
+    };
+    Some((code, headers))
+}
+
 /// A start message → a serialised head.
 fn response_head(message: &Bound<'_, PyDict>) -> PyResult<ResponseHead> {
     let py = message.py();
@@ -324,6 +398,20 @@ fn response_head(message: &Bound<'_, PyDict>) -> PyResult<ResponseHead> {
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
     }
     Ok(head.finish())
+}
+
+/// `http.response.trailers` headers as `name: value\r\n` lines, checked like any header.
+fn trailer_fields(message: &Bound<'_, PyDict>) -> PyResult<Vec<u8>> {
+    let headers = match message.get_item(intern!(message.py(), "headers"))? {
+        Some(h) => header_pairs(&h)?,
+        None => Vec::new(),
+    };
+    let mut head = HeadBuilder::for_code(200, headers.len());
+    for (name, value) in &headers {
+        head.header(name, value)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    }
+    Ok(head.finish().headers)
 }
 
 fn path_file(message: &Bound<'_, PyDict>) -> PyResult<FileBody> {

@@ -38,6 +38,7 @@ impl ScopeTemplate {
         let ext = PyDict::new(py);
         if kind == "http" {
             ext.set_item("http.response.pathsend", PyDict::new(py))?;
+            ext.set_item("http.response.trailers", PyDict::new(py))?;
         } else {
             ext.set_item("websocket.http.response", PyDict::new(py))?;
         }

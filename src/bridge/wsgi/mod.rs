@@ -198,6 +198,7 @@ impl WsgiApp {
             .map(|lines| lines.concat())
             .unwrap_or_else(|_| err.to_string());
         log::error!(
+            target: crate::errorlog::EXCEPTION,
             "Error handling request {}\n{}",
             String::from_utf8_lossy(target),
             tb.trim_end()

@@ -51,6 +51,8 @@ pub struct ConnConfig {
     pub jobs: Arc<crate::job_queue::JobQueue>,
     /// `None` when `--access-logfile` is unset: then nothing is gathered per request.
     pub access_log: Option<Arc<AccessLog>>,
+    /// `None` unless `--statsd-host` or `--metrics-bind` is set.
+    pub metrics: Option<crate::metrics::RequestMetrics>,
     /// Watch for clients hanging up mid-request and tell the app (ASGI's `http.disconnect`).
     pub watch_hangup: bool,
     /// Requests allowed in the app at once before new ones get 503 (0 = no limit).
@@ -78,6 +80,7 @@ impl ConnConfig {
             max_in_flight: 0,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             websocket: None,
+            metrics: None,
         }
     }
 }
@@ -330,6 +333,7 @@ impl<S: Socket> Conn<S> {
         let expect_continue = head.expect_continue;
         let log_start = self.cfg.access_log.as_ref().map(|_| LogStart::new(&head));
         let hangup = self.cfg.watch_hangup.then(|| Arc::new(Hangup::default()));
+        let in_flight = self.cfg.metrics.map(crate::metrics::RequestMetrics::begin);
         let job = Job {
             head,
             conn: self.info.clone(),
@@ -386,6 +390,10 @@ impl<S: Socket> Conn<S> {
                     }
                 }
             }
+        }
+        // metrics count what the access log logs; a dropped `in_flight` only ends the gauge
+        if let Some(m) = in_flight.filter(|_| out.clean || out.early_error) {
+            m.finish(&out.status);
         }
         if let (Some(log), Some(start)) = (&self.cfg.access_log, log_start) {
             // gunicorn logs finished responses and its own 500s, not responses cut short
@@ -557,13 +565,19 @@ impl<S: Socket> Conn<S> {
                 out.writing = Some(w);
                 Ok(false)
             }
-            Reply::End => {
+            Reply::End | Reply::Trailers(_) => {
                 let Some(mut w) = out.writing else {
                     return self.abort_before_head(out);
                 };
-                match w.framing {
-                    BodyFraming::Chunked => self.wbuf.extend_from_slice(b"0\r\n\r\n"),
-                    BodyFraming::Length(_) if w.remaining > 0 => w.keep_alive = false,
+                match (w.framing, reply) {
+                    (BodyFraming::Chunked, Reply::Trailers(fields)) => {
+                        self.wbuf.extend_from_slice(b"0\r\n");
+                        self.wbuf.extend_from_slice(&fields);
+                        self.wbuf.extend_from_slice(b"\r\n");
+                    }
+                    // only a chunked body can carry trailers; otherwise they are dropped
+                    (BodyFraming::Chunked, _) => self.wbuf.extend_from_slice(b"0\r\n\r\n"),
+                    (BodyFraming::Length(_), _) if w.remaining > 0 => w.keep_alive = false,
                     _ => {}
                 }
                 out.writing = Some(w);
@@ -604,8 +618,12 @@ impl<S: Socket> Conn<S> {
         Ok(true)
     }
 
-    /// Keeps what the access log needs of the response head (nothing when it is off).
+    /// Keeps what the access log and metrics need of the response head (nothing when both
+    /// are off).
     fn note_head(&self, head: &ResponseHead, out: &mut Outcome) {
+        if self.cfg.metrics.is_some() {
+            out.status = head.status.clone();
+        }
         if let Some(log) = &self.cfg.access_log {
             out.status = head.status.clone();
             if log.wants_response_headers() {

@@ -23,6 +23,8 @@ pub struct Session {
     negotiated: Negotiated,
     to_app: mpsc::Sender<FromClient>,
     from_app: mpsc::Receiver<ToClient>,
+    /// The app's sender, without keeping it alive: how a worker shutdown closes the session.
+    app_side: mpsc::WeakSender<ToClient>,
 }
 
 impl<S: Socket> Conn<S> {
@@ -46,6 +48,7 @@ impl<S: Socket> Conn<S> {
         };
         let (to_app, incoming) = mpsc::channel(WS_CAPACITY);
         let (outgoing, from_app) = mpsc::channel(WS_CAPACITY);
+        let app_side = outgoing.downgrade();
         let hangup = Arc::new(Hangup::default());
         let facts = RequestFacts {
             version: head.version,
@@ -97,6 +100,7 @@ impl<S: Socket> Conn<S> {
                             negotiated,
                             to_app,
                             from_app,
+                            app_side,
                         });
                     }
                     Err(e) => {
@@ -148,20 +152,42 @@ impl<S: Socket> Conn<S> {
 /// Runs an accepted session on the connection's socket until it closes.
 pub(super) async fn run_session<S: Socket>(conn: Conn<S>, session: Session) {
     let Conn {
-        sock, rbuf, cfg, ..
+        sock,
+        rbuf,
+        cfg,
+        mut shutdown,
+        ..
     } = conn;
     let Some(ws_cfg) = cfg.websocket.as_ref() else {
         return;
     };
     // a session counts against --worker-connections for as long as it is open
     let _in_flight = InFlight::enter(&cfg.in_flight, 0);
-    crate::ws::run(
+    let run = crate::ws::run(
         sock,
         rbuf,
         session.negotiated,
         ws_cfg,
         session.to_app,
         session.from_app,
-    )
-    .await;
+    );
+    tokio::pin!(run);
+    let stopping = async {
+        if !*shutdown.borrow() {
+            let _ = shutdown.changed().await;
+        }
+    };
+    tokio::select! {
+        () = &mut run => return,
+        () = stopping => {}
+    }
+    // the worker is stopping: close as uvicorn does, 1012 (service restart), and let the
+    // closing handshake finish; the app sees the disconnect
+    if let Some(tx) = session.app_side.upgrade() {
+        let _ = tx.try_send(ToClient::Close {
+            code: 1012,
+            reason: String::new(),
+        });
+    }
+    run.await;
 }

@@ -1,8 +1,10 @@
-//! Gunicorn's "Logging" section: the access log (destination and format), the error log
-//! destination, the level and stdio inheritance.
+//! Gunicorn's "Logging" section: the access log (destination, format, ferricorn's JSON
+//! form), the error log destination, the level, stdio inheritance, StatsD, and ferricorn's
+//! Prometheus endpoint (`--metrics-bind`).
 
 use super::{boolean, choice, dict, opt_string};
 use crate::accesslog::{Format, DEFAULT_FORMAT};
+use crate::metrics::statsd::StatsdAddr;
 use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting, Value};
 
 /// Gunicorn's level names, most verbose first.
@@ -271,12 +273,28 @@ silently meaning info",
         meta: "STATSD_ADDR",
         action: Action::Store,
         default: DefaultValue::None,
-        validate: |raw| opt_string(raw, "host:port or unix://PATH"),
+        validate: validate_statsd_host,
         example: "--statsd-host localhost:8125",
         short: "The address of the StatsD server to log to.",
-        desc: "The address of the StatsD server to log to.\n\nNo effect in ferricorn: StatsD metrics are not implemented yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("StatsD metrics are not implemented yet"),
+        desc: "The address of the StatsD server to log to.\n\
+\n\
+Address is a string of the form: unix://PATH for a unix datagram socket, or \
+HOST:PORT for UDP (the port defaults to 8125). Not set (the default): no \
+metrics. When set, each worker's I/O thread sends gunicorn's per-request \
+metrics (gunicorn.requests counter, gunicorn.request.duration timer in \
+milliseconds, gunicorn.request.status.<code> counter), the master sends the \
+gunicorn.workers gauge when the worker count changes, and every process \
+counts error log lines (gunicorn.log.error, gunicorn.log.warning, \
+gunicorn.log.exception for application errors). Datagrams are sent without \
+blocking; one the socket cannot take is dropped. The socket is connected \
+once at startup; an address that cannot be resolved there is logged and \
+metrics stay off. A HUP does not change the StatsD settings.",
+        cost: "Three non-blocking datagrams per request on the worker's I/O thread; \
+none when unset.",
+        compat: Compat::Partial(
+            "gunicorn.log.critical is never sent (the error log has no level above error), \
+and warning and error lines below --log-level are not counted",
+        ),
     },
     Setting {
         name: "dogstatsd_tags",
@@ -285,12 +303,15 @@ silently meaning info",
         meta: "DOGSTATSD_TAGS",
         action: Action::Store,
         default: DefaultValue::Str(""),
-        validate: |raw| opt_string(raw, "comma-separated tags"),
-        example: "--dogstatsd-tags env:prod",
+        validate: trimmed_string,
+        example: "--dogstatsd-tags env:prod,team:web",
         short: "A comma-delimited list of datadog statsd (dogstatsd) tags to append to statsd metrics.",
-        desc: "A comma-delimited list of datadog statsd (dogstatsd) tags to append to statsd metrics.\n\nNo effect in ferricorn: StatsD metrics are not implemented yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("StatsD metrics are not implemented yet"),
+        desc: "A comma-delimited list of datadog statsd (dogstatsd) tags to append to statsd metrics.\n\
+\n\
+e.g. 'tag1:value1,tag2:value2'; each datagram then ends with |#tag1:value1,tag2:value2. \
+Empty (the default): no tags. Only used with --statsd-host.",
+        cost: "A few bytes per datagram.",
+        compat: Compat::Full,
     },
     Setting {
         name: "statsd_prefix",
@@ -299,12 +320,16 @@ silently meaning info",
         meta: "STATSD_PREFIX",
         action: Action::Store,
         default: DefaultValue::Str(""),
-        validate: |raw| opt_string(raw, "a metric prefix"),
+        validate: trimmed_string,
         example: "--statsd-prefix myapp",
         short: "Prefix to use when emitting statsd metrics (a trailing `.` is added, if not provided).",
-        desc: "Prefix to use when emitting statsd metrics (a trailing `.` is added, if not provided).\n\nNo effect in ferricorn: StatsD metrics are not implemented yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("StatsD metrics are not implemented yet"),
+        desc: "Prefix to use when emitting statsd metrics (a trailing `.` is added, if not provided).\n\
+\n\
+Trailing dots collapse into one, as gunicorn's rule does (which, like it, leaves \
+a one-character prefix alone). Empty (the default): metric names are \
+gunicorn's own. Only used with --statsd-host.",
+        cost: "None.",
+        compat: Compat::Full,
     },
     Setting {
         name: "enable_backlog_metric",
@@ -316,11 +341,101 @@ silently meaning info",
         validate: boolean,
         example: "--enable-backlog-metric",
         short: "Enable socket backlog metric (only supported on Linux).",
-        desc: "Enable socket backlog metric (only supported on Linux).\n\nNo effect in ferricorn: StatsD metrics are not implemented yet.",
+        desc: "Enable socket backlog metric (only supported on Linux).\n\nNo effect in ferricorn: The gunicorn.backlog metric is not implemented yet.",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("StatsD metrics are not implemented yet"),
+        compat: Compat::Ignored("the gunicorn.backlog metric is not implemented yet"),
+    },
+    Setting {
+        name: "access_log_json",
+        section: Section::Logging,
+        cli: &["--access-log-json"],
+        meta: "",
+        action: Action::StoreTrue,
+        default: DefaultValue::Bool(false),
+        validate: boolean,
+        example: "--access-log-json",
+        short: "Write the access log as one JSON object per request.",
+        desc: "Write the access log as one JSON object per request.\n\
+\n\
+With --access-logfile, each response is logged as a JSON object on one line \
+instead of a --access-logformat line, with the keys remote_addr, time (ISO \
+8601 with the local offset), method, path (PATH_INFO, decoded), query, \
+protocol, status (a number), response_bytes, duration_us, referer and \
+user_agent (null when the request had none) and pid. Strings are the \
+request's bytes read as latin-1, as WSGI reads them, and escaped as JSON \
+requires. Off by default. This is a ferricorn setting; gunicorn has no \
+equivalent.",
+        cost: "About the cost of a text line; no effect without --access-logfile.",
+        compat: Compat::Partial("ferricorn's own setting; gunicorn rejects the flag"),
+    },
+    Setting {
+        name: "metrics_bind",
+        section: Section::Logging,
+        cli: &["--metrics-bind"],
+        meta: "ADDRESS",
+        action: Action::Store,
+        default: DefaultValue::None,
+        validate: validate_metrics_bind,
+        example: "--metrics-bind 127.0.0.1:9100",
+        short: "Serve Prometheus metrics from the master on HOST:PORT.",
+        desc: "Serve Prometheus metrics from the master on HOST:PORT.\n\
+\n\
+The master answers GET /metrics on this address in Prometheus' text format: \
+ferricorn_requests_total by status code, the \
+ferricorn_request_duration_seconds histogram (5 ms to 10 s buckets), \
+ferricorn_requests_in_flight, ferricorn_worker_restarts_total, \
+ferricorn_worker_timeouts_total and ferricorn_workers. Workers count into \
+memory shared with the master; counts of workers that exited are kept. The \
+socket is served from the master's loop, without threads, and each answer \
+closes its connection. The address is bound at startup; failure stops the \
+server; a HUP does not move it. Not set (the default): no endpoint and no counting. Anyone who can \
+reach the address can read the metrics; bind it to a private interface. \
+This is a ferricorn setting; gunicorn has no equivalent.",
+        cost: "A few atomic additions per request in each worker; a scrape costs \
+the master a pass over the live workers' counters.",
+        compat: Compat::Partial("ferricorn's own setting; gunicorn rejects the flag"),
     },
 ];
+
+/// gunicorn's `validate_string`: stripped.
+fn trimmed_string(raw: Value) -> Result<Value, String> {
+    match raw {
+        Value::Str(s) => Ok(Value::Str(s.trim().to_owned())),
+        Value::None => Ok(Value::Str(String::new())),
+        _ => Err("expected a string".to_owned()),
+    }
+}
+
+/// `None`, or the address in its canonical spelling (`StatsdAddr`'s display).
+fn validate_statsd_host(raw: Value) -> Result<Value, String> {
+    match opt_string(raw, "host:port or unix://PATH")? {
+        Value::Str(s) => StatsdAddr::parse(&s)
+            .map(|a| Value::Str(a.to_string()))
+            .map_err(|e| format!("expected host:port or unix://PATH ({e})")),
+        other => Ok(other),
+    }
+}
+
+/// `HOST:PORT` (`[v6]:PORT` for IPv6), checked for shape only: the name is resolved when the
+/// master binds it.
+fn validate_metrics_bind(raw: Value) -> Result<Value, String> {
+    const WHAT: &str = "HOST:PORT, e.g. 127.0.0.1:9100";
+    match opt_string(raw, WHAT)? {
+        Value::Str(s) if s.trim().is_empty() => Ok(Value::None),
+        Value::Str(s) => {
+            let s = s.trim();
+            let ok = s
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if ok {
+                Ok(Value::Str(s.to_owned()))
+            } else {
+                Err(format!("expected {WHAT}"))
+            }
+        }
+        other => Ok(other),
+    }
+}
 
 /// A path, or `None` when unset or blank (gunicorn: an empty name means no access log).
 fn validate_accesslog(raw: Value) -> Result<Value, String> {
@@ -428,5 +543,65 @@ mod tests {
             "--log-level / loglevel = \"verbose\": expected one of debug, info, warning, \
              error, critical, e.g. --log-level warning"
         );
+    }
+
+    #[test]
+    fn statsd_host_is_canonicalised_and_bad_ports_name_the_flag() {
+        let host = find("statsd_host").unwrap();
+        assert!(matches!(host.default, DefaultValue::None));
+        assert_eq!(
+            host.check(Value::Str(" LocalHost ".into())).unwrap(),
+            Value::Str("localhost:8125".into())
+        );
+        assert_eq!(
+            host.check(Value::Str("unix:///run/s.sock".into())).unwrap(),
+            Value::Str("unix:///run/s.sock".into())
+        );
+        let err = host
+            .check(Value::Str("host:nope".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--statsd-host / statsd_host = \"host:nope\""),
+            "{err}"
+        );
+        assert!(err.ends_with("e.g. --statsd-host localhost:8125"), "{err}");
+    }
+
+    #[test]
+    fn statsd_prefix_and_tags_default_empty_and_are_stripped() {
+        for name in ["statsd_prefix", "dogstatsd_tags"] {
+            let s = find(name).unwrap();
+            assert!(matches!(s.default, DefaultValue::Str("")), "{name}");
+            assert_eq!(
+                s.check(Value::Str(" a:b ".into())).unwrap(),
+                Value::Str("a:b".into())
+            );
+        }
+    }
+
+    #[test]
+    fn access_log_json_is_an_off_by_default_switch() {
+        let json = find("access_log_json").unwrap();
+        assert!(matches!(json.default, DefaultValue::Bool(false)));
+        assert_eq!(json.cli, &["--access-log-json"]);
+        assert_eq!(json.check(Value::Bool(true)).unwrap(), Value::Bool(true));
+    }
+
+    #[test]
+    fn metrics_bind_wants_host_and_port() {
+        let bind = find("metrics_bind").unwrap();
+        assert!(matches!(bind.default, DefaultValue::None));
+        for ok in ["127.0.0.1:9100", "[::1]:0", "localhost:9100"] {
+            assert_eq!(
+                bind.check(Value::Str(ok.into())).unwrap(),
+                Value::Str(ok.into())
+            );
+        }
+        assert_eq!(bind.check(Value::Str(" ".into())).unwrap(), Value::None);
+        for bad in ["9100", ":9100", "host:", "host:99999"] {
+            let err = bind.check(Value::Str(bad.into())).unwrap_err().to_string();
+            assert!(err.contains("expected HOST:PORT"), "{bad}: {err}");
+        }
     }
 }

@@ -313,9 +313,11 @@ fatal in auto and on. `--lifespan` (uvicorn's name) is accepted too.",
         validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of seconds"),
         example: "--asgi-disconnect-grace-period 3",
         short: "Grace period (seconds) for ASGI apps to handle client disconnects.",
-        desc: "Grace period (seconds) for ASGI apps to handle client disconnects.\n\nNo effect in ferricorn: ASGI apps are not served yet.",
+        desc: "Grace period (seconds) for ASGI apps to handle client disconnects.\n\nNo effect in ferricorn: a request whose client left runs to its end (its sends are dropped); it is not cancelled.",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("ASGI apps are not served yet"),
+        compat: Compat::Ignored(
+            "a request whose client left runs to its end (its sends are dropped); it is not cancelled",
+        ),
     },
     Setting {
         name: "websocket_max_message_size",
@@ -414,7 +416,7 @@ means --interface asgi.",
         short: "HTTP parser implementation.",
         desc: "HTTP parser implementation.\n\nNo effect in ferricorn: Ferricorn always parses HTTP in Rust (hyper); there is no Python parser to choose.",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("ferricorn always parses HTTP in Rust (hyper); there is no Python parser to choose"),
+        compat: Compat::Ignored("ferricorn always parses HTTP in Rust (httparse); there is no Python parser to choose"),
     },
 ];
 
@@ -547,22 +549,17 @@ mod tests {
     }
 
     #[test]
-    fn asgi_worker_classes_are_refused_as_unsupported_asgi() {
+    fn asgi_worker_classes_select_the_asgi_worker() {
         let class = find("worker_class").unwrap();
         for given in [
             "asgi",
+            "gunicorn.workers.gasgi.ASGIWorker",
             "uvicorn.workers.UvicornWorker",
             "uvicorn_worker.UvicornWorker",
         ] {
-            let err = class
-                .check(Value::Str(given.into()))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.starts_with(&format!(
-                    "--worker-class / worker_class = {given:?}: ASGI is not supported yet by ferricorn"
-                )),
-                "{err}"
+            assert_eq!(
+                class.check(Value::Str(given.into())).unwrap(),
+                Value::Str("asgi".into())
             );
         }
     }
@@ -585,7 +582,7 @@ mod tests {
             .check(Value::Str("myapp.Worker".into()))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("expected sync or gthread"), "{err}");
+        assert!(err.contains("expected sync, gthread or asgi"), "{err}");
     }
 
     #[test]
