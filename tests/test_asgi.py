@@ -413,9 +413,12 @@ def test_connection_close_from_the_app_closes_after_the_response(body_server):
         assert conn.closed_within(5)
 
 
-@pytest.mark.parametrize(("loop", "module"), [("asyncio", "asyncio"), ("uvloop", "uvloop")])
+@pytest.mark.parametrize(
+    ("loop", "module"), [("asyncio", "asyncio"), ("uvloop", "uvloop"), ("auto", "uvloop")]
+)
 def test_asgi_loop_setting_picks_the_event_loop_the_app_runs_on(serve, loop, module):
-    if loop == "uvloop":
+    """``auto`` means uvloop when it is installed, as in uvicorn and gunicorn."""
+    if module == "uvloop":
         pytest.importorskip("uvloop", reason="uvloop is not installed")
     server = serve("asgi_raw:body_app", *ASGI, "--asgi-loop", loop)
     assert httpx.get(f"{server.url}/loop", timeout=10).json()["module"].startswith(module)
