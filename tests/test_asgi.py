@@ -511,6 +511,15 @@ def test_pipelined_asgi_requests_are_answered_in_order(body_server):
     assert c.body == b"hello world"
 
 
+def test_pipelined_request_behind_a_slow_stream_is_answered_after_it(body_server):
+    with RawConnection.to(body_server) as conn:
+        conn.send(request("GET", "/stream?n=3&gap=0.3") + request("GET", "/fixed"))
+        slow = conn.read_response()
+        fast = conn.read_response()
+    assert slow.body == b"chunk-0\nchunk-1\nchunk-2\n"
+    assert fast.body == b"hello world"
+
+
 # -- errors: 500 before the head, a cut connection after it ----------------------------------
 
 
