@@ -250,3 +250,24 @@ impl Activity {
             .unwrap_or(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn hangup_wakes_waiters_and_later_waits_return_at_once() {
+        let h = Arc::new(Hangup::default());
+        let waiter = tokio::spawn({
+            let h = h.clone();
+            async move { h.wait().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!h.is_set());
+        h.set();
+        waiter.await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), h.wait())
+            .await
+            .unwrap();
+    }
+}

@@ -183,3 +183,42 @@ impl JobQueue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: RawFd) -> bool {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn doorbell_rings_once_for_many_notes_and_drains() {
+        let bell = Doorbell::new().unwrap();
+        assert!(!readable(bell.fd()));
+        bell.note();
+        bell.note();
+        bell.ring_if_noted();
+        bell.ring_if_noted(); // nothing new noted: no second byte
+        assert!(readable(bell.fd()));
+        bell.drain();
+        assert!(!readable(bell.fd()));
+    }
+
+    #[test]
+    fn a_queue_with_a_doorbell_rings_on_wake_and_on_close() {
+        let bell = std::sync::Arc::new(Doorbell::new().unwrap());
+        let q = JobQueue::with_doorbell(bell.clone());
+        q.wake();
+        assert!(!readable(bell.fd()), "nothing queued, nothing to ring for");
+        q.close();
+        assert!(readable(bell.fd()));
+        assert!(q.is_closed());
+    }
+}

@@ -118,5 +118,9 @@ fn _ferricorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::asgi::AsgiBridge>()?;
     m.add_class::<bridge::asgi::HttpCycle>()?;
     m.add_class::<bridge::asgi::WebSocketCycle>()?;
+    m.add(
+        "ClientDisconnected",
+        m.py().get_type::<bridge::asgi::ClientDisconnected>(),
+    )?;
     Ok(())
 }

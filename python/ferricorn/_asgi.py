@@ -45,13 +45,20 @@ def is_asgi3(app: Any) -> bool:
     return inspect.iscoroutinefunction(call)
 
 
+def is_asgi2_class(app: Any) -> bool:
+    """The common ASGI 2 shape: a class built with the scope, whose instances are awaited."""
+    return inspect.isclass(app) and inspect.iscoroutinefunction(getattr(app, "__call__", None))
+
+
 def interface_of(app: Any, wanted: str) -> str:
     """'wsgi', 'asgi3' or 'asgi2' for ``app`` under ``--interface wanted``."""
     if wanted == "wsgi":
         return "wsgi"
     if is_asgi3(app):
         return "asgi3"
-    return "asgi2" if wanted == "asgi" else "wsgi"
+    if wanted == "asgi" or is_asgi2_class(app):
+        return "asgi2"
+    return "wsgi"
 
 
 def asgi2_to_3(app: Any) -> ASGIApp:

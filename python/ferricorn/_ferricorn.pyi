@@ -6,6 +6,7 @@ from typing import Any, final
 __version__: str
 __all__ = [
     "AsgiBridge",
+    "ClientDisconnected",
     "ErrorStream",
     "FileWrapper",
     "HttpCycle",
@@ -58,6 +59,9 @@ class FileWrapper:
     def __iter__(self) -> FileWrapper: ...
     def __next__(self) -> bytes: ...
     def close(self) -> None: ...
+
+class ClientDisconnected(OSError):
+    """Raised by an ASGI ``send()`` after the client went away (ASGI spec 2.4)."""
 
 @final
 class AsgiBridge:

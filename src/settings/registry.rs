@@ -399,6 +399,15 @@ impl Values {
         })
     }
 
+    /// A duration in seconds, whole or fractional (validated by `defs::seconds`).
+    pub fn seconds(&self, name: &'static str) -> Result<f64, SettingError> {
+        self.typed(name, "a number of seconds", |v| match v {
+            Value::Int(i) => Some(*i as f64),
+            Value::Str(s) => s.parse().ok(),
+            _ => None,
+        })
+    }
+
     pub fn bool(&self, name: &'static str) -> Result<bool, SettingError> {
         self.typed(name, "a boolean", |v| match v {
             Value::Bool(b) => Some(*b),

@@ -91,7 +91,7 @@ pub fn run(
     if let App::Asgi(_, a, _) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;
-        let secs = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        let secs = |s: f64| (s > 0.0).then(|| Duration::from_secs_f64(s));
         conn_cfg.websocket = Some(crate::ws::WsConfig {
             max_message_size: a.ws_max_size,
             ping_interval: secs(a.ws_ping_interval),

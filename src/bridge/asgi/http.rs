@@ -271,6 +271,9 @@ impl HttpCycle {
             _ => None,
         };
         let mut this = slf.borrow_mut();
+        if !this.response.is_over() && this.hangup.as_ref().is_some_and(|h| h.is_set()) {
+            return Err(super::ClientDisconnected::new_err("the client went away"));
+        }
         if event == Some(Event::Start) && this.hook_request.is_some() {
             this.started = super::response::started_facts(&message);
         }

@@ -49,3 +49,38 @@ impl Inbox {
         std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: std::os::fd::RawFd) -> bool {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn completions_wait_for_the_park_unless_a_batch_piles_up() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        let inbox = Inbox::new(bell.clone());
+        inbox.push(Box::new(|_py| {}));
+        assert!(
+            !readable(bell.fd()),
+            "one completion waits for the I/O thread to park"
+        );
+        bell.ring_if_noted();
+        assert!(readable(bell.fd()));
+        bell.drain();
+        for _ in 1..RING_BATCH {
+            inbox.push(Box::new(|_py| {}));
+        }
+        assert!(readable(bell.fd()), "a full batch rings at once");
+        assert_eq!(inbox.take().len(), RING_BATCH);
+        assert!(inbox.take().is_empty());
+    }
+}

@@ -28,6 +28,13 @@ use crate::hooks::RequestHooks;
 use crate::job_queue::JobQueue;
 use crate::settings::SettingError;
 
+pyo3::create_exception!(
+    _ferricorn,
+    ClientDisconnected,
+    pyo3::exceptions::PyOSError,
+    "send() after the client went away (ASGI spec 2.4: an OSError subclass)."
+);
+
 /// The ASGI settings, read once from the registry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AsgiOptions {
@@ -41,8 +48,9 @@ pub struct AsgiOptions {
     /// Requests in the app at once before 503s; 0 = no limit.
     pub max_in_flight: usize,
     pub ws_max_size: usize,
-    pub ws_ping_interval: u64,
-    pub ws_ping_timeout: u64,
+    /// Seconds; 0 = off.
+    pub ws_ping_interval: f64,
+    pub ws_ping_timeout: f64,
     pub ws_per_message_deflate: bool,
 }
 
@@ -65,8 +73,8 @@ impl AsgiOptions {
             root_path: v.opt_str("root_path")?.unwrap_or("").to_owned(),
             max_in_flight: int("worker_connections")?,
             ws_max_size: int("websocket_max_message_size")?,
-            ws_ping_interval: int("ws_ping_interval")? as u64,
-            ws_ping_timeout: int("ws_ping_timeout")? as u64,
+            ws_ping_interval: v.seconds("ws_ping_interval")?,
+            ws_ping_timeout: v.seconds("ws_ping_timeout")?,
             ws_per_message_deflate: v.bool("ws_per_message_deflate")?,
         })
     }

@@ -206,8 +206,9 @@ impl<T: Send + 'static> ReplySender<T> {
         }
     }
 
-    /// Sends in order; the future completes once the connection has taken them. Sends after the
-    /// client left are dropped, as uvicorn does.
+    /// Sends in order; the future completes once the connection has taken them. A send after
+    /// the client left raises `ClientDisconnected` (an OSError, as ASGI 2.4 asks), which is
+    /// how Starlette's streaming responses learn to stop.
     pub fn send<'py>(
         &self,
         py: Python<'py>,
@@ -215,7 +216,9 @@ impl<T: Send + 'static> ReplySender<T> {
         replies: Vec<T>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Some(tx) = &self.tx else {
-            return Ok(shared.sent(py));
+            return Err(super::ClientDisconnected::new_err(
+                "the connection is closed",
+            ));
         };
         let mut rest = replies.into_iter();
         if self.in_flight.load(Ordering::Relaxed) == 0 {
@@ -231,7 +234,7 @@ impl<T: Send + 'static> ReplySender<T> {
                         break;
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
-                        return Ok(shared.sent(py));
+                        return Err(super::ClientDisconnected::new_err("the client went away"));
                     }
                 }
             }
@@ -242,14 +245,21 @@ impl<T: Send + 'static> ReplySender<T> {
         let (tx, in_flight, inbox) = (tx.clone(), self.in_flight.clone(), shared.inbox.clone());
         in_flight.fetch_add(1, Ordering::Relaxed);
         shared.rt.spawn(async move {
+            let mut gone = false;
             for reply in rest {
                 if tx.send(reply).await.is_err() {
+                    gone = true;
                     break;
                 }
             }
             inbox.push(Box::new(move |py| {
                 in_flight.fetch_sub(1, Ordering::Relaxed);
-                super::resolve(py, waiter.bind(py), py.None().bind(py));
+                if gone {
+                    let err = super::ClientDisconnected::new_err("the client went away");
+                    super::reject(py, waiter.bind(py), err);
+                } else {
+                    super::resolve(py, waiter.bind(py), py.None().bind(py));
+                }
             }));
         });
         Ok(fut)

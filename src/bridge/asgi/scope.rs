@@ -96,11 +96,16 @@ pub fn build<'py>(
     let path = if template.root_path.is_empty() {
         PyString::new(py, &decoded)
     } else {
-        // uvicorn's reading of the spec: `path` includes `root_path`
+        // uvicorn's reading of the spec: `path` (and `raw_path`) include `root_path`
         PyString::new(py, &format!("{}{decoded}", template.root_path))
     };
     scope.set_item(intern!(py, "path"), path)?;
-    scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &head.path))?;
+    let raw_path = if template.root_path.is_empty() {
+        PyBytes::new(py, &head.path)
+    } else {
+        PyBytes::new(py, &[template.root_path.as_bytes(), &head.path].concat())
+    };
+    scope.set_item(intern!(py, "raw_path"), raw_path)?;
     scope.set_item(intern!(py, "query_string"), PyBytes::new(py, &head.query))?;
     let headers = PyList::empty(py);
     for (name, value) in &head.headers {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pyo3::exceptions::{PyConnectionResetError, PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -173,7 +173,7 @@ impl WebSocketCycle {
             ("websocket.send", State::Accepted) => {
                 let msg = data_message(&message)?;
                 if this.outgoing.is_closed() {
-                    return Err(PyConnectionResetError::new_err(
+                    return Err(super::ClientDisconnected::new_err(
                         "the WebSocket connection is closed",
                     ));
                 }
@@ -219,7 +219,7 @@ impl WebSocketCycle {
                 }
             }
             ("websocket.send" | "websocket.close", State::Closed) => Err(
-                PyConnectionResetError::new_err("the WebSocket connection is closed"),
+                super::ClientDisconnected::new_err("the WebSocket connection is closed"),
             ),
             _ => Err(this.protocol_error(&kind, "unexpected message for a websocket scope")),
         }

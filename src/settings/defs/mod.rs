@@ -105,6 +105,20 @@ pub(crate) fn string_list(raw: Value, what: &str) -> Result<Value, String> {
     }
 }
 
+/// A non-negative number of seconds, whole or fractional (`0.5`), as uvicorn's float
+/// options take; a conf file's float arrives as its repr. Stored as an int or a decimal string.
+pub(crate) fn seconds(raw: Value) -> Result<Value, String> {
+    let text = match &raw {
+        Value::Int(n) if *n >= 0 => return Ok(raw),
+        Value::Str(s) | Value::Object(s) => s.trim().to_owned(),
+        _ => return Err("expected a non-negative number of seconds".to_owned()),
+    };
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 0.0 => Ok(Value::Str(f.to_string())),
+        _ => Err("expected a non-negative number of seconds".to_owned()),
+    }
+}
+
 /// One of `choices`, compared case-insensitively and stored lower-case.
 pub(crate) fn choice(raw: Value, choices: &[&str]) -> Result<Value, String> {
     if let Value::Str(s) = &raw {
@@ -263,6 +277,21 @@ mod tests {
             opt_boolean(Value::Str("False".into())),
             Ok(Value::Bool(false))
         );
+    }
+
+    #[test]
+    fn seconds_take_fractions_from_any_source() {
+        assert_eq!(seconds(Value::Int(3)), Ok(Value::Int(3)));
+        assert_eq!(
+            seconds(Value::Str("0.5".into())),
+            Ok(Value::Str("0.5".into()))
+        );
+        assert_eq!(
+            seconds(Value::Object("2.25".into())),
+            Ok(Value::Str("2.25".into()))
+        );
+        assert!(seconds(Value::Str("-1".into())).is_err());
+        assert!(seconds(Value::Str("soon".into())).is_err());
     }
 
     #[test]

@@ -343,7 +343,7 @@ A larger message closes the connection with code 1009 (message too big). \
         meta: "SECONDS",
         action: Action::Store,
         default: DefaultValue::Int(20),
-        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of seconds"),
+        validate: super::seconds,
         example: "--ws-ping-interval 20",
         short: "Seconds between the server's WebSocket pings (0: never).",
         desc: "Seconds between the server's WebSocket pings (0: never).\n\
@@ -360,7 +360,7 @@ websockets alive through proxies and find dead peers.",
         meta: "SECONDS",
         action: Action::Store,
         default: DefaultValue::Int(20),
-        validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative number of seconds"),
+        validate: super::seconds,
         example: "--ws-ping-timeout 20",
         short: "Seconds to wait for the pong to a server ping before closing (0: forever).",
         desc: "Seconds to wait for the pong to a server ping before closing (0: forever).\n\
