@@ -766,6 +766,20 @@ def test_interface_auto_still_serves_a_wsgi_app_as_wsgi(serve):
     assert r.json()["QUERY_STRING"] == "x=1"
 
 
+def test_interface_auto_serves_a_wsgi_class_as_wsgi_not_asgi_2(serve):
+    server = serve("asgi_raw:WsgiClassApp", "--interface", "auto")
+    r = httpx.get(f"{server.url}/cls", timeout=10)
+    assert r.status_code == 200
+    assert r.text == "wsgi class at /cls"
+
+
+def test_interface_auto_serves_a_flask_app_object_as_wsgi(serve):
+    server = serve("flaskapp:app", "--interface", "auto")
+    r = httpx.get(f"{server.url}/", timeout=10)
+    assert r.status_code == 200
+    assert r.text == "hello from flask"
+
+
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop", "auto"])
 def test_asgi_loop_choice_serves_requests(serve, loop):
     if loop == "uvloop":

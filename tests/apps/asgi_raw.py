@@ -496,3 +496,15 @@ class Asgi2App:
 
 
 asgi2_app = Asgi2App
+
+
+class WsgiClassApp:
+    """A WSGI app written as a class (PEP 3333 allows it): ``WsgiClassApp(environ,
+    start_response)`` is the iterable. ``--interface auto`` must not take it for ASGI 2."""
+
+    def __init__(self, environ, start_response) -> None:
+        self.path = environ["PATH_INFO"]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def __iter__(self):
+        yield b"wsgi class at " + self.path.encode()
