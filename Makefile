@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: help dev run test test-rust test-python lint fmt bench clean
+.PHONY: help dev run test test-rust test-python lint fmt bench clean docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -31,6 +31,9 @@ test-rust:
 test-python: dev
 	$(PY) -m mypy.stubtest ferricorn._ferricorn
 	$(PY) -m pytest tests -q -ra
+
+docs:  ## regenerate docs/settings.md and docs/migration.md from the settings registry
+	FERRICORN_WRITE_DOCS=1 cargo test --quiet --lib settings::docs
 
 lint:  ## formatting and clippy, as CI would want them
 	cargo fmt --check

@@ -31,6 +31,9 @@ pub enum Error {
         addr: String,
         source: std::io::Error,
     },
+    /// A logconfig / logconfig_dict / logconfig_json setting that Python's logging refused.
+    #[error("{0} (fix the logging configuration)")]
+    LogConfig(String),
     #[error("could not start the worker: {0}")]
     Io(#[from] std::io::Error),
     #[error("Python error while starting: {0}")]

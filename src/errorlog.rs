@@ -37,11 +37,43 @@ pub fn init(level: LevelFilter, target: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// `--capture-output`: stdout and stderr (the app's prints, tracebacks written by C code)
+/// go to the error log file. Set once at startup, after daemonizing.
+static CAPTURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Reopens the error log file by name (USR1, after rotation); stderr needs nothing.
 pub fn reopen() -> io::Result<()> {
     let mut guard = FILE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((path, file)) = &mut *guard {
         *file = open_append(path)?;
+        if CAPTURE.load(std::sync::atomic::Ordering::Relaxed) {
+            point_stdio_at(file)?;
+        }
+    }
+    Ok(())
+}
+
+/// gunicorn's `--capture-output`: fds 1 and 2 become the error log file, so whatever the app
+/// prints lands there too. Without an error log file (`-`) there is nothing to do.
+pub fn capture_output() -> io::Result<()> {
+    let guard = FILE.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((_, file)) = &*guard else {
+        return Ok(());
+    };
+    CAPTURE.store(true, std::sync::atomic::Ordering::Relaxed);
+    point_stdio_at(file)
+}
+
+fn point_stdio_at(file: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        // SAFETY: dup2 atomically replaces `fd` with a copy of the log file's descriptor,
+        // which is open for as long as `file` (borrowed here) is.
+        if unsafe { libc::dup2(file.as_raw_fd(), fd) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }

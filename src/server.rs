@@ -32,6 +32,10 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     if s.daemon {
         crate::process::daemon::daemonize_with(py, s.enable_stdio_inheritance)?;
     }
+    // after daemonizing, which points stdio at /dev/null
+    if s.capture_output {
+        crate::errorlog::capture_output()?;
+    }
     log::info!("Starting ferricorn {VERSION}");
     enter_app_dir(py, &s)?;
     // Python's own SIGINT handler would raise KeyboardInterrupt inside whatever app code the
@@ -170,7 +174,30 @@ fn enter_app_dir(py: Python<'_>, s: &Settings) -> Result<(), Error> {
     }
     let loader = py.import("ferricorn._loader")?;
     loader.call_method1("prepare_path", (PyList::new(py, &s.pythonpath)?,))?;
-    Ok(())
+    configure_logging(py, s)
+}
+
+/// logconfig_dict / logconfig_json / logconfig, applied to Python's logging in the master,
+/// before the app is imported and before anything is bound.
+fn configure_logging(py: Python<'_>, s: &Settings) -> Result<(), Error> {
+    let dict_repr = s
+        .values
+        .get("logconfig_dict")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let json = s.values.opt_str("logconfig_json").ok().flatten();
+    let ini = s.values.opt_str("logconfig").ok().flatten();
+    if (dict_repr.is_empty() || dict_repr == "{}") && json.is_none() && ini.is_none() {
+        return Ok(());
+    }
+    let failed: Option<String> = py
+        .import("ferricorn._logging")?
+        .call_method1("configure", (dict_repr, json, ini))?
+        .extract()?;
+    match failed {
+        Some(reason) => Err(Error::LogConfig(reason)),
+        None => Ok(()),
+    }
 }
 
 /// --check-config: the app imports with these settings. Nothing is bound.

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod conn;
 pub mod error;
+pub mod health;
 pub mod request;
 pub mod response;
 pub mod socket;

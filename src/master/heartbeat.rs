@@ -21,6 +21,8 @@ pub mod state {
     pub const READY: u32 = 2;
     /// Asks to be replaced (max-requests reached); keeps serving until told to stop.
     pub const RETIRE: u32 = 3;
+    /// `--reload` saw a source file change: every worker should be replaced.
+    pub const RELOAD: u32 = 4;
 }
 
 #[repr(C)]

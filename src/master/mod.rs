@@ -54,6 +54,8 @@ pub struct MasterOptions {
     pub limits: crate::http::request::Limits,
     pub keepalive: Duration,
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    pub reload: crate::worker::ReloadOptions,
+    pub health_path: Option<String>,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
@@ -90,6 +92,8 @@ impl MasterOptions {
             },
             keepalive: Duration::from_secs(s.keepalive),
             asgi: s.asgi.clone(),
+            reload: s.reload.clone(),
+            health_path: s.health_path.clone(),
         }
     }
 }
@@ -508,12 +512,14 @@ impl Arbiter {
             max_requests: self.max_requests_for(slot),
             access_log: self.opts.access_log.clone(),
             hooks: hooks.clone(),
+            health_path: self.opts.health_path.clone(),
         };
         let boot = BootOptions {
             app_spec: self.opts.app_spec.clone(),
             preloaded: self.opts.preloaded.as_ref().map(|a| a.clone_ref(py)),
             threads: self.opts.threads,
             asgi: self.opts.asgi.clone(),
+            reload: self.opts.reload.clone(),
             worker: worker_opts,
         };
         if let Some(h) = &hooks {
@@ -588,7 +594,12 @@ impl Arbiter {
                     if self.workers.values().any(|o| o.termed_at.is_none())
                         && self.spawned > self.wanted as u64
                     {
-                        log::error!("Worker (pid:{pid}) failed to boot; keeping the running workers (fix the app, then HUP)");
+                        let retry = if self.opts.reload.enabled {
+                            "the next change of the code retries"
+                        } else {
+                            "fix the app, then HUP"
+                        };
+                        log::error!("Worker (pid:{pid}) failed to boot; keeping the running workers ({retry})");
                         self.boot_failed = true;
                         continue;
                     }
@@ -656,6 +667,7 @@ impl Arbiter {
     /// Workers that asked to go (max-requests) or grew past --max-worker-memory are marked
     /// for replacement.
     fn retire_worn_out(&mut self) {
+        self.reload_changed_code();
         let limit = self.opts.max_worker_memory;
         for (&pid, w) in self.workers.iter_mut() {
             if w.retiring || w.termed_at.is_some() {
@@ -676,6 +688,28 @@ impl Arbiter {
                         w.retiring = true;
                     }
                 }
+            }
+        }
+    }
+
+    /// `--reload`: a worker saw the app's code change. Replace every worker, as HUP does but
+    /// without re-reading the configuration; new workers that fail to import keep the old ones
+    /// serving, and the next change tries again.
+    fn reload_changed_code(&mut self) {
+        let mut changed = false;
+        for w in self.workers.values() {
+            let slot = self.heartbeats.slot(w.slot);
+            if slot.state() == state::RELOAD {
+                slot.set_state(state::READY);
+                // every worker reports the same save; the first report already replaced them
+                changed |= !w.retiring && w.termed_at.is_none();
+            }
+        }
+        if changed {
+            log::info!("Reloading workers: the app's code changed");
+            self.boot_failed = false;
+            for w in self.workers.values_mut() {
+                w.retiring = true;
             }
         }
     }

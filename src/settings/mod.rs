@@ -11,6 +11,9 @@
 
 pub mod cli;
 pub mod defs;
+// only `make docs` (a test run) renders the pages; the server itself never needs them
+#[cfg(test)]
+pub mod docs;
 pub mod error;
 pub mod file;
 pub mod hooks;
@@ -104,6 +107,12 @@ pub struct Settings {
     pub reuse_port: bool,
     /// Interface choice and the ASGI worker's settings.
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    /// stdout/stderr into the error log file.
+    pub capture_output: bool,
+    /// `--health-path`, answered by the server itself.
+    pub health_path: Option<String>,
+    /// `--reload` and its engine and extra files.
+    pub reload: crate::worker::ReloadOptions,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
     /// Every setting's resolved value by name: what hooks see as `server.cfg`.
@@ -273,6 +282,17 @@ impl Settings {
             umask: int_as(values, "umask")?,
             reuse_port: values.bool("reuse_port")?,
             asgi: crate::bridge::asgi::AsgiOptions::from_values(values)?,
+            capture_output: values.bool("capture_output")?,
+            health_path: values.opt_str("health_path")?.map(str::to_owned),
+            reload: crate::worker::ReloadOptions {
+                enabled: values.bool("reload")?,
+                engine: values.str("reload_engine")?.to_owned(),
+                extra_files: values
+                    .list("reload_extra_files")?
+                    .iter()
+                    .map(PathBuf::from)
+                    .collect(),
+            },
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
@@ -441,6 +461,13 @@ mod tests {
                     ws_ping_interval: 20.0,
                     ws_ping_timeout: 20.0,
                     ws_per_message_deflate: true,
+                },
+                capture_output: false,
+                health_path: None,
+                reload: crate::worker::ReloadOptions {
+                    enabled: false,
+                    engine: "auto".into(),
+                    extra_files: vec![],
                 },
                 hooks: Hooks::default(),
                 values,

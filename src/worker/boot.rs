@@ -20,6 +20,7 @@ pub struct BootOptions {
     pub preloaded: Option<Py<PyAny>>,
     pub threads: usize,
     pub asgi: crate::bridge::asgi::AsgiOptions,
+    pub reload: super::ReloadOptions,
     pub worker: WorkerOptions,
 }
 
@@ -90,6 +91,12 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
         }
         h.set(py, "booted", true);
     }
+    // after the import, so the app's own modules are known; held until the worker ends
+    let _reloader = if opts.reload.enabled {
+        super::reload::start(py, &opts.reload, link.clone())
+    } else {
+        None
+    };
     let result = run(py, app, listeners, opts.worker, link, early);
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@
 
 mod accept;
 mod boot;
+mod reload;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -20,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use boot::EARLY_STOP;
 pub use boot::{boot, BootOptions, ABORT_GRACE};
+pub use reload::ReloadOptions;
 
 use crate::bridge::asgi::{AsgiBridge, AsgiOptions, WorkerSide};
 use crate::bridge::wsgi::WsgiApp;
@@ -42,6 +44,7 @@ pub struct WorkerOptions {
     pub access_log: Option<Arc<crate::accesslog::AccessLog>>,
     /// Server hooks and this worker's `worker` object, when the conf file has hooks.
     pub hooks: Option<Arc<WorkerHooks>>,
+    pub health_path: Option<String>,
 }
 
 /// The worker's link to its master.
@@ -88,6 +91,7 @@ pub fn run(
     });
     let mut conn_cfg = ConnConfig::new(opts.limits, opts.keepalive, jobs.clone(), opts.access_log);
     conn_cfg.metrics = crate::metrics::RequestMetrics::for_worker(link.slot);
+    conn_cfg.health_path = opts.health_path;
     if let App::Asgi(_, a, _) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;

@@ -62,6 +62,8 @@ pub struct ConnConfig {
     /// Accept WebSocket upgrades with these settings (ASGI); `None`: upgrades are ordinary
     /// requests.
     pub websocket: Option<crate::ws::WsConfig>,
+    /// `--health-path`: answered here, without the app.
+    pub health_path: Option<String>,
 }
 
 impl ConnConfig {
@@ -80,6 +82,7 @@ impl ConnConfig {
             max_in_flight: 0,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             websocket: None,
+            health_path: None,
             metrics: None,
         }
     }
@@ -188,6 +191,17 @@ impl<S: Socket> Conn<S> {
             let Some(head) = self.read_head().await? else {
                 return Ok(None);
             };
+            if super::health::is_probe(&head, self.cfg.health_path.as_deref()) {
+                let keep = head.keep_alive && !self.cfg.keepalive.is_zero();
+                self.wbuf.clear();
+                super::health::answer(&mut self.wbuf, &head, *self.shutdown.borrow(), keep);
+                self.flush().await?;
+                self.served += 1;
+                if !keep || *self.shutdown.borrow() {
+                    return Ok(None);
+                }
+                continue;
+            }
             if self.cfg.websocket.is_some() {
                 match crate::ws::upgrade_request(&head) {
                     Ok(None) => {}

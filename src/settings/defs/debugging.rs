@@ -1,6 +1,6 @@
 //! Gunicorn's "Debugging" section: --check-config and --print-config, which
 //! stop after resolution (`settings::resolve` turns them into
-//! `Parsed::Check`), and the reloader flags ferricorn accepts but ignores.
+//! `Parsed::Check`), and the code reloader (`worker::reload`).
 
 use super::{boolean, choice, string_list};
 use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting};
@@ -18,13 +18,15 @@ pub const SETTINGS: &[Setting] = &[
         short: "Restart workers when code changes.",
         desc: "Restart workers when code changes.\n\
 \n\
-In gunicorn this watches the application's source files and restarts \
-workers when one changes. ferricorn has no reloader yet: the flag is \
-accepted with a warning and has no effect.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored(
-            "ferricorn has no code reloader; send HUP to the master to reload workers",
-        ),
+Each worker watches the source files of the modules the app imported \
+(outside the standard library and installed packages) and the \
+--reload-extra-file files; when one changes, every worker is replaced, new \
+ones first, as with HUP (the configuration is not re-read). A change that \
+does not import (a syntax error) is logged and the running workers keep \
+serving until the next change. For development; with --preload the master \
+holds the old code, so reloaded workers would not see changes.",
+        cost: "A file watch per directory of the app's modules in each worker.",
+        compat: Compat::Full,
     },
     Setting {
         name: "spew",
@@ -89,9 +91,12 @@ all sources are merged, then checks the application as --check-config does.",
         validate: |raw| choice(raw, &["auto", "poll", "inotify"]),
         example: "--reload-engine poll",
         short: "The implementation that should be used to power reload.",
-        desc: "The implementation that should be used to power reload.\n\nNo effect in ferricorn: Ferricorn's reloader always polls file modification times.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("ferricorn's reloader always polls file modification times"),
+        desc: "The implementation that should be used to power reload.\n\
+\n\
+auto and inotify use the operating system's file events (inotify on Linux); \
+poll checks modification times every second.",
+        cost: "poll wakes each worker every second.",
+        compat: Compat::Full,
     },
     Setting {
         name: "reload_extra_files",
@@ -103,8 +108,10 @@ all sources are merged, then checks the application as --check-config does.",
         validate: |raw| string_list(raw, "a file path or a list of them"),
         example: "--reload-extra-file templates/base.html",
         short: "Extends reload option to also watch and reload on additional files (e.g., templates, configurations, specifications, etc.).",
-        desc: "Extends reload option to also watch and reload on additional files (e.g., templates, configurations, specifications, etc.).\n\nNo effect in ferricorn: Not implemented yet: --reload watches the app's Python modules only.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("not implemented yet: --reload watches the app's Python modules only"),
+        desc: "Extends reload option to also watch and reload on additional files (e.g., templates, configurations, specifications, etc.).\n\
+\n\
+Relative paths are taken from the directory the server starts in (after --chdir).",
+        cost: "One more watched directory per file's directory.",
+        compat: Compat::Full,
     },
 ];

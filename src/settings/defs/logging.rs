@@ -150,9 +150,14 @@ silently meaning info",
         validate: boolean,
         example: "--capture-output",
         short: "Redirect stdout/stderr to specified file in errorlog.",
-        desc: "Redirect stdout/stderr to specified file in errorlog.\n\nNo effect in ferricorn: Not implemented yet: the app's stdout and stderr are not redirected to the error log.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("not implemented yet: the app's stdout and stderr are not redirected to the error log"),
+        desc: "Redirect stdout/stderr to specified file in errorlog.\n\
+\n\
+With --error-logfile set to a file, the master (after daemonizing) points \
+file descriptors 1 and 2 at it, so the app's print()s, warnings and \
+anything C code writes land in the error log, in every worker; USR1 \
+reopens it there too. With the error log on stderr it changes nothing.",
+        cost: "None.",
+        compat: Compat::Full,
     },
     Setting {
         name: "logger_class",
@@ -178,9 +183,15 @@ silently meaning info",
         validate: |raw| opt_string(raw, "a file path"),
         example: "--log-config logging.conf",
         short: "The log config file to use.",
-        desc: "The log config file to use.\n\nNo effect in ferricorn: Not implemented yet: ferricorn logs with --log-level, --error-logfile and --access-logfile.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("not implemented yet: ferricorn logs with --log-level, --error-logfile and --access-logfile"),
+        desc: "The log config file to use.\n\nApplied to Python's logging module in the master before the app is imported \
+(so every worker inherits it); the first of logconfig_dict, logconfig_json and \
+logconfig that is set wins, as in gunicorn. A configuration Python refuses \
+stops the server before it binds. ferricorn's own error and access log lines \
+are written by Rust and do not pass through Python's logging.",
+        cost: "None beyond the handlers it installs.",
+        compat: Compat::Partial(
+            "configures the app's Python loggers; ferricorn's own log lines do not go through them",
+        ),
     },
     Setting {
         name: "logconfig_dict",
@@ -192,9 +203,15 @@ silently meaning info",
         validate: dict,
         example: "logconfig_dict = {'version': 1}",
         short: "The log config dictionary to use, using the standard Python logging module's dictionary configuration format.",
-        desc: "The log config dictionary to use, using the standard Python logging module's dictionary configuration format.\n\nNo effect in ferricorn: Not implemented yet: ferricorn logs with --log-level, --error-logfile and --access-logfile.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("not implemented yet: ferricorn logs with --log-level, --error-logfile and --access-logfile"),
+        desc: "The log config dictionary to use, using the standard Python logging module's dictionary configuration format.\n\nApplied to Python's logging module in the master before the app is imported \
+(so every worker inherits it); the first of logconfig_dict, logconfig_json and \
+logconfig that is set wins, as in gunicorn. A configuration Python refuses \
+stops the server before it binds. ferricorn's own error and access log lines \
+are written by Rust and do not pass through Python's logging.",
+        cost: "None beyond the handlers it installs.",
+        compat: Compat::Partial(
+            "configures the app's Python loggers; ferricorn's own log lines do not go through them",
+        ),
     },
     Setting {
         name: "logconfig_json",
@@ -206,9 +223,15 @@ silently meaning info",
         validate: |raw| opt_string(raw, "a file path"),
         example: "--log-config-json logging.json",
         short: "The log config to read config from a JSON file",
-        desc: "The log config to read config from a JSON file\n\nNo effect in ferricorn: Not implemented yet: ferricorn logs with --log-level, --error-logfile and --access-logfile.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("not implemented yet: ferricorn logs with --log-level, --error-logfile and --access-logfile"),
+        desc: "The log config to read config from a JSON file\n\nApplied to Python's logging module in the master before the app is imported \
+(so every worker inherits it); the first of logconfig_dict, logconfig_json and \
+logconfig that is set wins, as in gunicorn. A configuration Python refuses \
+stops the server before it binds. ferricorn's own error and access log lines \
+are written by Rust and do not pass through Python's logging.",
+        cost: "None beyond the handlers it installs.",
+        compat: Compat::Partial(
+            "configures the app's Python loggers; ferricorn's own log lines do not go through them",
+        ),
     },
     Setting {
         name: "syslog_addr",

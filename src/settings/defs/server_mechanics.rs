@@ -154,6 +154,27 @@ that only with --initgroups)",
         ),
     },
     Setting {
+        name: "health_path",
+        section: Section::ServerMechanics,
+        cli: &["--health-path"],
+        meta: "PATH",
+        action: Action::Store,
+        default: DefaultValue::None,
+        validate: validate_health_path,
+        example: "--health-path /healthz",
+        short: "A URL path answered 200 by the server itself, for health probes.",
+        desc: "A URL path answered 200 by the server itself, for health probes.\n\
+\n\
+Not a gunicorn setting. A GET or HEAD of exactly this path (query strings \
+included in the match are not) is answered `200 OK` by the worker's \
+connection code without entering Python, so a probe never waits behind \
+busy app threads; during a graceful stop it answers 503 so load balancers \
+and Kubernetes readiness probes stop routing to a draining worker. Hung \
+workers are the master's job (--timeout), not the probe's.",
+        cost: "One comparison per request.",
+        compat: Compat::Full,
+    },
+    Setting {
         name: "group",
         section: Section::ServerMechanics,
         cli: &["-g", "--group"],
@@ -384,6 +405,14 @@ fn validate_raw_env(raw: Value) -> Result<Value, String> {
         }
     }
     Ok(list)
+}
+
+fn validate_health_path(raw: Value) -> Result<Value, String> {
+    match &raw {
+        Value::None => Ok(raw),
+        Value::Str(p) if p.starts_with('/') && !p.contains(['?', '#', ' ']) => Ok(raw),
+        _ => Err("expected a URL path starting with /, e.g. /healthz".to_owned()),
+    }
 }
 
 #[cfg(test)]
