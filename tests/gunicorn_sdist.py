@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 GUNICORN = "27.0.1"
@@ -53,3 +54,34 @@ def download_sdist() -> Path:
     if not sdists:
         raise RuntimeError("; ".join(errors) or "pip produced no sdist")
     return sdists[0]
+
+
+def extract_tree(subdir: str) -> Path:
+    """Extract ``gunicorn-VERSION/<subdir>/`` from the sdist (once) and return where it is:
+    ``.cache/gunicorn-corpus/gunicorn-VERSION/<subdir>``. Raises if the sdist can't be had or
+    has no such directory."""
+    root = CACHE / f"gunicorn-{GUNICORN}" / subdir
+    if (root / ".complete").is_file():
+        return root
+    sdist = download_sdist()
+    prefix = f"gunicorn-{GUNICORN}/{subdir.strip('/')}/"
+    staging = root.with_name(root.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    found = 0
+    with tarfile.open(sdist) as tar:
+        for member in tar.getmembers():
+            if not (member.isfile() and member.name.startswith(prefix)):
+                continue
+            rel = member.name[len(prefix) :]
+            if ".." in Path(rel).parts:
+                continue
+            out = staging / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(tar.extractfile(member).read())
+            found += 1
+    if not found:
+        raise RuntimeError(f"gunicorn {GUNICORN} sdist has no {subdir}/")
+    (staging / ".complete").write_text(f"{found} files\n")
+    shutil.rmtree(root, ignore_errors=True)
+    staging.rename(root)
+    return root
