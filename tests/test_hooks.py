@@ -368,4 +368,4 @@ def test_usr2_calls_pre_exec_in_the_new_master_before_it_execs(serve, project):
         assert seq[pre_exec + 1 :].count(["nworkers_changed", "1", "None"]) == 1
     finally:
         os.kill(new, signal.SIGTERM)
-        wait_until(lambda: not alive(new), 15, "the new master to exit")
+        wait_until(lambda: not alive(new), 30, "the new master to exit")

