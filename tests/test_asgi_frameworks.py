@@ -121,6 +121,9 @@ def test_fastapi_endless_stream_is_closed_when_the_client_goes_away(fastapi_serv
     while "stream-closed" not in bg_file.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert bg_file.read_text() == "stream-closed\n", "the endless generator was never closed"
+    # a client that leaves is not an application error
+    time.sleep(0.2)
+    assert "Exception in ASGI application" not in fastapi_server.log
 
 
 def test_fastapi_unhandled_exception_is_500_and_logged(fastapi, fastapi_server):

@@ -91,11 +91,19 @@ impl HttpCycle {
     /// Ends the cycle: the response is closed however the app left it (`failed`: the app or a
     /// hook raised, already logged), post_request runs, the request counts as served.
     pub fn finish(&mut self, py: Python<'_>, exc: Option<&Bound<'_, PyAny>>, failed: bool) {
-        if let Some(e) = exc {
-            self.shared.log_app_error(py, &self.target, e);
+        // the client left before the response was complete: whatever the app raised about it
+        // (ClientDisconnected, Starlette's ClientDisconnect...) is the client's doing, so it is
+        // a debug line, as gunicorn's ASGI worker logs it, not an error with a traceback
+        let client_left = self.hangup.as_ref().is_some_and(|h| h.is_set());
+        match exc {
+            Some(e) if client_left && !self.response.is_over() => log::debug!(
+                "ASGI app for {} ended after the client left: {e}",
+                String::from_utf8_lossy(&self.target)
+            ),
+            Some(e) => self.shared.log_app_error(py, &self.target, e),
+            None => {}
         }
         let end = self.response.close();
-        let client_left = self.hangup.as_ref().is_some_and(|h| h.is_set());
         let served_500 = matches!(&end, Some((_, true)));
         if served_500 && !failed && exc.is_none() && !client_left {
             log::error!(
