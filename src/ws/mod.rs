@@ -103,3 +103,76 @@ pub enum ToClient {
     /// means the app returned normally and closes with 1000.
     Failed,
 }
+
+/// Not a unit test: a WebSocket echo server built from this module alone, so that
+/// `tests/test_autobahn.py` can run the Autobahn fuzzing client against the protocol layer
+/// before (and independently of) the ASGI bridge. It prints `Listening at: ws://ADDR` and
+/// serves until killed.
+#[cfg(test)]
+mod echo_server {
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::sync::mpsc;
+
+    use super::{accept_response, run, upgrade_request, FromClient, ToClient, WsConfig};
+    use crate::http::request::{parse_head, Limits};
+
+    #[test]
+    #[ignore = "a server for tests/test_autobahn.py; runs until killed"]
+    fn autobahn_echo_server() -> std::io::Result<()> {
+        let addr = std::env::var("FERRICORN_WS_ECHO_ADDR").unwrap_or_else(|_| "127.0.0.1:0".into());
+        // the worker's I/O thread is a current-thread runtime too
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind(&addr).await?;
+            println!("Listening at: ws://{}", listener.local_addr()?);
+            loop {
+                let (sock, _) = listener.accept().await?;
+                tokio::spawn(serve(sock));
+            }
+        })
+    }
+
+    async fn serve(mut sock: TcpStream) {
+        let mut buf = BytesMut::with_capacity(8192);
+        let head = loop {
+            match parse_head(&mut buf, &Limits::default()) {
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(_) => return,
+            }
+            if !matches!(sock.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                return;
+            }
+        };
+        let req = match upgrade_request(&head) {
+            Ok(Some(req)) => req,
+            Ok(None) | Err(_) => {
+                let _ = sock
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+                return;
+            }
+        };
+        let cfg = WsConfig::default();
+        let Ok((response, negotiated)) = accept_response(&req, None, &[], &cfg) else {
+            return;
+        };
+        if sock.write_all(&response).await.is_err() {
+            return;
+        }
+        let (to_app, mut rx) = mpsc::channel(8);
+        let (tx, from_app) = mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Some(FromClient::Message(m)) = rx.recv().await {
+                if tx.send(ToClient::Message(m)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        run(sock, buf, negotiated, &cfg, to_app, from_app).await;
+    }
+}
