@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use thiserror::Error;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tungstenite::handshake::derive_accept_key;
 
 use super::deflate::{negotiate, DeflateParams};
 use super::WsConfig;
