@@ -118,6 +118,10 @@ where
             // Pings and pong deadlines only run while we read: a pong sitting unread behind a
             // message the app has no room for is not the client's fault.
             let deadline = self.keepalive.deadline().filter(|_| self.pending.is_none());
+            // read in large pieces: a BytesMut without spare room would be read 64 bytes at a time
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
             if deadline != armed {
                 if let Some(d) = deadline {
                     timer.as_mut().reset(d);
@@ -204,8 +208,8 @@ where
                 return Err((1009, "message too big"));
             }
         }
-        // both fit in usize: checked against max_message or 125 above
-        let total = header_len + len as usize;
+        // len fits in usize: checked against max_message or 125 above
+        let total = header_len.saturating_add(len as usize);
         if self.rbuf.len() < total {
             self.rbuf.reserve(total - self.rbuf.len());
             return Ok(None);
@@ -393,6 +397,7 @@ where
                     Err(_) => return,
                 }
             }
+            self.rbuf.reserve(4096);
             if !matches!(self.rd.read_buf(&mut self.rbuf).await, Ok(n) if n > 0) {
                 return;
             }
@@ -859,6 +864,30 @@ mod tests {
             assert!(
                 matches!(got, FromClient::Closed { code: 1002, .. }),
                 "{what}: {got:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_client_close_frames_are_answered_as_rfc_6455_says() {
+        let cases: [(&[u8], u16); 4] = [
+            (&[0x03], 1002),                   // a code needs two bytes
+            (&[0x03, 0xed], 1002),             // 1005 may not be sent
+            (&[0x03, 0xe7], 1002),             // 999 is not a close code
+            (&[0x03, 0xe8, 0xff, 0xfe], 1007), // reason not UTF-8
+        ];
+        for (payload, code) in cases {
+            let (mut client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let app = echo(spawn_session(server_io, BytesMut::new(), quiet(), 4));
+            let mut frame = vec![0x88, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+            frame.extend_from_slice(payload);
+            client_io.write_all(&frame).await.expect("write");
+            let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+            assert_eq!(close_of(&next(&mut client).await).0, code, "{payload:?}");
+            let got = app.await.expect("app");
+            assert!(
+                matches!(got, FromClient::Closed { code: c, .. } if c == code),
+                "{payload:?}: {got:?}"
             );
         }
     }
