@@ -83,9 +83,9 @@ pub enum Message {
 pub enum FromClient {
     Message(Message),
     /// The connection is over; always the last event. `code` is the client's close code (1005
-    /// when its Close frame had none), the code we closed with on a protocol failure (1002,
-    /// 1007, 1009, 1011 for a ping timeout), or 1006 when the connection was lost without a
-    /// closing handshake.
+    /// when its Close frame had none), the code we closed with (the app's own, or 1002, 1007,
+    /// 1009 on a client error, 1011 on a ping timeout), or 1006 when the connection was lost
+    /// without a closing handshake.
     Closed {
         code: u16,
         reason: String,
