@@ -14,7 +14,8 @@ Groups 1-10 (framing, pings, reserved bits, opcodes, fragmentation, UTF-8, limit
 in full, and of groups 12 and 13 (permessage-deflate, every negotiation variant) the first four
 cases of each subgroup: about 40 seconds in all. The rest of 12 and 13 is excluded by default
 because it takes too long: those cases send 1000 messages of up to 128 KiB each and the Python 2
-client is the bottleneck, about 4 cases a minute on the 2-core machine, so close to an hour.
+client is the bottleneck (12.2/12.3, random payloads, ran at ~4 cases a minute on the shared
+2-core machine), so 30 to 60 minutes for the 216 cases.
 ``FERRICORN_AUTOBAHN_DEFLATE=all`` runs every case, ``=none`` skips 12 and 13.
 
 wstest is Python 2 only. It is found as ``$FERRICORN_PYTHON2``, ``python2.7`` on PATH or a pyenv
