@@ -19,8 +19,6 @@ mod server;
 mod settings;
 mod syslog;
 mod worker;
-// Wired into http::conn and the ASGI bridge separately; until then only its tests use it.
-#[allow(dead_code, unused_imports)]
 mod ws;
 
 #[cfg(test)]

@@ -7,8 +7,9 @@
 
 use bytes::Bytes;
 use thiserror::Error;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tungstenite::handshake::derive_accept_key;
 
+use super::deflate::{negotiate, DeflateParams};
 use super::WsConfig;
 use crate::http::request::{RequestHead, Version};
 
@@ -73,10 +74,13 @@ impl UpgradeRequest {
     }
 
     /// Whether the client offered permessage-deflate (in any of its parameter variants).
+    #[cfg(test)]
     pub fn deflate_offered(&self) -> bool {
-        self.extensions
-            .iter()
-            .any(|e| e.eq_ignore_ascii_case("permessage-deflate"))
+        self.extensions.iter().any(|e| {
+            e.split(';')
+                .next()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case("permessage-deflate"))
+        })
     }
 }
 
@@ -84,8 +88,8 @@ impl UpgradeRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Negotiated {
     pub subprotocol: Option<String>,
-    /// Always false until the session can compress (see the module doc of `ws`).
-    pub per_message_deflate: bool,
+    /// permessage-deflate's parameters when it was agreed.
+    pub deflate: Option<DeflateParams>,
 }
 
 /// Is this request a WebSocket upgrade, and is it a valid one?
@@ -125,13 +129,10 @@ pub fn upgrade_request(head: &RequestHead) -> Result<Option<UpgradeRequest>, Han
         .flat_map(tokens)
         .map(|t| String::from_utf8_lossy(t).into_owned())
         .collect();
-    // Only the extension names matter while we accept none; parameters follow a ';'.
+    // each entry is `name; param; param=value`, offers in order of preference
     let extensions = header_values(head, b"sec-websocket-extensions")
         .flat_map(tokens)
-        .map(|t| {
-            let name = t.split(|&b| b == b';').next().unwrap_or_default();
-            String::from_utf8_lossy(trim(name)).into_owned()
-        })
+        .map(|t| String::from_utf8_lossy(t).into_owned())
         .collect();
     Ok(Some(UpgradeRequest {
         key: key.clone(),
@@ -167,6 +168,16 @@ pub fn accept_response(
         out.extend_from_slice(p.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    let deflate = if cfg.per_message_deflate {
+        negotiate(&req.extensions)
+    } else {
+        None
+    };
+    if let Some((answer, _)) = &deflate {
+        out.extend_from_slice(b"Sec-WebSocket-Extensions: ");
+        out.extend_from_slice(answer.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(b"Server: ferricorn\r\nDate: ");
     crate::http::response::with_date(|d| out.extend_from_slice(d));
     out.extend_from_slice(b"\r\n");
@@ -178,14 +189,11 @@ pub fn accept_response(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    // Declining deflate is a valid answer to any offer (RFC 7692 §5): we send no
-    // Sec-WebSocket-Extensions at all until the session can compress.
-    let _ = cfg.per_message_deflate;
     Ok((
         out,
         Negotiated {
             subprotocol: subprotocol.map(str::to_owned),
-            per_message_deflate: false,
+            deflate: deflate.map(|(_, params)| params),
         },
     ))
 }
@@ -403,21 +411,35 @@ mod tests {
     }
 
     #[test]
-    fn deflate_offer_is_seen_and_declined() {
+    fn deflate_offer_is_answered_when_enabled() {
         let req = valid(
-            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits, \
-             permessage-deflate\n",
+            "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=8, \
+             permessage-deflate; client_max_window_bits\n",
         );
         assert!(req.deflate_offered());
         assert!(!valid("").deflate_offered());
         assert!(!valid("Sec-WebSocket-Extensions: x-webkit-deflate-frame\n").deflate_offered());
-        let cfg = WsConfig {
-            per_message_deflate: true,
+        // the first offer asks for a window zlib cannot do, so the second one is taken
+        let (resp, negotiated) =
+            accept_response(&req, None, &[], &WsConfig::default()).expect("accepted");
+        assert!(
+            response_text(&resp).contains("\r\nSec-WebSocket-Extensions: permessage-deflate\r\n")
+        );
+        assert_eq!(negotiated.deflate, Some(DeflateParams::default()));
+    }
+
+    #[test]
+    fn deflate_is_not_negotiated_when_disabled_or_not_offered() {
+        let off = WsConfig {
+            per_message_deflate: false,
             ..WsConfig::default()
         };
-        let (resp, negotiated) = accept_response(&req, None, &[], &cfg).expect("accepted");
-        assert!(!response_text(&resp).contains("Sec-WebSocket-Extensions"));
-        assert!(!negotiated.per_message_deflate);
+        let offered = valid("Sec-WebSocket-Extensions: permessage-deflate\n");
+        for (req, cfg) in [(&offered, &off), (&valid(""), &WsConfig::default())] {
+            let (resp, negotiated) = accept_response(req, None, &[], cfg).expect("accepted");
+            assert!(!response_text(&resp).contains("Sec-WebSocket-Extensions"));
+            assert_eq!(negotiated.deflate, None);
+        }
     }
 
     #[test]

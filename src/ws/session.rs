@@ -1,24 +1,24 @@
 //! One WebSocket session on an upgraded socket: client messages to the app, app messages to the
 //! client, server pings, and the closing handshake — until the connection is over.
 //!
-//! Frames, fragments, UTF-8 and ping answers are tungstenite's; this module owns the policy:
-//! which close code ends a failure, backpressure towards a slow app, the keepalive, and how long
-//! a closing handshake may take. It never touches Python and never blocks: the app side is two
-//! bounded channels.
+//! Frame headers are parsed and written by tungstenite's `FrameHeader`; the message layer is
+//! ours (see the `ws` module doc for why): reassembling fragments, answering pings, checking
+//! UTF-8 as it arrives, permessage-deflate, and the policy — which close code ends a failure,
+//! backpressure towards a slow app, the keepalive, how long a closing handshake may take. It
+//! never touches Python and never blocks: the app side is two bounded channels.
 
+use std::io::Cursor;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use tungstenite::protocol::frame::FrameHeader;
 
+use super::deflate::{Codec, InflateError};
 use super::{FromClient, Message, Negotiated, ToClient, WsConfig};
 
 /// How long a closing handshake may take: our Close written and the client's answer read.
@@ -27,6 +27,13 @@ use super::{FromClient, Message, Negotiated, ToClient, WsConfig};
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A Close frame's payload is at most 125 bytes, two of which are the code.
 const MAX_CLOSE_REASON: usize = 123;
+/// Control frames carry at most 125 bytes (RFC 6455 §5.5).
+const MAX_CONTROL: u64 = 125;
+/// Payloads up to this size are copied behind their header and written in one call.
+const COPY_LIMIT: usize = 16 * 1024;
+
+/// How a session ended: the code and reason the app is told.
+type End = (u16, String);
 
 /// Runs the session on an already-upgraded socket (the caller wrote the `101`) until it closes.
 ///
@@ -45,32 +52,46 @@ pub async fn run<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    // Nothing on the wire depends on the subprotocol, and deflate is never negotiated yet.
-    debug_assert!(!negotiated.per_message_deflate);
-    // A single frame may not be larger than a whole message either; without this, tungstenite's
-    // default 16 MiB frame limit would apply below a larger message limit.
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(cfg.max_message_size))
-        .max_frame_size(Some(cfg.max_message_size));
-    let ws =
-        WebSocketStream::from_partially_read(sock, leftover.to_vec(), Role::Server, Some(config))
-            .await;
+    // one task owns both halves, so split's internal lock is never contended
+    let (rd, wr) = tokio::io::split(sock);
     let mut session = Session {
-        ws,
+        rd,
+        wr,
+        rbuf: leftover,
+        wbuf: Vec::with_capacity(256),
+        max_message: cfg.max_message_size,
+        partial: None,
+        deflate: negotiated.deflate.map(Codec::new),
         to_app,
         from_app,
         pending: None,
         keepalive: Keepalive::new(cfg),
     };
     let (code, reason) = session.serve().await;
-    let Session { ws, to_app, .. } = session;
+    let Session { rd, wr, to_app, .. } = session;
     // Close the socket before waiting for the app to take the news, which may be never.
-    drop(ws);
+    drop((rd, wr));
     let _ = to_app.send(FromClient::Closed { code, reason }).await;
 }
 
+/// A data message whose final fragment has not arrived yet.
+struct Partial {
+    text: bool,
+    compressed: bool,
+    payload: BytesMut,
+    /// Length of the prefix already known to be valid UTF-8 (uncompressed text only).
+    valid_utf8: usize,
+}
+
 struct Session<S> {
-    ws: WebSocketStream<S>,
+    rd: ReadHalf<S>,
+    wr: WriteHalf<S>,
+    /// Bytes read and not yet parsed into frames.
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    max_message: usize,
+    partial: Option<Partial>,
+    deflate: Option<Codec>,
     to_app: mpsc::Sender<FromClient>,
     from_app: mpsc::Receiver<ToClient>,
     /// A client message the app has no room for yet; while set, the socket is not read.
@@ -83,14 +104,24 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     /// Serves until the connection is over; returns the code and reason to tell the app.
-    async fn serve(&mut self) -> (u16, String) {
+    async fn serve(&mut self) -> End {
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut armed = None;
         loop {
+            // frames already buffered (the leftover, or several per read) come before more I/O
+            if self.pending.is_none() {
+                if let ControlFlow::Break(end) = self.process_buffered().await {
+                    return end;
+                }
+            }
             // Pings and pong deadlines only run while we read: a pong sitting unread behind a
             // message the app has no room for is not the client's fault.
             let deadline = self.keepalive.deadline().filter(|_| self.pending.is_none());
+            // read in large pieces: a BytesMut without spare room would be read 64 bytes at a time
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(16 * 1024);
+            }
             if deadline != armed {
                 if let Some(d) = deadline {
                     timer.as_mut().reset(d);
@@ -103,8 +134,8 @@ where
                     armed = None;
                     match self.keepalive.fire() {
                         Fire::Ping => {
-                            if let Err(e) = self.ws.send(WsMessage::Ping(Bytes::new())).await {
-                                return lost(&e);
+                            if self.write_frame(OpCode::Control(Control::Ping), false, b"").await.is_err() {
+                                return lost();
                             }
                         }
                         Fire::TimedOut => {
@@ -115,8 +146,8 @@ where
                 }
                 out = self.from_app.recv() => match out {
                     Some(ToClient::Message(m)) => {
-                        if let Err(e) = self.ws.send(to_wire(m)).await {
-                            return lost(&e);
+                        if self.send_message(m).await.is_err() {
+                            return lost();
                         }
                     }
                     Some(ToClient::Close { code, reason }) => {
@@ -134,35 +165,188 @@ where
                     self.pending = None;
                     self.keepalive.resumed();
                 }
-                incoming = self.ws.next(), if self.pending.is_none() => match incoming {
-                    Some(Ok(WsMessage::Text(t))) => {
-                        self.deliver(Message::Text(t.as_str().to_owned()));
+                n = self.rd.read_buf(&mut self.rbuf), if self.pending.is_none() => {
+                    if !matches!(n, Ok(n) if n > 0) {
+                        return lost();
                     }
-                    Some(Ok(WsMessage::Binary(b))) => self.deliver(Message::Binary(b)),
-                    Some(Ok(WsMessage::Ping(_))) => {
-                        // tungstenite queued the pong; send it now rather than with our next
-                        // write, which may be a while
-                        if let Err(e) = self.ws.flush().await {
-                            return lost(&e);
-                        }
-                    }
-                    Some(Ok(WsMessage::Pong(_))) => self.keepalive.pong(),
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        let (code, reason) = frame.map_or((1005, String::new()), |f| {
-                            (u16::from(f.code), f.reason.as_str().to_owned())
-                        });
-                        // tungstenite queued the echo of the client's Close; flush it. Then the
-                        // server closes TCP first (RFC 6455 §7.1.1) by returning.
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.flush()).await;
-                        return (code, reason);
-                    }
-                    // only ever written, never read
-                    Some(Ok(WsMessage::Frame(_))) => {}
-                    Some(Err(e)) => return self.fail(e).await,
-                    None => return (1006, String::new()),
-                },
+                }
             }
         }
+    }
+
+    /// Handles every complete frame in the read buffer, stopping early when a message waits for
+    /// room in the app's channel.
+    async fn process_buffered(&mut self) -> ControlFlow<End> {
+        while self.pending.is_none() {
+            let (header, payload) = match self.parse_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err((code, reason)) => return ControlFlow::Break(self.fail(code, reason).await),
+            };
+            self.on_frame(header, payload).await?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Takes one complete frame off the read buffer, unmasked. Sizes are checked from the header
+    /// alone, so an oversized frame is refused before its payload is buffered.
+    fn parse_frame(&mut self) -> Result<Option<(FrameHeader, BytesMut)>, (u16, &'static str)> {
+        let mut cursor = Cursor::new(&self.rbuf[..]);
+        let Some((header, len)) =
+            FrameHeader::parse(&mut cursor).map_err(|_| (1002, "invalid frame header"))?
+        else {
+            return Ok(None);
+        };
+        let header_len = usize::try_from(cursor.position()).unwrap_or(usize::MAX);
+        if matches!(header.opcode, OpCode::Control(_)) {
+            if len > MAX_CONTROL {
+                return Err((1002, "control frame too long"));
+            }
+        } else {
+            let so_far = self.partial.as_ref().map_or(0, |p| p.payload.len()) as u64;
+            if so_far.saturating_add(len) > self.max_message as u64 {
+                return Err((1009, "message too big"));
+            }
+        }
+        // len fits in usize: checked against max_message or 125 above
+        let total = header_len.saturating_add(len as usize);
+        if self.rbuf.len() < total {
+            self.rbuf.reserve(total - self.rbuf.len());
+            return Ok(None);
+        }
+        let mut payload = self.rbuf.split_to(total).split_off(header_len);
+        // RFC 6455 §5.1: a server must fail a connection on an unmasked client frame
+        let Some(mask) = header.mask else {
+            return Err((1002, "unmasked client frame"));
+        };
+        unmask(&mut payload, mask);
+        Ok(Some((header, payload)))
+    }
+
+    async fn on_frame(&mut self, header: FrameHeader, payload: BytesMut) -> ControlFlow<End> {
+        if header.rsv2 || header.rsv3 {
+            return ControlFlow::Break(self.fail(1002, "reserved bit set").await);
+        }
+        let data = match header.opcode {
+            OpCode::Control(control) => {
+                if !header.is_final || header.rsv1 {
+                    return ControlFlow::Break(self.fail(1002, "invalid control frame").await);
+                }
+                return self.on_control(control, payload).await;
+            }
+            OpCode::Data(data) => data,
+        };
+        let starts = match data {
+            Data::Text | Data::Binary => true,
+            Data::Continue => false,
+            Data::Reserved(_) => {
+                return ControlFlow::Break(self.fail(1002, "reserved opcode").await)
+            }
+        };
+        if starts == self.partial.is_some() {
+            let why = if starts {
+                "new message inside a fragmented one"
+            } else {
+                "continuation without a message"
+            };
+            return ControlFlow::Break(self.fail(1002, why).await);
+        }
+        // RSV1 marks a compressed message, on its first frame only (RFC 7692 §6)
+        if header.rsv1 && (!starts || self.deflate.is_none()) {
+            return ControlFlow::Break(self.fail(1002, "unexpected RSV1").await);
+        }
+        let partial = match &mut self.partial {
+            Some(p) => {
+                p.payload.extend_from_slice(&payload);
+                p
+            }
+            None => self.partial.insert(Partial {
+                text: data == Data::Text,
+                compressed: header.rsv1,
+                payload,
+                valid_utf8: 0,
+            }),
+        };
+        // fail fast on invalid UTF-8 rather than after the whole message (Autobahn 6.4)
+        if partial.text && !partial.compressed {
+            match std::str::from_utf8(&partial.payload[partial.valid_utf8..]) {
+                Ok(_) => partial.valid_utf8 = partial.payload.len(),
+                // error_len() is None when the input merely ends inside a character
+                Err(e) if e.error_len().is_none() => partial.valid_utf8 += e.valid_up_to(),
+                Err(_) => return ControlFlow::Break(self.fail(1007, "invalid UTF-8").await),
+            }
+        }
+        if !header.is_final {
+            return ControlFlow::Continue(());
+        }
+        let Some(message) = self.partial.take() else {
+            return ControlFlow::Continue(());
+        };
+        let bytes = match (message.compressed, &mut self.deflate) {
+            (true, Some(codec)) => match codec.decompress(&message.payload, self.max_message) {
+                Ok(inflated) => BytesMut::from(&inflated[..]),
+                Err(InflateError::TooBig(_)) => {
+                    return ControlFlow::Break(self.fail(1009, "message too big").await)
+                }
+                Err(InflateError::Corrupt) => {
+                    return ControlFlow::Break(self.fail(1007, "invalid deflate data").await)
+                }
+            },
+            _ => message.payload,
+        };
+        let message = if message.text {
+            match String::from_utf8(Vec::from(bytes)) {
+                Ok(s) => Message::Text(s),
+                Err(_) => return ControlFlow::Break(self.fail(1007, "invalid UTF-8").await),
+            }
+        } else {
+            Message::Binary(bytes.freeze())
+        };
+        self.deliver(message);
+        ControlFlow::Continue(())
+    }
+
+    async fn on_control(&mut self, control: Control, payload: BytesMut) -> ControlFlow<End> {
+        match control {
+            Control::Ping => {
+                if self
+                    .write_frame(OpCode::Control(Control::Pong), false, &payload)
+                    .await
+                    .is_err()
+                {
+                    return ControlFlow::Break(lost());
+                }
+            }
+            Control::Pong => self.keepalive.pong(),
+            Control::Close => return ControlFlow::Break(self.on_close(&payload).await),
+            Control::Reserved(_) => {
+                return ControlFlow::Break(self.fail(1002, "reserved opcode").await)
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The client started the closing handshake: echo its code, then the server closes TCP
+    /// first (RFC 6455 §7.1.1) by returning.
+    async fn on_close(&mut self, payload: &[u8]) -> End {
+        let (code, reason) = match payload {
+            [] => (1005, String::new()),
+            [_] => return self.fail(1002, "one-byte close payload").await,
+            [hi, lo, reason @ ..] => {
+                let code = u16::from_be_bytes([*hi, *lo]);
+                if !CloseCode::from(code).is_allowed() {
+                    return self.fail(1002, "invalid close code").await;
+                }
+                match std::str::from_utf8(reason) {
+                    Ok(r) => (code, r.to_owned()),
+                    Err(_) => return self.fail(1007, "invalid UTF-8 in close reason").await,
+                }
+            }
+        };
+        // the echo repeats the client's code and reason (an empty payload for 1005)
+        let reply = self.write_frame(OpCode::Control(Control::Close), false, payload);
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, reply).await;
+        (code, reason)
     }
 
     fn deliver(&mut self, message: Message) {
@@ -174,54 +358,118 @@ where
         }
     }
 
-    /// Fails the connection on a read error with the code RFC 6455 §7.4.1 gives it.
-    async fn fail(&mut self, e: WsError) -> (u16, String) {
-        let (code, reason) = match &e {
-            WsError::Capacity(_) => (1009, "message too big"),
-            WsError::Utf8(_) => (1007, "invalid UTF-8"),
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return lost(&e),
-            WsError::Protocol(_) => (1002, "protocol error"),
-            WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => return lost(&e),
-            _ => (1011, "internal error"),
-        };
-        log::debug!("websocket: closing with {code}: {e}");
-        // After a framing error the rest of the stream cannot be trusted: do not wait for the
-        // client's Close, which could only be found by parsing it.
+    /// Fails the connection (RFC 6455 §7.1.7) with the code §7.4.1 gives the problem. After a
+    /// framing error the rest of the stream cannot be trusted, so the client's Close is not
+    /// awaited: it could only be found by parsing further.
+    async fn fail(&mut self, code: u16, reason: &str) -> End {
+        log::debug!("websocket: closing with {code}: {reason}");
         self.close(code, reason, false).await
     }
 
     /// Sends our Close and, if `wait`, reads until the client's answer (dropping data still in
     /// flight), all within [`CLOSE_TIMEOUT`].
-    async fn close(&mut self, code: u16, reason: &str, wait: bool) -> (u16, String) {
+    async fn close(&mut self, code: u16, reason: &str, wait: bool) -> End {
         let reason = truncate(reason, MAX_CLOSE_REASON);
-        let frame = CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.to_owned().into(),
-        };
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
         let deadline = Instant::now() + CLOSE_TIMEOUT;
-        let sent = tokio::time::timeout_at(deadline, self.ws.close(Some(frame))).await;
+        let write = self.write_frame(OpCode::Control(Control::Close), false, &payload);
+        let sent = tokio::time::timeout_at(deadline, write).await;
         if wait && matches!(sent, Ok(Ok(()))) {
-            while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
-                if m.is_close() {
-                    break;
-                }
-            }
+            let _ = tokio::time::timeout_at(deadline, self.await_close()).await;
         }
         (code, reason.to_owned())
+    }
+
+    /// Reads frames until the client's Close, the end of the stream or a framing error.
+    async fn await_close(&mut self) {
+        loop {
+            loop {
+                match self.parse_frame() {
+                    Ok(Some((h, _))) if h.opcode == OpCode::Control(Control::Close) => return,
+                    Ok(Some((h, _))) => {
+                        // keep fragment bookkeeping right so sizes stay checked while draining
+                        if let OpCode::Data(_) = h.opcode {
+                            self.partial = None;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            self.rbuf.reserve(4096);
+            if !matches!(self.rd.read_buf(&mut self.rbuf).await, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    }
+
+    async fn send_message(&mut self, message: Message) -> std::io::Result<()> {
+        let (opcode, data) = match &message {
+            Message::Text(s) => (Data::Text, s.as_bytes()),
+            Message::Binary(b) => (Data::Binary, &b[..]),
+        };
+        match &mut self.deflate {
+            Some(codec) => {
+                let packed = codec.compress(data);
+                self.write_frame(OpCode::Data(opcode), true, &packed).await
+            }
+            None => self.write_frame(OpCode::Data(opcode), false, data).await,
+        }
+    }
+
+    /// Writes one unfragmented, unmasked frame (servers never mask, RFC 6455 §5.1).
+    async fn write_frame(
+        &mut self,
+        opcode: OpCode,
+        rsv1: bool,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
+        let header = FrameHeader {
+            is_final: true,
+            rsv1,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask: None,
+        };
+        self.wbuf.clear();
+        header
+            .format(payload.len() as u64, &mut self.wbuf)
+            .map_err(std::io::Error::other)?;
+        if payload.len() <= COPY_LIMIT {
+            self.wbuf.extend_from_slice(payload);
+            self.wr.write_all(&self.wbuf).await?;
+        } else {
+            self.wr.write_all(&self.wbuf).await?;
+            self.wr.write_all(payload).await?;
+        }
+        self.wr.flush().await
+    }
+}
+
+/// XORs the client's mask over a payload, eight bytes at a time (even unoptimised test builds
+/// then keep up with Autobahn's 16 MiB messages).
+fn unmask(payload: &mut [u8], mask: [u8; 4]) {
+    let wide = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut chunks = payload.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
+    }
+    // the chunks cover a multiple of 4 bytes, so the tail starts at mask byte 0 again
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i & 3];
     }
 }
 
 /// The connection went away without a closing handshake (RFC 6455 §7.1.5: code 1006).
-fn lost(e: &WsError) -> (u16, String) {
-    log::debug!("websocket: connection lost: {e}");
+fn lost() -> End {
+    log::debug!("websocket: connection lost");
     (1006, String::new())
-}
-
-fn to_wire(m: Message) -> WsMessage {
-    match m {
-        Message::Text(s) => WsMessage::Text(s.into()),
-        Message::Binary(b) => WsMessage::Binary(b),
-    }
 }
 
 /// A close code the app may put on the wire; 1005/1006/1015 and unassigned ranges may not be
@@ -302,9 +550,14 @@ impl Keepalive {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    use crate::ws::deflate::{Codec, DeflateParams};
     use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::WebSocketStream;
 
     use super::*;
     use crate::http::request::{parse_head, Limits};
@@ -606,10 +859,34 @@ mod tests {
             client_io.write_all(&bytes).await.expect("write");
             let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
             assert_eq!(close_of(&next(&mut client).await).0, 1002, "{what}");
-            assert_eq!(
-                app.await.expect("app"),
-                closed(1002, "protocol error"),
-                "{what}"
+            let got = app.await.expect("app");
+            assert!(
+                matches!(got, FromClient::Closed { code: 1002, .. }),
+                "{what}: {got:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_client_close_frames_are_answered_as_rfc_6455_says() {
+        let cases: [(&[u8], u16); 4] = [
+            (&[0x03], 1002),                   // a code needs two bytes
+            (&[0x03, 0xed], 1002),             // 1005 may not be sent
+            (&[0x03, 0xe7], 1002),             // 999 is not a close code
+            (&[0x03, 0xe8, 0xff, 0xfe], 1007), // reason not UTF-8
+        ];
+        for (payload, code) in cases {
+            let (mut client_io, server_io) = tokio::io::duplex(64 * 1024);
+            let app = echo(spawn_session(server_io, BytesMut::new(), quiet(), 4));
+            let mut frame = vec![0x88, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+            frame.extend_from_slice(payload);
+            client_io.write_all(&frame).await.expect("write");
+            let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+            assert_eq!(close_of(&next(&mut client).await).0, code, "{payload:?}");
+            let got = app.await.expect("app");
+            assert!(
+                matches!(got, FromClient::Closed { code: c, .. } if c == code),
+                "{payload:?}: {got:?}"
             );
         }
     }
@@ -621,7 +898,10 @@ mod tests {
         client_io.write_all(b"\x81\x02hi").await.expect("write");
         let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
         assert_eq!(close_of(&next(&mut client).await).0, 1002);
-        assert_eq!(app.await.expect("app"), closed(1002, "protocol error"));
+        assert_eq!(
+            app.await.expect("app"),
+            closed(1002, "unmasked client frame")
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -712,6 +992,124 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn unmask_matches_the_byte_by_byte_definition() {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            let mut fast = data.clone();
+            unmask(&mut fast, mask);
+            let slow: Vec<u8> = data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            assert_eq!(fast, slow, "length {len}");
+        }
+    }
+
+    /// A masked frame with any first byte, for hand-made compressed frames.
+    fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![first];
+        match payload.len() {
+            n @ 0..=125 => f.push(0x80 | n as u8),
+            n => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn deflate_session(cfg: WsConfig) -> (DuplexStream, tokio::task::JoinHandle<FromClient>) {
+        let (client_io, server_io) = tokio::io::duplex(256 * 1024);
+        let (to_app, rx) = mpsc::channel(4);
+        let (tx, from_app) = mpsc::channel(8);
+        let negotiated = Negotiated {
+            subprotocol: None,
+            deflate: Some(DeflateParams::default()),
+        };
+        let server = tokio::spawn(async move {
+            run(
+                server_io,
+                BytesMut::new(),
+                negotiated,
+                &cfg,
+                to_app,
+                from_app,
+            )
+            .await;
+        });
+        let app = echo(App {
+            rx,
+            tx: Some(tx),
+            server,
+        });
+        (client_io, app)
+    }
+
+    /// Reads one unmasked server frame: (first byte, payload).
+    async fn server_frame(io: &mut DuplexStream) -> (u8, Vec<u8>) {
+        let first = io.read_u8().await.expect("frame");
+        let len = match io.read_u8().await.expect("length") {
+            126 => usize::from(io.read_u16().await.expect("length")),
+            127 => usize::try_from(io.read_u64().await.expect("length")).expect("fits"),
+            n => usize::from(n),
+        };
+        let mut payload = vec![0; len];
+        io.read_exact(&mut payload).await.expect("payload");
+        (first, payload)
+    }
+
+    #[tokio::test]
+    async fn compressed_messages_are_inflated_and_echoes_are_compressed() {
+        let (mut io, app) = deflate_session(quiet());
+        let mut client = Codec::new(DeflateParams::default());
+        let text = "ferricorn speaks deflate ".repeat(40);
+        // twice: the second message reuses the first one's LZ77 context
+        for _ in 0..2 {
+            let packed = client.compress(text.as_bytes());
+            io.write_all(&masked(0xC1, &packed)).await.expect("write");
+            let (first, payload) = server_frame(&mut io).await;
+            assert_eq!(first, 0xC1, "FIN + RSV1 + text");
+            assert!(payload.len() < text.len() / 5);
+            let echoed = client.decompress(&payload, 1 << 20).expect("inflates");
+            assert_eq!(echoed, text.as_bytes());
+        }
+        // uncompressed messages stay allowed once deflate is on (RFC 7692 §6)
+        io.write_all(&masked(0x82, b"raw")).await.expect("write");
+        let (first, payload) = server_frame(&mut io).await;
+        assert_eq!(first, 0xC2);
+        assert_eq!(client.decompress(&payload, 100).expect("inflates"), b"raw");
+        io.write_all(&masked(0x88, &1000u16.to_be_bytes()))
+            .await
+            .expect("close");
+        assert_eq!(app.await.expect("app"), closed(1000, ""));
+    }
+
+    #[tokio::test]
+    async fn deflate_bomb_closes_1009_and_rsv1_on_continuation_closes_1002() {
+        let cfg = WsConfig {
+            max_message_size: 64 * 1024,
+            ..quiet()
+        };
+        let (mut io, app) = deflate_session(cfg.clone());
+        let bomb = Codec::new(DeflateParams::default()).compress(&vec![b'a'; 1 << 20]);
+        io.write_all(&masked(0xC2, &bomb)).await.expect("write");
+        let (first, payload) = server_frame(&mut io).await;
+        assert_eq!((first, &payload[..2]), (0x88, &1009u16.to_be_bytes()[..]));
+        assert_eq!(app.await.expect("app"), closed(1009, "message too big"));
+
+        let (mut io, app) = deflate_session(cfg);
+        io.write_all(&masked(0x42, &[0x00])).await.expect("write");
+        io.write_all(&masked(0xC0, &[0x00])).await.expect("write");
+        let (first, payload) = server_frame(&mut io).await;
+        assert_eq!((first, &payload[..2]), (0x88, &1002u16.to_be_bytes()[..]));
+        assert_eq!(app.await.expect("app"), closed(1002, "unexpected RSV1"));
     }
 
     #[tokio::test]
