@@ -7,20 +7,25 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
+mod log_start;
+mod pump;
 mod static_serve;
 mod websocket;
+
+use log_start::LogStart;
+use pump::{pump_step, Pump, PumpEvent};
 
 use super::body::{Decoder, Step};
 use super::error::RequestError;
 use super::request::{parse_head, Framing, Limits, RequestHead, Version};
 use super::response::{choose_framing, chunk_header, encode_head, error_response, BodyFraming};
 use super::socket::{read_more, send_file, write_all, Socket};
-use crate::accesslog::{AccessLog, LogTime, Record};
+use crate::accesslog::AccessLog;
 use crate::exchange::{
     BodyStream, ConnInfo, Hangup, Job, Reply, RequestBody, Responder, ResponseHead,
 };
@@ -184,18 +189,6 @@ enum ConnError {
     AppGone,
     #[error("refused WebSocket upgrade: {0}")]
     Upgrade(crate::ws::HandshakeError),
-}
-
-/// State of one request's body while the app runs.
-enum Pump {
-    /// Nothing to read (no body, or all of it was buffered).
-    Off,
-    /// Waiting for the app's first read; holds the sender the pump will use.
-    AwaitDemand(
-        oneshot::Receiver<()>,
-        mpsc::Sender<Result<Bytes, RequestError>>,
-    ),
-    Active(mpsc::Sender<Result<Bytes, RequestError>>),
 }
 
 /// How the response in progress is being written.
@@ -769,129 +762,4 @@ struct Outcome {
     /// Status and (if the format wants them) headers, kept only for the access log.
     status: Bytes,
     response_headers: Vec<u8>,
-}
-
-/// The request side of an access log record, taken before the head goes to the app. Every
-/// byte field is a refcounted slice of the request buffer: no copies.
-struct LogStart {
-    started: Instant,
-    method: Bytes,
-    target: Bytes,
-    path: Bytes,
-    query: Bytes,
-    protocol: &'static str,
-    secure: bool,
-    headers: Vec<(Bytes, Bytes)>,
-}
-
-impl LogStart {
-    fn new(head: &RequestHead, secure: bool) -> Self {
-        LogStart {
-            started: Instant::now(),
-            method: head.method.clone(),
-            target: head.target.clone(),
-            path: head.path.clone(),
-            query: head.query.clone(),
-            protocol: head.version.as_str(),
-            secure,
-            headers: head.headers.clone(),
-        }
-    }
-
-    fn finish(self, conn: Arc<ConnInfo>, out: &mut Outcome) -> Record {
-        Record {
-            conn,
-            time: LogTime::now(),
-            method: self.method,
-            target: self.target,
-            path: self.path,
-            query: self.query,
-            protocol: self.protocol,
-            secure: self.secure,
-            request_headers: self.headers,
-            status: std::mem::take(&mut out.status),
-            sent: out.sent,
-            response_headers: std::mem::take(&mut out.response_headers),
-            duration: self.started.elapsed(),
-            pid: std::process::id(),
-        }
-    }
-}
-
-enum PumpEvent {
-    /// The app asked for body beyond what it was given.
-    Demanded,
-    Progress,
-    /// Watching for a hang-up, the client closed its side.
-    Hangup,
-    /// Watching for a hang-up, the client sent more (its next request): it is still there.
-    MoreInput,
-}
-
-/// One step of the body pump; a future that never completes when there is nothing to do.
-/// Cancel-safe: a slot is reserved before decoding and the piece is sent without an await.
-/// With `watch` and the body done, it reads the socket instead to notice a client hanging up.
-async fn pump_step<S: Socket>(
-    sock: &S,
-    rbuf: &mut BytesMut,
-    decoder: &mut Decoder,
-    pump: &mut Pump,
-    watch: bool,
-    idle: Option<Duration>,
-) -> Result<PumpEvent, ConnError> {
-    match pump {
-        Pump::Off if watch && rbuf.is_empty() => match read_more(sock, rbuf).await {
-            Ok(n) if n > 0 => Ok(PumpEvent::MoreInput),
-            _ => Ok(PumpEvent::Hangup),
-        },
-        Pump::Off => std::future::pending().await,
-        Pump::AwaitDemand(demand, _) => {
-            let asked = demand.await.is_ok();
-            let state = std::mem::replace(pump, Pump::Off);
-            if let (true, Pump::AwaitDemand(_, tx)) = (asked, state) {
-                *pump = Pump::Active(tx);
-                return Ok(PumpEvent::Demanded);
-            }
-            Ok(PumpEvent::Progress)
-        }
-        Pump::Active(tx) => {
-            let Ok(permit) = tx.reserve().await else {
-                // the app dropped its input: stop pumping, drain later if needed
-                *pump = Pump::Off;
-                return Ok(PumpEvent::Progress);
-            };
-            loop {
-                match decoder.decode(rbuf, BODY_PIECE) {
-                    Ok(Step::Data(d)) => {
-                        permit.send(Ok(d));
-                        return Ok(PumpEvent::Progress);
-                    }
-                    Ok(Step::Done) => {
-                        drop(permit);
-                        *pump = Pump::Off; // dropping the sender is the app's end of input
-                        return Ok(PumpEvent::Progress);
-                    }
-                    Ok(Step::NeedMore) => {
-                        if rbuf.capacity() - rbuf.len() < BODY_PIECE / 2 {
-                            rbuf.reserve(BODY_PIECE);
-                        }
-                        // edge: --body-timeout bounds each silence while the app waits
-                        let err = match super::edge::read_body(sock, rbuf, idle).await {
-                            Ok(read) => match read? {
-                                0 => RequestError::IncompleteBody,
-                                _ => continue,
-                            },
-                            Err(e) => e,
-                        };
-                        permit.send(Err(err.clone()));
-                        return Err(ConnError::Refused(err));
-                    }
-                    Err(e) => {
-                        permit.send(Err(e.clone()));
-                        return Err(ConnError::Refused(e));
-                    }
-                }
-            }
-        }
-    }
 }
