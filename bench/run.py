@@ -40,7 +40,6 @@ from harness.common import (
 )
 from harness.install import (
     build_hyper,
-    ws_load_version,
     cpu_model,
     hyper_version,
     install_ferricorn,
@@ -49,6 +48,7 @@ from harness.install import (
     setup_venv,
     venv_python,
     wrk_version,
+    ws_load_version,
 )
 from harness.measure import measure
 from harness.procfs import CLK_TCK, core_ticks
@@ -295,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
                     cell = Cell(app, conns, name)
                     cells.append(cell)
                     index[(app, conns, name)] = cell
+
+    for name in args.servers:
+        if not any(c.server == name for c in cells):
+            log(
+                f"bench: note: {name} runs none of the selected apps "
+                f"(it runs {', '.join(servers[name].apps)})"
+            )
 
     total = len(cells) * args.rounds
     n = 0
