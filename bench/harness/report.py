@@ -178,6 +178,8 @@ def render(
             lines += ["", f"## {_TABLES[i][0]}"]
         lines.append("")
         lines += _rows(groups[i], by_key, _TABLES[i], notes)
+    if notes:
+        lines += ["", "Notes:"] + notes
     lines += ["", "## Command lines", ""]
     for name in args.servers:
         s = servers[name]

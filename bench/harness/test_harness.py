@@ -138,6 +138,10 @@ def test_asgi_rows_get_their_own_tables_with_ratios_to_granian_asgi_and_uvicorn(
     assert "| msgs/s |" in md and "| vs granian-asgi | vs uvicorn |" in md
     assert "| asgi_plaintext | 64 | ferricorn-asgi | 60.0k |" in md
     assert md.count("| 1.20 | 1.50 |") == 2  # ferricorn vs granian-asgi, vs uvicorn, both tables
+    assert "Notes:" not in md
+    cells[0].samples[0].other_cpu = 0.5
+    md = render(cells, {"started": "now", "env": {}}, server_table(1), args)
+    assert "- asgi_plaintext/64/granian-asgi: other processes used 50% of a core" in md
     for line in md.splitlines():
         if line.startswith("|"):
             assert line.count("|") == 16, line  # 15 columns, header, separator and rows alike
