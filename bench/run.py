@@ -25,7 +25,19 @@ import shutil
 import sys
 import time
 
-from harness.common import APPS, DEFAULT_SERVERS, RESULTS, log
+from harness.common import (
+    APP_GROUPS,
+    APPS,
+    ASGI_APPS,
+    DEFAULT_APPS,
+    DEFAULT_ASGI_SERVERS,
+    DEFAULT_SERVERS,
+    RESULTS,
+    WS_MESSAGE_BYTES,
+    WSGI_APPS,
+    is_ws,
+    log,
+)
 from harness.install import (
     build_hyper,
     cpu_model,
@@ -36,11 +48,13 @@ from harness.install import (
     setup_venv,
     venv_python,
     wrk_version,
+    ws_load_version,
 )
 from harness.measure import measure
 from harness.procfs import CLK_TCK, core_ticks
 from harness.report import Cell, render
 from harness.servers import server_table
+from harness.wsload import build_ws_load
 
 
 def wait_for_quiet(below: float, longest: float) -> None:
@@ -97,14 +111,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated wrk connection counts",
     )
     p.add_argument(
+        "--ws-connections",
+        default="32",
+        help="comma-separated ws-load connection counts (asgi_ws_echo rows)",
+    )
+    p.add_argument(
+        "--ws-message-bytes",
+        type=int,
+        default=WS_MESSAGE_BYTES,
+        help="size of each ws-load text message",
+    )
+    p.add_argument(
         "--apps",
-        default=",".join(APPS),
-        help=f"comma-separated subset of {','.join(APPS)}",
+        default=",".join(DEFAULT_APPS),
+        help=f"comma-separated subset of {','.join(APPS)}, or the groups "
+        f"{', '.join(APP_GROUPS)}",
     )
     p.add_argument(
         "--servers",
-        default=",".join(DEFAULT_SERVERS),
-        help="comma-separated; also known: granian-default, uvicorn, granian-asgi",
+        default=None,
+        help=f"comma-separated; default {','.join(DEFAULT_SERVERS)} for WSGI apps and "
+        f"{','.join(DEFAULT_ASGI_SERVERS)} for ASGI apps; also known: granian-default",
     )
     p.add_argument(
         "--ferricorn-threads", type=int, default=1, help="ferricorn --threads"
@@ -159,11 +186,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     args.connections = [int(c) for c in str(args.connections).split(",") if c.strip()]
-    args.apps = [a.strip() for a in args.apps.split(",") if a.strip()]
-    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    args.ws_connections = [
+        int(c) for c in str(args.ws_connections).split(",") if c.strip()
+    ]
+    apps: list[str] = []
+    for a in (a.strip() for a in args.apps.split(",")):
+        for name in APP_GROUPS.get(a, [a] if a else []):
+            if name not in apps:
+                apps.append(name)
+    args.apps = apps
     unknown = [a for a in args.apps if a not in APPS]
     if unknown:
-        p.error(f"--apps: unknown {unknown}; choose from {APPS}")
+        p.error(f"--apps: unknown {unknown}; choose from {APPS} or {list(APP_GROUPS)}")
+    if args.servers is None:
+        args.servers = (DEFAULT_SERVERS if set(args.apps) & set(WSGI_APPS) else []) + (
+            DEFAULT_ASGI_SERVERS if set(args.apps) & set(ASGI_APPS) else []
+        )
+    else:
+        args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     known = server_table(1)
     unknown = [s for s in args.servers if s not in known]
     if unknown:
@@ -208,10 +248,12 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_venv()
     ferricorn_source = None
-    if "ferricorn" in args.servers:
+    if {"ferricorn", "ferricorn-asgi"} & set(args.servers):
         ferricorn_source = install_ferricorn(args)
     if "hyper" in args.servers:
         build_hyper()
+    if any(is_ws(a) for a in args.apps):
+        build_ws_load()
 
     servers = server_table(args.ferricorn_threads)
     versions = installed_versions()
@@ -224,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             "import sys; print(sys.version.split()[0])"
         ).strip(),
         "wrk": wrk_version(),
+        "ws-load": ws_load_version() if any(is_ws(a) for a in args.apps) else "not used",
+        "websockets (uvicorn's ws library)": versions.get("websockets"),
         "granian": versions.get("granian"),
         "gunicorn": versions.get("gunicorn"),
         "uvicorn": f"{versions.get('uvicorn')} (uvloop {versions.get('uvloop')}, "
@@ -241,13 +285,23 @@ def main(argv: list[str] | None = None) -> int:
 
     cells: list[Cell] = []
     index: dict[tuple[str, int, str], Cell] = {}
+    def conn_counts(app: str) -> list[int]:
+        return args.ws_connections if is_ws(app) else args.connections
+
     for app in args.apps:
-        for conns in args.connections:
+        for conns in conn_counts(app):
             for name in args.servers:
                 if app in servers[name].apps:
                     cell = Cell(app, conns, name)
                     cells.append(cell)
                     index[(app, conns, name)] = cell
+
+    for name in args.servers:
+        if not any(c.server == name for c in cells):
+            log(
+                f"bench: note: {name} runs none of the selected apps "
+                f"(it runs {', '.join(servers[name].apps)})"
+            )
 
     total = len(cells) * args.rounds
     n = 0
@@ -259,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 + args.servers[: rnd % len(args.servers)]
             )
             for app in args.apps:
-                for conns in args.connections:
+                for conns in conn_counts(app):
                     for name in order:
                         cell = index.get((app, conns, name))
                         if cell is None:
@@ -282,9 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                         cell.samples.append(s)
                         log(
                             f"bench: [{n}/{total}] round {rnd + 1} {app} c{conns} {name}: "
-                            f"{s.rps:,.0f} rps p50 {s.p50:.2f} ms p99 {s.p99:.2f} ms "
+                            f"{s.rps:,.0f} {'msgs/s' if is_ws(app) else 'rps'} p50 {s.p50:.2f} ms p99 {s.p99:.2f} ms "
                             f"rss {s.rss_mb:.1f} MB srv {s.server_cpu * 100:.0f}% "
-                            f"wrk {s.wrk_cpu * 100:.0f}% err {s.errors:.0f}"
+                            f"load {s.wrk_cpu * 100:.0f}% err {s.errors:.0f}"
                         )
     except KeyboardInterrupt:
         log("bench: interrupted; reporting what was measured")

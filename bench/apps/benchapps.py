@@ -8,8 +8,9 @@ choices) and does only the work its name says, so the figures measure the server
 - ``bytes64k``: a prebuilt 64 KiB body, the cost of moving a larger response out.
 - ``echo``: reads the whole POST body from ``wsgi.input`` and sends it back (bench uses 1 MiB).
 
-``asgi_*`` are the same four apps for ASGI servers (uvicorn, granian --interface asgi), used only
-when those optional servers are asked for. Do not change these apps without noting it in
+``asgi_*`` are the same four apps for ASGI servers (ferricorn -k asgi, uvicorn, granian --interface
+asgi), plus ``asgi_ws_echo``: a websocket that accepts and sends every text or binary message back
+until the client disconnects (bench/ws-load drives it). Do not change these apps without noting it in
 bench/README.md: results taken before and after are no longer comparable.
 """
 
@@ -105,3 +106,22 @@ async def asgi_echo(scope, receive, send):
         chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     await _asgi_reply(send, b"application/octet-stream", b"".join(chunks))
+
+
+async def asgi_ws_echo(scope, receive, send):
+    """Accept a websocket and echo each message, text as text and bytes as bytes, until it closes."""
+    if scope["type"] != "websocket":
+        return
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return  # websocket.disconnect
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})

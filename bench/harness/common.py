@@ -13,6 +13,8 @@ VENV_BIN = VENV / "bin"
 RESULTS = BENCH / "results"
 HYPER_DIR = BENCH / "hyper-hello"
 HYPER_BIN = HYPER_DIR / "target" / "release" / "hyper-hello"
+WS_LOAD_DIR = BENCH / "ws-load"
+WS_LOAD_BIN = WS_LOAD_DIR / "target" / "release" / "ws-load"
 FERRICORN_MARKER = VENV / "ferricorn-source.json"
 CARGO_TARGET = BENCH / ".target"  # release builds of ferricorn for bench only
 HOST = "127.0.0.1"
@@ -25,11 +27,34 @@ PINS = {
 }
 PIP_SPECS = ["granian==2.8.7", "gunicorn==27.0.1", "uvicorn[standard]==0.54.0"]
 
-APPS = ["plaintext", "json", "bytes64k", "echo"]
+WSGI_APPS = ["plaintext", "json", "bytes64k", "echo"]
+# The same apps as ASGI callables, plus a websocket echo (driven by ws-load instead of wrk).
+ASGI_HTTP_APPS = ["asgi_plaintext", "asgi_json", "asgi_bytes64k", "asgi_echo"]
+WS_APPS = ["asgi_ws_echo"]
+ASGI_APPS = ASGI_HTTP_APPS + WS_APPS
+APPS = WSGI_APPS + ASGI_APPS
+# `--apps` shorthands for groups of apps.
+APP_GROUPS = {"wsgi": WSGI_APPS, "asgi": ASGI_APPS, "all": APPS}
+DEFAULT_APPS = WSGI_APPS
 ECHO_LUA = APPS_DIR / "post1m.lua"
 DEFAULT_SERVERS = ["hyper", "granian", "gunicorn", "gunicorn-gthread", "ferricorn"]
+DEFAULT_ASGI_SERVERS = ["granian-asgi", "uvicorn", "ferricorn-asgi"]
 BASELINE = "granian"
 CEILING = "hyper"
+ASGI_BASELINE = "granian-asgi"
+ASGI_SECOND = "uvicorn"
+
+# ws-load defaults: PERFORMANCE.md's websocket figures used 32 connections and 64-byte messages.
+WS_MESSAGE_BYTES = 64
+
+
+def base_app(app: str) -> str:
+    """`asgi_json` -> `json`: what the response must look like, whatever the interface."""
+    return app[len("asgi_") :] if app.startswith("asgi_") else app
+
+
+def is_ws(app: str) -> bool:
+    return app in WS_APPS
 
 
 def log(msg: str) -> None:

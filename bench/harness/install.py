@@ -25,6 +25,7 @@ from harness.common import (
     HYPER_DIR,
     PINS,
     PIP_SPECS,
+    WS_LOAD_DIR,
     REPO,
     VENV,
     VENV_BIN,
@@ -46,7 +47,8 @@ def installed_versions() -> dict[str, str | None]:
     code = (
         "import importlib.metadata as m, json\n"
         "out = {}\n"
-        "for n in ('granian', 'gunicorn', 'uvicorn', 'uvloop', 'httptools', 'ferricorn'):\n"
+        "for n in ('granian', 'gunicorn', 'uvicorn', 'uvloop', 'httptools', 'websockets',\n"
+        "          'ferricorn'):\n"
         "    try: out[n] = m.version(n)\n"
         "    except m.PackageNotFoundError: out[n] = None\n"
         "print(json.dumps(out))\n"
@@ -213,13 +215,20 @@ def build_hyper() -> None:
 
 
 def hyper_version() -> str:
-    lock = HYPER_DIR / "Cargo.lock"
+    return _lock_versions(HYPER_DIR, ("hyper", "hyper-util", "tokio"))
+
+
+def ws_load_version() -> str:
+    return _lock_versions(WS_LOAD_DIR, ("tokio-tungstenite", "tungstenite", "tokio"))
+
+
+def _lock_versions(crate_dir: Path, names: tuple[str, ...]) -> str:
     try:
-        text = lock.read_text()
+        text = (crate_dir / "Cargo.lock").read_text()
     except OSError:
         return "?"
     found = {}
-    for name in ("hyper", "hyper-util", "tokio"):
+    for name in names:
         m = re.search(rf'name = "{re.escape(name)}"\nversion = "([^"]+)"', text)
         found[name] = m.group(1) if m else "?"
     return ", ".join(f"{k} {v}" for k, v in found.items())

@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.common import APPS_DIR, HOST
+from harness.common import APPS_DIR, HOST, base_app, is_ws
 from harness.procfs import CLK_TCK, core_ticks, cpu_seconds, memory_mb, session_pids
 from harness.servers import Server
 from harness.wrk import parse_wrk, pinned, run_wrk, wrk_argv
+from harness.wsload import parse_ws_load, ws_check, ws_load_argv
 
 
 def free_port() -> int:
@@ -116,6 +117,10 @@ class Running:
 
 def check_response(app: str, port: int) -> None:
     """One request by hand before any load: a server that answers wrongly is not benchmarked."""
+    if is_ws(app):
+        ws_check(port)
+        return
+    app = base_app(app)
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
     try:
         if app == "echo":
@@ -166,7 +171,7 @@ class Sample:
     peak_rss_mb: float
     procs: int
     server_cpu: float  # fraction of one core over the measured run
-    wrk_cpu: float
+    wrk_cpu: float  # the load generator's: wrk, or ws-load on the websocket rows
     steal: float  # fraction of the measured CPUs' time stolen by the hypervisor
     other_cpu: float  # cores busy with neither the server, wrk nor this script (share of a core)
 
@@ -178,8 +183,15 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
     try:
         run.wait_ready(args.start_timeout)
         check_response(app, port)
+        ws = is_ws(app)
+
+        def load_argv(seconds: int) -> list[str]:
+            if ws:
+                return ws_load_argv(args, conns, seconds, port)
+            return wrk_argv(args, base_app(app), conns, seconds, port)
+
         if args.warmup > 0:
-            run_wrk(pinned(wrk_argv(args, app, conns, args.warmup, port), args.wrk_cpu))
+            run_wrk(pinned(load_argv(args.warmup), args.wrk_cpu))
         peak = [0.0]
         done = threading.Event()
 
@@ -197,9 +209,7 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
         self0 = time.process_time()
         t0 = time.monotonic()
         sampler.start()
-        out, _wall, wrk_cpu_s = run_wrk(
-            pinned(wrk_argv(args, app, conns, args.duration, port), args.wrk_cpu)
-        )
+        out, _wall, wrk_cpu_s = run_wrk(pinned(load_argv(args.duration), args.wrk_cpu))
         wall = time.monotonic() - t0
         cpu1 = cpu_seconds(run.sid)
         st1 = core_ticks(cpus)
@@ -209,7 +219,7 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
         if run.proc.poll() is not None:
             raise RuntimeError(f"server died under load:\n{run.log_tail()}")
         rss, pss, max_rss, procs = memory_mb(run.sid)
-        res = parse_wrk(out)
+        res = parse_ws_load(out) if ws else parse_wrk(out)
         return Sample(
             rps=res["rps"],
             p50=res["p50"],

@@ -6,10 +6,23 @@ import argparse
 import statistics
 from dataclasses import dataclass, field
 
-from harness.common import BASELINE, BENCH, CEILING, HOST, VENV_BIN
+from harness.common import (
+    ASGI_BASELINE,
+    ASGI_HTTP_APPS,
+    ASGI_SECOND,
+    BASELINE,
+    BENCH,
+    CEILING,
+    HOST,
+    VENV_BIN,
+    WS_APPS,
+    base_app,
+    is_ws,
+)
 from harness.measure import Sample
 from harness.servers import Server
 from harness.wrk import wrk_argv
+from harness.wsload import ws_load_argv
 
 
 @dataclass
@@ -36,45 +49,62 @@ def fmt_ms(x: float) -> str:
     return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
 
 
-def render(
-    cells: list[Cell], meta: dict, servers: dict[str, Server], args: argparse.Namespace
-) -> str:
-    by_key = {(c.app, c.conns, c.server): c for c in cells}
+# Each table: its title, which apps it holds, the throughput unit, and the ratio columns as
+# (header, reference server, apps the ratio applies to; None = all of the table's apps).
+_TABLES = [
+    (
+        "WSGI",
+        None,  # every app not claimed by the tables below
+        "rps",
+        "wrk CPU",
+        [("vs granian", BASELINE, None), ("vs hyper", CEILING, ("plaintext",))],
+    ),
+    (
+        "ASGI HTTP",
+        tuple(ASGI_HTTP_APPS),
+        "rps",
+        "wrk CPU",
+        [("vs granian-asgi", ASGI_BASELINE, None), ("vs uvicorn", ASGI_SECOND, None)],
+    ),
+    (
+        "ASGI websocket echo (ws-load)",
+        tuple(WS_APPS),
+        "msgs/s",
+        "ws-load CPU",
+        [("vs granian-asgi", ASGI_BASELINE, None), ("vs uvicorn", ASGI_SECOND, None)],
+    ),
+]
+
+
+def _table_of(app: str) -> int:
+    for i, (_t, apps, *_rest) in enumerate(_TABLES):
+        if apps is not None and app in apps:
+            return i
+    return 0
+
+
+def _rows(
+    cells: list[Cell], by_key: dict, table: tuple, notes: list[str]
+) -> list[str]:
+    _title, _apps, unit, load_label, ratios = table
+    load = load_label.split()[0]
     lines = [
-        f"# ferricorn bench {meta['started']}",
-        "",
-        (
-            f"wrk -t{args.wrk_threads}, {args.duration} s per run after a {args.warmup} s warm-up, "
-            f"median of {args.rounds} round(s), servers in rotating order each round. "
-            "rps spread = (max-min)/median over rounds. RSS: all processes of the server "
-            "(master + worker) after the load, with the largest single process (the worker) in "
-            "brackets; PSS: the same total with pages shared after fork counted once. "
-            "srv/wrk CPU: share of one core during the run; other: CPU used meanwhile by anything "
-            "else on the machine (share of one core). p50/p99: wrk --latency."
-        ),
-        "",
-        (
-            "| app | conns | server | rps | spread | p50 ms | p99 ms | errors | RSS MB | PSS MB "
-            "| srv CPU | wrk CPU | other | vs granian | vs hyper |"
-        ),
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| app | conns | server | {unit} | spread | p50 ms | p99 ms | errors | RSS MB | PSS MB "
+        f"| srv CPU | {load_label} | other | " + " | ".join(r[0] for r in ratios) + " |",
+        "|---|---:|---|" + "---:|" * (10 + len(ratios)),
     ]
-    notes = []
     for c in cells:
         if not c.samples:
             lines.append(
-                f"| {c.app} | {c.conns} | {c.server} | failed | | | | | | | | | | | |"
+                f"| {c.app} | {c.conns} | {c.server} | failed |" + " |" * (9 + len(ratios))
             )
             continue
         rps = c.med("rps")
-        base = by_key.get((c.app, c.conns, BASELINE))
-        ceil = by_key.get((c.app, c.conns, CEILING))
-        vs_base = f"{rps / base.med('rps'):.2f}" if base and base.samples else ""
-        vs_ceil = (
-            f"{rps / ceil.med('rps'):.2f}"
-            if ceil and ceil.samples and c.app == "plaintext"
-            else ""
-        )
+        vs = []
+        for _label, ref_name, only in ratios:
+            ref = by_key.get((c.app, c.conns, ref_name))
+            ok = ref and ref.samples and (only is None or c.app in only)
+            vs.append(f"{rps / ref.med('rps'):.2f}" if ok else "")
         wrk_cpu = c.med("wrk_cpu")
         srv_cpu = c.med("server_cpu")
         other = c.med("other_cpu")
@@ -84,11 +114,11 @@ def render(
             f"| {c.app} | {c.conns} | {c.server} | {fmt_rps(rps)} | {c.spread() * 100:.0f}% "
             f"| {fmt_ms(c.med('p50'))} | {fmt_ms(c.med('p99'))} | {errors:.0f} "
             f"| {rss} | {c.med('pss_mb'):.1f} | {srv_cpu * 100:.0f}% | {wrk_cpu * 100:.0f}% "
-            f"| {other * 100:.0f}% | {vs_base} | {vs_ceil} |"
+            f"| {other * 100:.0f}% | " + " | ".join(vs) + " |"
         )
         if wrk_cpu >= 0.9:
             notes.append(
-                f"- {c.app}/{c.conns}/{c.server}: wrk used {wrk_cpu * 100:.0f}% of its "
+                f"- {c.app}/{c.conns}/{c.server}: {load} used {wrk_cpu * 100:.0f}% of its "
                 "core, so this figure is bounded by the client, not the server."
             )
         if other >= 0.15:
@@ -96,10 +126,10 @@ def render(
                 f"- {c.app}/{c.conns}/{c.server}: other processes used {other * 100:.0f}% of a "
                 "core during the run; this row competed with them."
             )
-        if srv_cpu < 0.85 and wrk_cpu < 0.85 and c.app != "echo":
+        if srv_cpu < 0.85 and wrk_cpu < 0.85 and base_app(c.app) != "echo":
             notes.append(
                 f"- {c.app}/{c.conns}/{c.server}: neither the server ({srv_cpu * 100:.0f}%) nor "
-                f"wrk ({wrk_cpu * 100:.0f}%) filled its core: something outside the run (the "
+                f"{load} ({wrk_cpu * 100:.0f}%) filled its core: something outside the run (the "
                 "host, other jobs) held it back; treat this row as noisy."
             )
         steal = c.med("steal")
@@ -109,15 +139,45 @@ def render(
                 "of the measured cores' time during the run."
             )
         if errors:
-            notes.append(
-                f"- {c.app}/{c.conns}/{c.server}: {errors:.0f} wrk errors over all rounds "
-                "(socket errors + non-2xx)."
-            )
+            what = "ws-load errors (failed connections, sends, receives or wrong echoes)" if (
+                is_ws(c.app)
+            ) else "wrk errors (socket errors + non-2xx)"
+            notes.append(f"- {c.app}/{c.conns}/{c.server}: {errors:.0f} {what} over all rounds.")
         if c.failures:
             notes.append(
                 f"- {c.app}/{c.conns}/{c.server}: {len(c.failures)} failed run(s): "
                 + c.failures[0].splitlines()[0]
             )
+    return lines
+
+
+def render(
+    cells: list[Cell], meta: dict, servers: dict[str, Server], args: argparse.Namespace
+) -> str:
+    by_key = {(c.app, c.conns, c.server): c for c in cells}
+    lines = [
+        f"# ferricorn bench {meta['started']}",
+        "",
+        (
+            f"wrk -t{args.wrk_threads} (ws-load on the websocket rows), {args.duration} s per run "
+            f"after a {args.warmup} s warm-up, "
+            f"median of {args.rounds} round(s), servers in rotating order each round. "
+            "rps spread = (max-min)/median over rounds. RSS: all processes of the server "
+            "(master + worker) after the load, with the largest single process (the worker) in "
+            "brackets; PSS: the same total with pages shared after fork counted once. "
+            "srv/wrk CPU: share of one core during the run; other: CPU used meanwhile by anything "
+            "else on the machine (share of one core). p50/p99: wrk --latency (ws-load: the "
+            "round trip of one message)."
+        ),
+    ]
+    notes: list[str] = []
+    groups = [[c for c in cells if _table_of(c.app) == i] for i in range(len(_TABLES))]
+    shown = [i for i, g in enumerate(groups) if g]
+    for i in shown:
+        if len(shown) > 1:
+            lines += ["", f"## {_TABLES[i][0]}"]
+        lines.append("")
+        lines += _rows(groups[i], by_key, _TABLES[i], notes)
     if notes:
         lines += ["", "Notes:"] + notes
     lines += ["", "## Command lines", ""]
@@ -137,9 +197,16 @@ def render(
         f"- **wrk**: `{wrk_cmd.replace('-c64', '-cCONNS')}` "
         "(echo adds `-s bench/apps/post1m.lua`: 1 MiB POST body)"
     )
+    if any(is_ws(c.app) for c in cells):
+        ws_cmd = " ".join(ws_load_argv(args, 32, args.duration, 0)).replace(":0/", ":PORT/")
+        ws_cmd = ws_cmd.replace(str(BENCH) + "/", "bench/").replace("-c 32", "-c CONNS")
+        lines.append(
+            f"- **ws-load** (websocket rows): `{ws_cmd}`; each connection sends one text message "
+            "and awaits its echo, back to back; checked first with `--check` (text + binary echo)"
+        )
     lines.append(
         "- Every server runs with cwd bench/apps and PYTHONPATH=bench/apps; APP is "
-        "`benchapps:<app>` (ASGI servers: `benchapps:asgi_<app>`)."
+        "`benchapps:<app>` (the ASGI servers run the `asgi_*` apps)."
     )
     lines += ["", "## Environment", ""]
     for k, v in meta["env"].items():

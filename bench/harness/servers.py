@@ -5,16 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from harness.common import APPS, HOST, HYPER_BIN, VENV_BIN
+from harness.common import ASGI_APPS, HOST, HYPER_BIN, VENV_BIN, WSGI_APPS, is_ws
 
 
 @dataclass
 class Server:
-    """How to start one server on one app. `argv(app, port)` returns the full command line."""
+    """How to start one server on one app. `argv(app, port)` returns the full command line.
+
+    `app` is the name in bench/apps/benchapps.py (`json`, `asgi_json`, `asgi_ws_echo`); a server
+    measures only the apps of its interface.
+    """
 
     name: str
     argv: Callable[[str, int], list[str]]
-    apps: tuple[str, ...] = tuple(APPS)
+    apps: tuple[str, ...] = tuple(WSGI_APPS)
     note: str = ""
 
 
@@ -116,23 +120,30 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 HOST,
                 "--port",
                 str(port),
+                "--workers",
+                "1",
                 "--loop",
                 "uvloop",
                 "--http",
                 "httptools",
+                # uvicorn 0.54's default (`auto` picks it when `websockets` is installed), named so
+                # that the command line says which implementation the websocket rows measured.
+                "--ws",
+                "websockets-sansio",
                 "--no-access-log",
                 "--lifespan",
                 "off",
-                f"benchapps:asgi_{app}",
+                f"benchapps:{app}",
             ],
-            note="ASGI (same apps as asgi_*), uvloop + httptools; not comparable 1:1 with WSGI",
+            apps=tuple(ASGI_APPS),
+            note="ASGI, uvloop + httptools, websockets-sansio (uvicorn's default ws)",
         ),
         "granian-asgi": Server(
             "granian-asgi",
             lambda app, port: [
                 _venv("granian"),
                 "--interface",
-                "asginl",
+                "asgi",
                 "--host",
                 HOST,
                 "--port",
@@ -145,9 +156,28 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 "uvloop",
                 "--task-impl",
                 "asyncio",
-                "--no-ws",
-                f"benchapps:asgi_{app}",
+                # Websockets off for the HTTP rows only, like the WSGI baseline.
+                *([] if is_ws(app) else ["--no-ws"]),
+                f"benchapps:{app}",
             ],
-            note="ASGI (same apps as asgi_*), tuned per PERFORMANCE.md",
+            apps=tuple(ASGI_APPS),
+            note="ASGI baseline, tuned per PERFORMANCE.md (`--no-ws` on HTTP rows only)",
+        ),
+        "ferricorn-asgi": Server(
+            "ferricorn-asgi",
+            lambda app, port: [
+                _venv("ferricorn"),
+                "-k",
+                "asgi",
+                "-w",
+                "1",
+                "--asgi-lifespan",
+                "off",
+                "-b",
+                f"{HOST}:{port}",
+                f"benchapps:{app}",
+            ],
+            apps=tuple(ASGI_APPS),
+            note="release build, ASGI worker (uvloop when installed), no access log (its default)",
         ),
     }

@@ -1,4 +1,5 @@
-"""Specs for the parts of the harness that need no server: wrk parsing and /proc sampling.
+"""Specs for the parts of the harness that need no server: wrk and ws-load parsing, /proc
+sampling, the --apps/--servers choice and the report's tables.
 
 Run with `python3 -m pytest bench/harness` (or plain `python3 bench/harness/test_harness.py`).
 """
@@ -11,8 +12,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import run
+from harness.measure import Sample
 from harness.procfs import cpu_seconds, memory_mb, session_pids
+from harness.report import Cell, render
+from harness.servers import server_table
 from harness.wrk import parse_wrk
+from harness.wsload import parse_ws_load
 
 WRK_OUT = """Running 3s test @ http://127.0.0.1:8000/
   1 threads and 64 connections
@@ -65,8 +71,84 @@ def test_session_sampling_sees_this_process():
     assert cpu_seconds(sid) >= 0
 
 
+# What bench/ws-load prints (its first error, if any, goes to stderr, which the harness merges in).
+WS_LOAD_OUT = """ws-load: handshake: HTTP error: 503 Service Unavailable
+ws-load: ws://127.0.0.1:8000/ 32 connections, 64-byte text messages, 10.00 s
+connections: 31
+messages: 843210
+errors: 1
+msgs/sec: 84321.00
+latency p50: 0.371 ms
+latency p90: 0.502 ms
+latency p99: 0.910 ms
+"""
+
+
+def test_ws_load_output_gives_msgs_per_second_latency_and_errors():
+    res = parse_ws_load(WS_LOAD_OUT)
+    assert res["rps"] == 84321.0
+    assert res["requests"] == 843210
+    assert res["errors"] == 1
+    assert (res["p50"], res["p90"], res["p99"]) == (0.371, 0.502, 0.91)
+
+
+def test_ws_load_output_without_rate_is_an_error():
+    try:
+        parse_ws_load(WS_LOAD_OUT.replace("msgs/sec: 84321.00\n", ""))
+    except ValueError as e:
+        assert "msgs/sec" in str(e)
+    else:
+        raise AssertionError("expected ValueError")
+
+
+def test_apps_groups_expand_and_pick_the_servers_of_their_interface():
+    args = run.parse_args(["--apps", "asgi_plaintext,asgi_json"])
+    assert args.apps == ["asgi_plaintext", "asgi_json"]
+    assert args.servers == ["granian-asgi", "uvicorn", "ferricorn-asgi"]
+    args = run.parse_args(["--apps", "asgi"])
+    assert args.apps[-1] == "asgi_ws_echo" and len(args.apps) == 5
+    assert run.parse_args([]).servers == [
+        "hyper", "granian", "gunicorn", "gunicorn-gthread", "ferricorn"
+    ]
+
+
+def test_asgi_servers_run_asgi_apps_and_granian_enables_ws_only_for_ws_rows():
+    table = server_table(1)
+    assert "asgi_ws_echo" in table["ferricorn-asgi"].apps
+    assert "asgi_json" not in table["ferricorn"].apps
+    assert "json" not in table["uvicorn"].apps
+    argv = table["ferricorn-asgi"].argv("asgi_json", 8000)
+    assert argv[-1] == "benchapps:asgi_json" and "asgi" in argv and "off" in argv
+    assert "--no-ws" in table["granian-asgi"].argv("asgi_json", 8000)
+    assert "--no-ws" not in table["granian-asgi"].argv("asgi_ws_echo", 8000)
+
+
+def _sample(rps: float) -> Sample:
+    return Sample(rps, 1.0, 2.0, 3.0, 0, rps * 10, 30, 20, 25, 30, 1, 1.0, 0.5, 0.0, 0.0)
+
+
+def test_asgi_rows_get_their_own_tables_with_ratios_to_granian_asgi_and_uvicorn():
+    args = run.parse_args(["--apps", "asgi_plaintext,asgi_ws_echo", "-r", "1"])
+    cells = []
+    for app, conns in (("asgi_plaintext", 64), ("asgi_ws_echo", 32)):
+        for server, rps in (("granian-asgi", 50000), ("uvicorn", 40000), ("ferricorn-asgi", 60000)):
+            cells.append(Cell(app, conns, server, [_sample(rps)]))
+    md = render(cells, {"started": "now", "env": {}}, server_table(1), args)
+    assert "## ASGI HTTP" in md and "## ASGI websocket echo (ws-load)" in md
+    assert "| msgs/s |" in md and "| vs granian-asgi | vs uvicorn |" in md
+    assert "| asgi_plaintext | 64 | ferricorn-asgi | 60.0k |" in md
+    assert md.count("| 1.20 | 1.50 |") == 2  # ferricorn vs granian-asgi, vs uvicorn, both tables
+    assert "Notes:" not in md
+    cells[0].samples[0].other_cpu = 0.5
+    md = render(cells, {"started": "now", "env": {}}, server_table(1), args)
+    assert "- asgi_plaintext/64/granian-asgi: other processes used 50% of a core" in md
+    for line in md.splitlines():
+        if line.startswith("|"):
+            assert line.count("|") == 16, line  # 15 columns, header, separator and rows alike
+
+
 if __name__ == "__main__":
-    for name, fn in sorted(globals().items()):
-        if name.startswith("test_"):
-            fn()
-    print("4 passed, 0 failed")
+    tests = [fn for name, fn in sorted(globals().items()) if name.startswith("test_")]
+    for fn in tests:
+        fn()
+    print(f"{len(tests)} passed, 0 failed")

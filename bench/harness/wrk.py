@@ -70,7 +70,7 @@ def pinned(argv: list[str], cpu: int | None) -> list[str]:
 
 
 def run_wrk(argv: list[str]) -> tuple[str, float, float]:
-    """Run wrk; return (stdout, wall seconds, wrk's own CPU seconds from its rusage)."""
+    """Run wrk (or ws-load); return (stdout, wall seconds, its own CPU seconds from its rusage)."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
@@ -83,5 +83,6 @@ def run_wrk(argv: list[str]) -> tuple[str, float, float]:
     )
     wall = time.monotonic() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"wrk exited {proc.returncode}:\n{out}")
+        tool = os.path.basename(argv[3] if argv[0] == "taskset" else argv[0])
+        raise RuntimeError(f"{tool} exited {proc.returncode}:\n{out}")
     return out, wall, usage.ru_utime + usage.ru_stime
