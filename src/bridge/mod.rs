@@ -2,5 +2,6 @@
 //! threads and produces `exchange::Reply`s. The I/O side never needs the GIL.
 
 pub mod asgi;
+pub mod body;
 pub mod head;
 pub mod wsgi;

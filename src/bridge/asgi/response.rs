@@ -330,7 +330,7 @@ fn body_bytes(message: &Bound<'_, PyDict>) -> PyResult<Bytes> {
 /// bytes, bytearray or memoryview; never str.
 pub fn bytes_like(b: &Bound<'_, PyAny>, what: &str) -> PyResult<Bytes> {
     if let Ok(b) = b.cast::<PyBytes>() {
-        return Ok(Bytes::copy_from_slice(b.as_bytes()));
+        return Ok(crate::bridge::body::bytes_of(b));
     }
     match b.extract::<Vec<u8>>() {
         Ok(v) if !b.is_instance_of::<PyString>() => Ok(Bytes::from(v)),

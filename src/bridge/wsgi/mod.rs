@@ -259,7 +259,7 @@ fn fail(py: Python<'_>, sr: &Bound<'_, StartResponse>) {
 /// Copies a body item out of Python, refusing anything but bytes (PEP 3333).
 fn body_bytes(item: &Bound<'_, PyAny>) -> PyResult<bytes::Bytes> {
     match item.cast::<PyBytes>() {
-        Ok(b) => Ok(bytes::Bytes::copy_from_slice(b.as_bytes())),
+        Ok(b) => Ok(crate::bridge::body::bytes_of(b)),
         Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
             "response body items must be bytes, got {} ({})",
             item.get_type()

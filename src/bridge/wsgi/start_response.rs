@@ -156,10 +156,7 @@ impl StartResponse {
         })?;
         let gone = self.send_head(py)?.is_err()
             || self
-                .send(
-                    py,
-                    Reply::Chunk(bytes::Bytes::copy_from_slice(bytes.as_bytes())),
-                )
+                .send(py, Reply::Chunk(crate::bridge::body::bytes_of(bytes)))
                 .is_err();
         if gone {
             return Err(pyo3::exceptions::PyConnectionResetError::new_err(
