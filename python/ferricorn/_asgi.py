@@ -21,7 +21,8 @@ from ferricorn import _ferricorn
 def _log(level: int, msg: str, exc: BaseException | None = None) -> None:
     """To the server's error log (not Python logging, which the app may configure)."""
     if exc is not None:
-        msg += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+        lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        msg += "\n" + "".join(lines).rstrip()
     _ferricorn.log(level, msg)
 
 
