@@ -49,7 +49,7 @@ def other_pythons() -> list[tuple[str, Path]]:
         on_path = shutil.which(f"python3.{minor}")
         if on_path:
             candidates.append(Path(on_path))
-    current = "%d.%d" % sys.version_info[:2]
+    current = f"{sys.version_info[0]}.{sys.version_info[1]}"
     for exe in candidates:
         try:
             out = subprocess.run(

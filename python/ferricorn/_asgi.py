@@ -48,7 +48,8 @@ def is_asgi3(app: Any) -> bool:
 
 def is_asgi2_class(app: Any) -> bool:
     """The common ASGI 2 shape: a class built with the scope, whose instances are awaited."""
-    return inspect.isclass(app) and inspect.iscoroutinefunction(getattr(app, "__call__", None))
+    call = getattr(app, "__call__", None)  # noqa: B004 - the class's own __call__, not callable()
+    return inspect.isclass(app) and inspect.iscoroutinefunction(call)
 
 
 def interface_of(app: Any, wanted: str) -> str:
