@@ -144,6 +144,20 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    /// Whether this is the last event of its response.
+    pub fn ends_response(&self) -> bool {
+        matches!(
+            self,
+            Reply::Complete(..)
+                | Reply::End
+                | Reply::Trailers(_)
+                | Reply::Abort
+                | Reply::Accept { .. }
+        )
+    }
+}
+
 /// The app side's handle on a connection's reply channel. Dropping it before the response
 /// finished aborts the response, so a lost job can never leave a connection waiting forever.
 pub struct Responder {
@@ -166,14 +180,7 @@ impl Responder {
     /// Sends without blocking when there is room; otherwise returns the reply back so the
     /// caller can wait for room without holding the GIL.
     pub fn try_send(&mut self, reply: Reply) -> Result<(), TrySend> {
-        let ends = matches!(
-            reply,
-            Reply::Complete(..)
-                | Reply::End
-                | Reply::Trailers(_)
-                | Reply::Abort
-                | Reply::Accept { .. }
-        );
+        let ends = reply.ends_response();
         match self.tx.try_send(reply) {
             Ok(()) => {
                 self.finished |= ends;
@@ -186,14 +193,7 @@ impl Responder {
 
     /// Blocks this (non-runtime) thread until the connection takes the reply.
     pub fn blocking_send(&mut self, reply: Reply) -> Result<(), ClientGone> {
-        let ends = matches!(
-            reply,
-            Reply::Complete(..)
-                | Reply::End
-                | Reply::Trailers(_)
-                | Reply::Abort
-                | Reply::Accept { .. }
-        );
+        let ends = reply.ends_response();
         self.tx.blocking_send(reply).map_err(|_| ClientGone)?;
         self.finished |= ends;
         Ok(())

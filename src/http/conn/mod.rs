@@ -352,19 +352,7 @@ impl<S: Socket> Conn<S> {
     /// connection may carry another request.
     async fn exchange(&mut self, head: RequestHead, secure: bool) -> Result<bool, ConnError> {
         let cfg = self.cfg.clone();
-        let Some(_in_flight) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) else {
-            log::warn!(
-                "{} requests in progress (--worker-connections): answering 503",
-                cfg.max_in_flight
-            );
-            self.wbuf.clear();
-            error_response(
-                &mut self.wbuf,
-                503,
-                "Service Unavailable",
-                "The server is at its concurrency limit.",
-            );
-            write_all(&self.sock, &self.wbuf).await?;
+        let Some(_in_flight) = self.enter_or_refuse(&cfg).await? else {
             return Ok(false);
         };
         let mut decoder = Decoder::with_limit(head.framing, cfg.edge.limit_request_body);
@@ -470,6 +458,30 @@ impl<S: Socket> Conn<S> {
         }
         // the app left part of its body unread; the next request starts after it
         self.drain(&mut decoder).await
+    }
+
+    /// Counts a request (or websocket) in; past `--worker-connections` answers 503 instead and
+    /// returns `None`, after which the connection closes.
+    async fn enter_or_refuse<'a>(
+        &mut self,
+        cfg: &'a ConnConfig,
+    ) -> Result<Option<InFlight<'a>>, ConnError> {
+        if let Some(guard) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) {
+            return Ok(Some(guard));
+        }
+        log::warn!(
+            "{} requests in progress (--worker-connections): answering 503",
+            cfg.max_in_flight
+        );
+        self.wbuf.clear();
+        error_response(
+            &mut self.wbuf,
+            503,
+            "Service Unavailable",
+            "The server is at its concurrency limit.",
+        );
+        write_all(&self.sock, &self.wbuf).await?;
+        Ok(None)
     }
 
     /// Splits off the body already in the buffer; decides whether the rest must be pumped.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::{Conn, ConnError, InFlight, LogStart, Outcome, RequestFacts, SetOnDrop};
 use crate::exchange::{Hangup, Job, Reply, RequestBody, Responder, WsJob};
 use crate::http::request::RequestHead;
-use crate::http::response::{error_response, error_response_with};
+use crate::http::response::error_response_with;
 use crate::http::socket::{read_more, write_all, Socket};
 use crate::ws::{FromClient, HandshakeError, Negotiated, ToClient, UpgradeRequest};
 
@@ -36,15 +36,7 @@ impl<S: Socket> Conn<S> {
         secure: bool,
     ) -> Result<Option<Session>, ConnError> {
         let cfg = self.cfg.clone();
-        let Some(_in_flight) = InFlight::enter(&cfg.in_flight, cfg.max_in_flight) else {
-            self.wbuf.clear();
-            error_response(
-                &mut self.wbuf,
-                503,
-                "Service Unavailable",
-                "The server is at its concurrency limit.",
-            );
-            write_all(&self.sock, &self.wbuf).await?;
+        let Some(_in_flight) = self.enter_or_refuse(&cfg).await? else {
             return Ok(None);
         };
         let (to_app, incoming) = mpsc::channel(WS_CAPACITY);
