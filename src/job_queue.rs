@@ -187,16 +187,7 @@ impl JobQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn readable(fd: RawFd) -> bool {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout.
-        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
-    }
+    use crate::test_support::readable;
 
     #[test]
     fn doorbell_rings_once_for_many_notes_and_drains() {

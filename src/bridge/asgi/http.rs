@@ -295,13 +295,9 @@ impl HttpCycle {
                 this.replies.send(py, &this.shared, replies)
             }
             Err(what) => {
-                let this = &mut *this;
-                Err(super::protocol_error(
-                    &mut this.response,
-                    &this.target,
-                    &kind,
-                    what,
-                ))
+                let state = this.response.describe();
+                this.response.break_off();
+                Err(super::protocol_error(&this.target, &kind, state, what))
             }
         }
     }

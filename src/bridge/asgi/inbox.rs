@@ -53,16 +53,7 @@ impl Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn readable(fd: std::os::fd::RawFd) -> bool {
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, zero timeout.
-        unsafe { libc::poll(&mut pfd, 1, 0) == 1 }
-    }
+    use crate::test_support::readable;
 
     #[test]
     fn completions_wait_for_the_park_unless_a_batch_piles_up() {

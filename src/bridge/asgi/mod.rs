@@ -176,22 +176,15 @@ fn is_cancelled(fut: &Bound<'_, PyAny>) -> bool {
         .unwrap_or(true)
 }
 
-/// The app sent an event out of order: log it naming the event and the state, mark the
-/// response broken (the connection will close however the app goes on), and return the
-/// error `send` raises.
-fn protocol_error(
-    response: &mut response::Response,
-    target: &[u8],
-    event: &str,
-    what: &str,
-) -> PyErr {
+/// The app sent an event out of order: log it naming the event and the state (`state`
+/// completes "got EVENT ..."), and return the error `send` raises. The caller marks its
+/// response broken, so the connection closes however the app goes on.
+fn protocol_error(target: &[u8], event: &str, state: &str, what: &str) -> PyErr {
     let msg = format!(
-        "ASGI protocol error in {}: {what} (got {event:?} {})",
-        String::from_utf8_lossy(target),
-        response.describe()
+        "ASGI protocol error in {}: {what} (got {event:?} {state})",
+        String::from_utf8_lossy(target)
     );
     log::error!("{msg}");
-    response.break_off();
     pyo3::exceptions::PyRuntimeError::new_err(msg)
 }
 

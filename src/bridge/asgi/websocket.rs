@@ -77,15 +77,10 @@ impl WebSocketCycle {
     }
 
     fn protocol_error(&mut self, event: &str, what: &str) -> PyErr {
-        let msg = format!(
-            "ASGI protocol error in {}: {what} (got {event:?} {})",
-            String::from_utf8_lossy(&self.target),
-            self.describe()
-        );
-        log::error!("{msg}");
+        let err = super::protocol_error(&self.target, event, self.describe(), what);
         self.broken = true;
         self.denial.break_off();
-        PyRuntimeError::new_err(msg)
+        err
     }
 }
 
