@@ -4,4 +4,5 @@
 pub mod asgi;
 pub mod body;
 pub mod head;
+pub mod name_cache;
 pub mod wsgi;

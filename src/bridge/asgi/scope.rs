@@ -3,17 +3,13 @@
 //! Constant entries come from a template dict copied per request; lower-cased header names
 //! are cached as bytes objects, so a steady stream of requests allocates no name objects.
 
-use std::collections::HashMap;
-
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use crate::bridge::name_cache::NameCache;
 use crate::exchange::ConnInfo;
 use crate::http::request::{RequestHead, Version};
-
-/// Most distinct header names cached; clients choose names, so the cache is bounded.
-const MAX_CACHED_NAMES: usize = 512;
 
 /// The constant part of every scope of one type.
 pub struct ScopeTemplate {
@@ -52,20 +48,12 @@ impl ScopeTemplate {
 
 /// Lower-cased header names as bytes objects, by name as sent.
 #[derive(Default)]
-pub struct HeaderNames {
-    cache: HashMap<Vec<u8>, Py<PyBytes>>,
-}
+pub struct HeaderNames(NameCache<PyBytes>);
 
 impl HeaderNames {
     fn get<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyBytes> {
-        if let Some(n) = self.cache.get(name) {
-            return n.bind(py).clone();
-        }
-        let lower = PyBytes::new(py, &name.to_ascii_lowercase());
-        if self.cache.len() < MAX_CACHED_NAMES {
-            self.cache.insert(name.to_vec(), lower.clone().unbind());
-        }
-        lower
+        self.0
+            .get(py, name, || PyBytes::new(py, &name.to_ascii_lowercase()))
     }
 }
 

@@ -4,19 +4,15 @@
 //! a dozen inserts); keys are interned strings, and `HTTP_*` names are cached per app thread so a
 //! steady stream of requests allocates no key strings at all.
 
-use std::collections::HashMap;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pyo3::{ffi, intern};
 
 use super::input::Input;
 use super::streams::{ErrorStream, FileWrapper};
+use crate::bridge::name_cache::NameCache;
 use crate::exchange::ConnInfo;
 use crate::http::request::{RequestHead, Version};
-
-/// Most distinct header names cached per thread; clients choose names, so the cache is bounded.
-const MAX_CACHED_KEYS: usize = 512;
 
 /// What every environ of this worker shares.
 pub struct EnvironTemplate {
@@ -53,26 +49,19 @@ impl EnvironTemplate {
 
 /// `HTTP_*` key strings by header name, per app thread.
 #[derive(Default)]
-pub struct HeaderKeys {
-    cache: HashMap<Vec<u8>, Py<PyString>>,
-}
+pub struct HeaderKeys(NameCache<PyString>);
 
 impl HeaderKeys {
     fn key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-        if let Some(k) = self.cache.get(name) {
-            return k.bind(py).clone();
-        }
-        let mut key = String::with_capacity(5 + name.len());
-        key.push_str("HTTP_");
-        key.extend(name.iter().map(|&b| match b {
-            b'-' => '_',
-            b => char::from(b.to_ascii_uppercase()),
-        }));
-        let key = PyString::intern(py, &key);
-        if self.cache.len() < MAX_CACHED_KEYS {
-            self.cache.insert(name.to_vec(), key.clone().unbind());
-        }
-        key
+        self.0.get(py, name, || {
+            let mut key = String::with_capacity(5 + name.len());
+            key.push_str("HTTP_");
+            key.extend(name.iter().map(|&b| match b {
+                b'-' => '_',
+                b => char::from(b.to_ascii_uppercase()),
+            }));
+            PyString::intern(py, &key)
+        })
     }
 }
 
