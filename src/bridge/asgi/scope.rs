@@ -87,7 +87,10 @@ pub fn build<'py>(
     )?;
     match subprotocols {
         Some(protocols) => scope.set_item(intern!(py, "subprotocols"), protocols)?,
-        None => scope.set_item(intern!(py, "method"), method(py, &head.method)?)?,
+        None => scope.set_item(
+            intern!(py, "method"),
+            crate::bridge::method_str(py, &head.method),
+        )?,
     }
     let decoded = percent_encoding::percent_decode(&head.path).decode_utf8_lossy();
     let path = if template.root_path.is_empty() {
@@ -130,17 +133,4 @@ pub fn build<'py>(
         scope.set_item(intern!(py, "state"), state.bind(py).copy()?)?;
     }
     Ok(scope)
-}
-
-fn method<'py>(py: Python<'py>, m: &[u8]) -> PyResult<Bound<'py, PyString>> {
-    Ok(match m {
-        b"GET" => intern!(py, "GET").clone(),
-        b"POST" => intern!(py, "POST").clone(),
-        b"HEAD" => intern!(py, "HEAD").clone(),
-        b"PUT" => intern!(py, "PUT").clone(),
-        b"DELETE" => intern!(py, "DELETE").clone(),
-        b"PATCH" => intern!(py, "PATCH").clone(),
-        b"OPTIONS" => intern!(py, "OPTIONS").clone(),
-        other => PyString::new(py, &String::from_utf8_lossy(other)),
-    })
 }

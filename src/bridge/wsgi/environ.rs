@@ -80,7 +80,10 @@ pub fn build<'py>(
         // the template says http; a trusted front end said https (`http::edge`)
         env.set_item(intern!(py, "wsgi.url_scheme"), intern!(py, "https"))?;
     }
-    env.set_item(intern!(py, "REQUEST_METHOD"), method(py, &head.method)?)?;
+    env.set_item(
+        intern!(py, "REQUEST_METHOD"),
+        crate::bridge::method_str(py, &head.method),
+    )?;
     env.set_item(
         intern!(py, "SERVER_PROTOCOL"),
         match head.version {
@@ -160,19 +163,6 @@ pub fn build<'py>(
         env.set_item(intern!(py, "SERVER_PORT"), &conn.server_port)?;
     }
     Ok(env)
-}
-
-fn method<'py>(py: Python<'py>, m: &[u8]) -> PyResult<Bound<'py, PyString>> {
-    Ok(match m {
-        b"GET" => intern!(py, "GET").clone(),
-        b"POST" => intern!(py, "POST").clone(),
-        b"HEAD" => intern!(py, "HEAD").clone(),
-        b"PUT" => intern!(py, "PUT").clone(),
-        b"DELETE" => intern!(py, "DELETE").clone(),
-        b"PATCH" => intern!(py, "PATCH").clone(),
-        b"OPTIONS" => intern!(py, "OPTIONS").clone(),
-        other => latin1(py, other)?,
-    })
 }
 
 /// Bytes to str one-to-one (PEP 3333's "native strings" carry latin-1).
