@@ -34,6 +34,9 @@ pub enum Error {
     /// A logconfig / logconfig_dict / logconfig_json setting that Python's logging refused.
     #[error("{0} (fix the logging configuration)")]
     LogConfig(String),
+    /// The certificate, key, CA file or cipher list cannot make a TLS config.
+    #[error("{0}")]
+    Tls(#[from] crate::net::tls::TlsError),
     #[error("could not start the worker: {0}")]
     Io(#[from] std::io::Error),
     #[error("Python error while starting: {0}")]

@@ -26,6 +26,8 @@ pub struct ConnInfo {
     pub forwarded_trusted: bool,
     /// What a PROXY protocol header said besides the client (which is then `peer`).
     pub proxy: Option<crate::http::edge::ProxyInfo>,
+    /// Set once a TLS handshake completed on this connection: its scheme is https.
+    pub tls: Option<Arc<crate::http::tls::TlsInfo>>,
 }
 
 /// A request ready for the application.

@@ -62,6 +62,16 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
             return Err(e);
         }
     };
+    // the TLS files are read once here only to fail before binding (each worker reads them
+    // again when it boots)
+    if let Some(tls) = &s.tls {
+        if let Err(e) = tls.load() {
+            if let Some(p) = &pidfile {
+                p.remove();
+            }
+            return Err(e.into());
+        }
+    }
     let listeners = match listen(&s) {
         Ok(l) => l,
         Err(e) => {
@@ -84,7 +94,12 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     let signals = crate::master::signals::SignalQueue::install()?;
     let pid = std::process::id();
     for l in &listeners {
-        log::info!("Listening at: {} ({pid})", l.url());
+        let url = l.url();
+        let url = match (&s.tls, url.strip_prefix("http://")) {
+            (Some(_), Some(rest)) => format!("https://{rest}"),
+            _ => url,
+        };
+        log::info!("Listening at: {url} ({pid})");
     }
     // privileges go after bind (ports below 1024) and before any app code runs
     crate::process::privileges::drop_privileges(s.user, s.group)

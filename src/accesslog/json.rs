@@ -101,6 +101,7 @@ mod tests {
                 server_port: "8000".into(),
                 forwarded_trusted: false,
                 proxy: None,
+                tls: None,
             }),
             time: LogTime {
                 unix: 1_795_541_045,

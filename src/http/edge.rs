@@ -109,10 +109,10 @@ impl EdgeOptions {
                 });
             }
         }
-        // ferricorn listeners are plain TCP/unix (no TLS yet): the scheme is http unless a
-        // trusted front end says otherwise
+        // https on a TLS connection, http otherwise, unless a trusted front end says otherwise
+        // (as in gunicorn, its headers win either way)
         self.secure_schemes
-            .secure(&head.headers, false, conn.forwarded_trusted)
+            .secure(&head.headers, conn.tls.is_some(), conn.forwarded_trusted)
     }
 }
 
@@ -289,6 +289,7 @@ mod tests {
             server_port: "8000".into(),
             forwarded_trusted: trusted,
             proxy: None,
+            tls: None,
         }
     }
 

@@ -21,6 +21,30 @@ pub trait Socket:
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
     fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
     fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+
+    /// Waits until every byte `try_write` accepted is in the kernel. A plain socket hands bytes
+    /// straight to the kernel; a TLS socket may still hold encrypted records (`http::tls`).
+    /// `write_all` ends with it, so nothing written is ever stranded.
+    fn flush(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Whether the fd carries the bytes as written, so sendfile(2) may bypass `try_write`.
+    fn can_sendfile(&self) -> bool {
+        true
+    }
+
+    /// Ends our direction of the stream (FIN), keeping the read side open to drain the
+    /// client; TLS sends its close_notify first.
+    fn shutdown_write(&self) -> impl std::future::Future<Output = ()> + Send {
+        async {
+            // SAFETY: the fd belongs to `self`, which is open for the duration of the call;
+            // shutdown(2) does not invalidate it.
+            unsafe {
+                libc::shutdown(self.as_raw_fd(), libc::SHUT_WR);
+            }
+        }
+    }
 }
 
 macro_rules! impl_socket {
@@ -86,10 +110,11 @@ pub async fn write_all<S: Socket>(sock: &S, mut data: &[u8]) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    sock.flush().await
 }
 
-/// Sends `len` bytes of `file` from `offset` with sendfile(2), never through user space.
+/// Sends `len` bytes of `file` from `offset` with sendfile(2), never through user space
+/// (through `try_write` when the socket encrypts: `Socket::can_sendfile`).
 #[cfg(target_os = "linux")]
 pub async fn send_file<S: Socket>(
     sock: &S,
@@ -97,6 +122,9 @@ pub async fn send_file<S: Socket>(
     offset: u64,
     mut len: u64,
 ) -> io::Result<()> {
+    if !sock.can_sendfile() {
+        return copy_file(sock, file, offset, len).await;
+    }
     let out_fd: RawFd = sock.as_raw_fd();
     let in_fd: RawFd = file.as_raw_fd();
     let mut off = libc::off_t::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
@@ -122,9 +150,19 @@ pub async fn send_file<S: Socket>(
     Ok(())
 }
 
-/// Portable fallback: positional reads into a buffer, then ordinary writes.
+/// Sends `len` bytes of `file` from `offset`.
 #[cfg(not(target_os = "linux"))]
 pub async fn send_file<S: Socket>(
+    sock: &S,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    copy_file(sock, file, offset, len).await
+}
+
+/// Without sendfile: positional reads into a buffer, then ordinary writes.
+async fn copy_file<S: Socket>(
     sock: &S,
     file: &std::fs::File,
     mut offset: u64,

@@ -60,6 +60,8 @@ pub struct MasterOptions {
     pub health_path: Option<String>,
     pub static_files: crate::http::static_files::StaticConfig,
     pub edge: crate::http::edge::EdgeOptions,
+    /// Each worker loads it when it boots (so a HUP serves renewed certificates).
+    pub tls: Option<crate::net::tls::TlsSettings>,
     /// Opened before the first fork; every worker writes to it.
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
@@ -100,6 +102,7 @@ impl MasterOptions {
             health_path: s.health_path.clone(),
             static_files: s.static_files.clone(),
             edge: s.edge.clone(),
+            tls: s.tls.clone(),
         }
     }
 }

@@ -128,6 +128,7 @@ impl Arbiter {
             hooks: hooks.clone(),
             health_path: self.opts.health_path.clone(),
             edge: self.opts.edge.clone(),
+            tls: self.opts.tls.clone(),
         };
         let boot = BootOptions {
             app_spec: self.opts.app_spec.clone(),

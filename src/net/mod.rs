@@ -5,6 +5,7 @@
 
 pub mod bind;
 mod inherit;
+pub mod tls;
 
 // Until the master and workers are wired up, not every name is used yet.
 #[allow(unused_imports)]

@@ -119,6 +119,8 @@ pub struct Settings {
     pub reload: crate::worker::ReloadOptions,
     /// Proxies, PROXY protocol, body limit and slow-client timeouts.
     pub edge: crate::http::edge::EdgeOptions,
+    /// `--certfile` and the rest of the SSL section; `None`: plain HTTP.
+    pub tls: Option<crate::net::tls::TlsSettings>,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
     /// Every setting's resolved value by name: what hooks see as `server.cfg`.
@@ -238,6 +240,9 @@ pub fn parse_args_with(argv: &[String], env: Env<'_>, loader: &dyn ConfLoader) -
     };
     settings.hooks = resolved.hooks;
     settings.warnings = resolved.warnings;
+    if settings.hooks.get("ssl_context").is_some() {
+        settings.warnings.push(crate::net::tls::SSL_CONTEXT_IGNORED.to_owned());
+    }
     let print = values.bool("print_config").unwrap_or(false);
     if print || values.bool("check_config").unwrap_or(false) {
         let printed = print.then(|| print::render(&values, &settings.hooks));
@@ -313,6 +318,7 @@ impl Settings {
                     .collect(),
             },
             edge: crate::http::edge::EdgeOptions::from_values(values)?,
+            tls: crate::net::tls::TlsSettings::from_values(values)?,
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
@@ -523,6 +529,7 @@ mod tests {
                     extra_files: vec![],
                 },
                 edge: crate::http::edge::EdgeOptions::default(),
+                tls: None,
                 hooks: Hooks::default(),
                 values,
                 warnings: vec![],

@@ -509,7 +509,7 @@ mod tests {
             vec![("worker_tmp_dir", Value::Str("/dev/shm".into()))],
         );
         let r = ok(
-            &["--keyfile", "k.pem", "a"],
+            &["--do-handshake-on-connect", "a"],
             &[("GUNICORN_CMD_ARGS", "--http-parser python")],
             &conf,
         );
@@ -520,7 +520,7 @@ mod tests {
         assert!(r
             .warnings
             .iter()
-            .any(|w| w.starts_with("--keyfile / keyfile has no effect")));
+            .any(|w| w.starts_with("--do-handshake-on-connect / do_handshake_on_connect has no effect")));
         // left at their defaults they say nothing
         assert!(ok(&["a"], &[], &Fake::default()).warnings.is_empty());
     }

@@ -92,10 +92,14 @@ async fn accept_loop<A: Acceptor>(l: A, (name, port): (String, String), ctx: Acc
             // decided once per connection, from the socket peer (`http::forwarded`)
             forwarded_trusted: ctx.cfg.edge.forwarded_allow.allows(peer.map(|p| p.ip())),
             proxy: None,
+            tls: None,
         });
         let (cfg, shutdown, alive) = (ctx.cfg.clone(), ctx.shutdown.clone(), ctx.alive.clone());
         tokio::spawn(async move {
-            conn::serve(sock, info, cfg, shutdown).await;
+            match cfg.tls.clone() {
+                None => conn::serve(sock, info, cfg, shutdown).await,
+                Some(tls) => crate::http::tls::serve(sock, tls, info, cfg, shutdown).await,
+            }
             drop(alive);
         });
     };

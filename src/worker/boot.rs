@@ -45,6 +45,15 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
     {
         take_abort_signal();
     }
+    // this worker's TLS config, from the files as they are now: after a HUP, renewed ones
+    let tls = match opts.worker.tls.as_ref().map(crate::net::tls::TlsSettings::load) {
+        None => None,
+        Some(Ok(config)) => Some(config),
+        Some(Err(e)) => {
+            log::error!("cannot set up TLS: {e}");
+            return EXIT_APP_LOAD;
+        }
+    };
     let app = match opts.preloaded {
         Some(app) => app,
         None => match crate::server::load_app(py, &opts.app_spec) {
@@ -97,7 +106,7 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
     } else {
         None
     };
-    let result = run(py, app, listeners, opts.worker, link, early);
+    let result = run(py, app, listeners, opts.worker, tls, link, early);
     match result {
         Ok(code) => code,
         Err(e) => {

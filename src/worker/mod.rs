@@ -48,6 +48,8 @@ pub struct WorkerOptions {
     pub hooks: Option<Arc<WorkerHooks>>,
     pub health_path: Option<String>,
     pub edge: crate::http::edge::EdgeOptions,
+    /// Loaded by `boot` (from the files as they are now) before anything is served.
+    pub tls: Option<crate::net::tls::TlsSettings>,
 }
 
 /// The worker's link to its master.
@@ -82,6 +84,7 @@ pub fn run(
     app: App,
     listeners: Vec<Listener>,
     opts: WorkerOptions,
+    tls: Option<Arc<rustls::ServerConfig>>,
     link: MasterLink,
     early: Vec<signal_hook_registry::SigId>,
 ) -> io::Result<i32> {
@@ -97,6 +100,7 @@ pub fn run(
     conn_cfg.health_path = opts.health_path;
     conn_cfg.static_files = crate::http::static_files::StaticFiles::open(&opts.static_files)?;
     conn_cfg.edge = opts.edge.clone();
+    conn_cfg.tls = tls;
     if let App::Asgi(_, a, _) = &app {
         conn_cfg.watch_hangup = true;
         conn_cfg.max_in_flight = a.max_in_flight;

@@ -74,6 +74,8 @@ pub struct ConnConfig {
     pub static_files: Option<crate::http::static_files::StaticFiles>,
     /// Trusted proxies, PROXY protocol, body limit, slow-client timeouts (`http::edge`).
     pub edge: super::edge::EdgeOptions,
+    /// `--certfile`: every connection is TLS (`http::tls`), with this worker's config.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl ConnConfig {
@@ -96,6 +98,7 @@ impl ConnConfig {
             metrics: None,
             static_files: None,
             edge: super::edge::EdgeOptions::default(),
+            tls: None,
         }
     }
 }
@@ -290,11 +293,7 @@ impl<S: Socket> Conn<S> {
     /// Closing a socket with unread input makes the kernel send RST, which can destroy our last
     /// response (a 400, say) before the client reads it.
     async fn linger(&mut self) {
-        // SAFETY: the fd belongs to `self.sock`, which is open for the duration of the call;
-        // shutdown(2) does not invalidate it.
-        unsafe {
-            libc::shutdown(self.sock.as_raw_fd(), libc::SHUT_WR);
-        }
+        self.sock.shutdown_write().await;
         let mut budget = LINGER_BYTES;
         let drain = async {
             loop {
