@@ -1,7 +1,7 @@
 """Shared fixtures: start the real ``ferricorn`` process on a free port and talk to it.
 
 Every integration test goes through :func:`serve`, which runs ``python -m ferricorn`` as a
-subprocess bound to port 0, waits for the ``Listening at: http://HOST:PORT`` readiness line on
+subprocess bound to port 0, waits for the ``Listening at: http(s)://HOST:PORT`` readiness line on
 stderr (never a sleep) and collects the error log so tests can assert on it.
 """
 
@@ -22,7 +22,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parent
 APPS = TESTS / "apps"
-READY = re.compile(r"Listening at: http://([^\s:]+|\[[^\]]+\]):(\d+)")
+READY = re.compile(r"Listening at: https?://([^\s:]+|\[[^\]]+\]):(\d+)")
 
 
 class Server:

@@ -132,5 +132,37 @@ pub fn build<'py>(
     if let Some(state) = state {
         scope.set_item(intern!(py, "state"), state.bind(py).copy()?)?;
     }
+    if let Some(tls) = &conn.tls {
+        add_tls_extension(py, &scope, tls)?;
+    }
     Ok(scope)
+}
+
+/// The ASGI TLS extension (`scope["extensions"]["tls"]`), only on TLS connections. The
+/// certificate name fields are None: ferricorn does not parse X.509 subjects, and a client
+/// certificate that fails verification never gets past the handshake.
+fn add_tls_extension(
+    py: Python<'_>,
+    scope: &Bound<'_, PyDict>,
+    tls: &crate::http::tls::TlsInfo,
+) -> PyResult<()> {
+    let Some(shared) = scope.get_item(intern!(py, "extensions"))? else {
+        return Ok(());
+    };
+    // the template's dict is shared by every scope: copy before adding
+    let ext = shared.cast::<PyDict>()?.copy()?;
+    let d = PyDict::new(py);
+    d.set_item("server_cert", py.None())?;
+    let chain: Vec<String> = tls
+        .client_chain
+        .iter()
+        .map(|der| crate::http::tls::pem_certificate(der))
+        .collect();
+    d.set_item("client_cert_chain", chain)?;
+    d.set_item("client_cert_name", py.None())?;
+    d.set_item("client_cert_error", py.None())?;
+    d.set_item("tls_version", tls.version)?;
+    d.set_item("cipher_suite", tls.cipher_suite)?;
+    ext.set_item("tls", d)?;
+    scope.set_item(intern!(py, "extensions"), ext)
 }

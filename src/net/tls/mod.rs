@@ -215,4 +215,4 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
