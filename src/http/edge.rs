@@ -164,7 +164,8 @@ pub async fn open<S: Socket>(
     // `info.forwarded_trusted` was decided at accept from the socket peer; a PROXY header
     // changes who the client is, not whom we trust (gunicorn checks the socket peer too)
     let peer_ip = info.peer.map(|p| p.ip());
-    if opts.proxy_protocol == Mode::Off {
+    // on a TLS connection the header came before the handshake, and `http::tls` took it then
+    if opts.proxy_protocol == Mode::Off || info.tls.is_some() {
         return Ok(info);
     }
     let deadline = opts.head_deadline();

@@ -241,7 +241,9 @@ pub fn parse_args_with(argv: &[String], env: Env<'_>, loader: &dyn ConfLoader) -
     settings.hooks = resolved.hooks;
     settings.warnings = resolved.warnings;
     if settings.hooks.get("ssl_context").is_some() {
-        settings.warnings.push(crate::net::tls::SSL_CONTEXT_IGNORED.to_owned());
+        settings
+            .warnings
+            .push(crate::net::tls::SSL_CONTEXT_IGNORED.to_owned());
     }
     let print = values.bool("print_config").unwrap_or(false);
     if print || values.bool("check_config").unwrap_or(false) {

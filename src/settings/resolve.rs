@@ -520,7 +520,8 @@ mod tests {
         assert!(r
             .warnings
             .iter()
-            .any(|w| w.starts_with("--do-handshake-on-connect / do_handshake_on_connect has no effect")));
+            .any(|w| w
+                .starts_with("--do-handshake-on-connect / do_handshake_on_connect has no effect")));
         // left at their defaults they say nothing
         assert!(ok(&["a"], &[], &Fake::default()).warnings.is_empty());
     }

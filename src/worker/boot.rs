@@ -46,7 +46,12 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
         take_abort_signal();
     }
     // this worker's TLS config, from the files as they are now: after a HUP, renewed ones
-    let tls = match opts.worker.tls.as_ref().map(crate::net::tls::TlsSettings::load) {
+    let tls = match opts
+        .worker
+        .tls
+        .as_ref()
+        .map(crate::net::tls::TlsSettings::load)
+    {
         None => None,
         Some(Ok(config)) => Some(config),
         Some(Err(e)) => {

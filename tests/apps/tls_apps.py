@@ -1,6 +1,6 @@
 """Apps for tests/test_tls.py: they report how the request reached them over TLS.
 
-``wsgi_app`` answers ``/scheme`` with ``wsgi.url_scheme``, ``/digest`` with the sha256 of the
+``wsgi_app`` answers ``/scheme`` with ``wsgi.url_scheme`` and ``REMOTE_ADDR``, ``/digest`` with the sha256 of the
 request body, ``/download?size=`` with that many seeded bytes and ``/file?path=`` with a file
 through ``wsgi.file_wrapper``; anything else is a short hello. ``asgi_app`` answers http with its
 scope's ``scheme`` and ``tls`` extension as JSON, and on a websocket first sends the scope's
@@ -26,7 +26,9 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
     path = environ["PATH_INFO"]
     q = _query(environ)
     if path == "/scheme":
-        body = json.dumps({"scheme": environ["wsgi.url_scheme"]}).encode()
+        body = json.dumps(
+            {"scheme": environ["wsgi.url_scheme"], "remote": environ.get("REMOTE_ADDR")}
+        ).encode()
     elif path == "/digest":
         h = hashlib.sha256()
         length = 0

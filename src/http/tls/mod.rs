@@ -7,6 +7,7 @@ mod socket;
 
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use tokio::sync::watch;
 
 use super::conn::{self, ConnConfig};
@@ -39,10 +40,17 @@ pub async fn serve<S: Socket>(
         Ok(s) => s,
         Err(e) => return log::error!("cannot start a TLS session: {e}"),
     };
-    let tls = TlsSocket::new(sock, session);
     let peer = info
         .peer
         .map_or_else(|| "unix socket".to_owned(), |p| p.to_string());
+    // a PROXY header precedes the TLS handshake on the wire (as HAProxy's `send-proxy` with
+    // `ssl` sends it); what is read past it is the start of the ClientHello
+    let mut early = BytesMut::new();
+    let info = match super::edge::open(&sock, &mut early, info, &cfg.edge).await {
+        Ok(info) => info,
+        Err(e) => return log::debug!("connection from {peer} closed before TLS: {e}"),
+    };
+    let tls = TlsSocket::new(sock, session, early);
     match super::edge::before(cfg.edge.head_deadline(), tls.handshake()).await {
         Some(Ok(())) => {}
         Some(Err(e)) => {
@@ -54,7 +62,9 @@ pub async fn serve<S: Socket>(
     let (alpn, facts) = tls.with_connection(|c| {
         let facts = TlsInfo {
             version: c.protocol_version().map_or(0, u16::from),
-            cipher_suite: c.negotiated_cipher_suite().map_or(0, |s| u16::from(s.suite())),
+            cipher_suite: c
+                .negotiated_cipher_suite()
+                .map_or(0, |s| u16::from(s.suite())),
             client_chain: c
                 .peer_certificates()
                 .map(|chain| chain.iter().map(|c| c.to_vec()).collect())

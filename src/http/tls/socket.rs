@@ -155,13 +155,14 @@ impl Session {
 
 impl<S: Socket> TlsSocket<S> {
     /// Wraps a socket and a fresh server session; `handshake` must run before anything else.
-    pub fn new(io: S, mut conn: ServerConnection) -> Self {
+    /// `early` is ciphertext already read off the socket (behind a PROXY header).
+    pub fn new(io: S, mut conn: ServerConnection, early: BytesMut) -> Self {
         conn.set_buffer_limit(Some(SEND_BUFFER));
         TlsSocket {
             io,
             session: Mutex::new(Session {
                 conn,
-                cipher_in: BytesMut::new(),
+                cipher_in: early,
                 eof: false,
                 close_sent: false,
             }),

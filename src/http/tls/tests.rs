@@ -14,7 +14,12 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-async fn pair(pki: &Pki) -> (TlsSocket<TcpStream>, tokio_rustls::client::TlsStream<TcpStream>) {
+async fn pair(
+    pki: &Pki,
+) -> (
+    TlsSocket<TcpStream>,
+    tokio_rustls::client::TlsStream<TcpStream>,
+) {
     let config = pki.settings().load().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -37,7 +42,11 @@ async fn pair(pki: &Pki) -> (TlsSocket<TcpStream>, tokio_rustls::client::TlsStre
     };
     let server = async {
         let (tcp, _) = listener.accept().await.unwrap();
-        let tls = TlsSocket::new(tcp, rustls::ServerConnection::new(config).unwrap());
+        let tls = TlsSocket::new(
+            tcp,
+            rustls::ServerConnection::new(config).unwrap(),
+            BytesMut::new(),
+        );
         tls.handshake().await.unwrap();
         tls
     };
@@ -49,7 +58,7 @@ use rustls::pki_types::pem::PemObject;
 #[tokio::test]
 async fn megabytes_cross_both_ways_through_the_socket_trait() {
     let pki = Pki::new();
-    let (server, mut client) = pair(&pki).await;
+    let (server, client) = pair(&pki).await;
     let up = pattern(1 << 20, 1);
     let down = pattern(3 << 20, 7);
     let (up2, down2) = (up.clone(), down.clone());
@@ -135,7 +144,11 @@ async fn a_plain_http_client_fails_the_handshake_at_once() {
         .await
         .unwrap();
     let (tcp, _) = listener.accept().await.unwrap();
-    let tls = TlsSocket::new(tcp, rustls::ServerConnection::new(config).unwrap());
+    let tls = TlsSocket::new(
+        tcp,
+        rustls::ServerConnection::new(config).unwrap(),
+        BytesMut::new(),
+    );
     let r = tokio::time::timeout(std::time::Duration::from_secs(5), tls.handshake()).await;
     assert!(matches!(r, Ok(Err(_))), "{r:?}");
 }

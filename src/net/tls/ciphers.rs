@@ -46,16 +46,82 @@ const fn k(
     }
 }
 
-static KNOWN: &[Known] = &[
-    k(suite::TLS13_AES_256_GCM_SHA384, "TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", true, 0, 2),
-    k(suite::TLS13_AES_128_GCM_SHA256, "TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256", true, 0, 1),
-    k(suite::TLS13_CHACHA20_POLY1305_SHA256, "TLS_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256", true, 0, 3),
-    k(suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, "ECDHE-ECDSA-AES256-GCM-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", false, b'E', 2),
-    k(suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", false, b'E', 1),
-    k(suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, "ECDHE-ECDSA-CHACHA20-POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", false, b'E', 3),
-    k(suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, "ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", false, b'R', 2),
-    k(suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, "ECDHE-RSA-AES128-GCM-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", false, b'R', 1),
-    k(suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, "ECDHE-RSA-CHACHA20-POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", false, b'R', 3),
+/// How many suites the ring provider has.
+const SUITES: usize = 9;
+
+static KNOWN: [Known; SUITES] = [
+    k(
+        suite::TLS13_AES_256_GCM_SHA384,
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_AES_256_GCM_SHA384",
+        true,
+        0,
+        2,
+    ),
+    k(
+        suite::TLS13_AES_128_GCM_SHA256,
+        "TLS_AES_128_GCM_SHA256",
+        "TLS_AES_128_GCM_SHA256",
+        true,
+        0,
+        1,
+    ),
+    k(
+        suite::TLS13_CHACHA20_POLY1305_SHA256,
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS_CHACHA20_POLY1305_SHA256",
+        true,
+        0,
+        3,
+    ),
+    k(
+        suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        false,
+        b'E',
+        2,
+    ),
+    k(
+        suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        false,
+        b'E',
+        1,
+    ),
+    k(
+        suite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        false,
+        b'E',
+        3,
+    ),
+    k(
+        suite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        false,
+        b'R',
+        2,
+    ),
+    k(
+        suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        false,
+        b'R',
+        1,
+    ),
+    k(
+        suite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        false,
+        b'R',
+        3,
+    ),
 ];
 
 /// What an OpenSSL keyword selects among `KNOWN`; `None` for words we do not know.
@@ -72,12 +138,53 @@ fn keyword(word: &str) -> Option<fn(&Known) -> bool> {
         "CHACHA20" => |s| s.chacha,
         "SHA256" => |s| !s.sha384,
         "SHA384" => |s| s.sha384,
-        "COMPLEMENTOFDEFAULT" | "COMPLEMENTOFALL" | "MEDIUM" | "LOW" | "EXPORT" | "EXP"
-        | "aNULL" | "eNULL" | "NULL" | "MD5" | "RC4" | "DES" | "3DES" | "SHA1" | "SHA" | "PSK"
-        | "SRP" | "aDSS" | "DSS" | "DH" | "DHE" | "EDH" | "kDHE" | "kEDH" | "kRSA" | "RSA"
-        | "CAMELLIA" | "AESCCM" | "AESCCM8" | "ARIA" | "SEED" | "IDEA" | "IDEA-CBC" | "CBC"
-        | "aPSK" | "kPSK" | "ECDHEPSK" | "DHEPSK" | "RSAPSK" | "GOST" | "SSLv3" | "TLSv1"
-        | "TLSv1.0" | "aGOST" | "kGOST" | "CCM" | "CCM8" => |_| false,
+        "COMPLEMENTOFDEFAULT"
+        | "COMPLEMENTOFALL"
+        | "MEDIUM"
+        | "LOW"
+        | "EXPORT"
+        | "EXP"
+        | "aNULL"
+        | "eNULL"
+        | "NULL"
+        | "MD5"
+        | "RC4"
+        | "DES"
+        | "3DES"
+        | "SHA1"
+        | "SHA"
+        | "PSK"
+        | "SRP"
+        | "aDSS"
+        | "DSS"
+        | "DH"
+        | "DHE"
+        | "EDH"
+        | "kDHE"
+        | "kEDH"
+        | "kRSA"
+        | "RSA"
+        | "CAMELLIA"
+        | "AESCCM"
+        | "AESCCM8"
+        | "ARIA"
+        | "SEED"
+        | "IDEA"
+        | "IDEA-CBC"
+        | "CBC"
+        | "aPSK"
+        | "kPSK"
+        | "ECDHEPSK"
+        | "DHEPSK"
+        | "RSAPSK"
+        | "GOST"
+        | "SSLv3"
+        | "TLSv1"
+        | "TLSv1.0"
+        | "aGOST"
+        | "kGOST"
+        | "CCM"
+        | "CCM8" => |_| false,
         _ => return None,
     })
 }
@@ -98,8 +205,8 @@ fn looks_like_suite_name(word: &str) -> bool {
 /// `@SECLEVEL`/`@STRENGTH` change nothing here. An error says which part could not be read,
 /// or that nothing rustls offers was selected.
 pub fn select(list: &str) -> Result<Vec<SupportedCipherSuite>, String> {
-    let mut chosen = [false; 9];
-    let mut banned = [false; 9];
+    let mut chosen = [false; SUITES];
+    let mut banned = [false; SUITES];
     let mut names_tls13 = false;
     for token in list
         .split([':', ',', ' '])
@@ -113,18 +220,18 @@ pub fn select(list: &str) -> Result<Vec<SupportedCipherSuite>, String> {
         if body.starts_with('@') {
             continue;
         }
-        let mut hits = [true; 9];
+        let mut hits = [true; SUITES];
         for part in body.split('+') {
             let one = KNOWN
                 .iter()
                 .position(|s| s.openssl == part || s.iana == part);
-            let matcher: Box<dyn Fn(usize, &Known) -> bool> = match (one, keyword(part)) {
+            let mask: [bool; SUITES] = match (one, keyword(part)) {
                 (Some(i), _) => {
                     names_tls13 |= KNOWN[i].tls13 && op == b' ';
-                    Box::new(move |j, _| j == i)
+                    std::array::from_fn(|j| j == i)
                 }
-                (None, Some(f)) => Box::new(move |_, s| f(s)),
-                (None, None) if looks_like_suite_name(part) => Box::new(|_, _| false),
+                (None, Some(f)) => std::array::from_fn(|j| f(&KNOWN[j])),
+                (None, None) if looks_like_suite_name(part) => [false; SUITES],
                 (None, None) => {
                     return Err(format!(
                         "{part:?} is not a cipher name or an OpenSSL keyword ferricorn knows; \
@@ -133,8 +240,8 @@ pub fn select(list: &str) -> Result<Vec<SupportedCipherSuite>, String> {
                     ))
                 }
             };
-            for (j, s) in KNOWN.iter().enumerate() {
-                hits[j] &= matcher(j, s);
+            for (hit, m) in hits.iter_mut().zip(mask) {
+                *hit &= m;
             }
         }
         for j in 0..KNOWN.len() {
@@ -164,7 +271,11 @@ pub fn select(list: &str) -> Result<Vec<SupportedCipherSuite>, String> {
 }
 
 fn offered() -> String {
-    KNOWN.iter().map(|s| s.openssl).collect::<Vec<_>>().join(", ")
+    KNOWN
+        .iter()
+        .map(|s| s.openssl)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Which TLS versions to offer, from `--ssl-version` (a `ssl.PROTOCOL_*` number or name).
@@ -192,7 +303,9 @@ impl Versions {
             "16" | "TLS_CLIENT" => {
                 Err("PROTOCOL_TLS_CLIENT is for clients; a server wants TLS_SERVER".to_owned())
             }
-            _ => Err(format!("not an ssl.PROTOCOL_* value ferricorn knows; {REFUSED}")),
+            _ => Err(format!(
+                "not an ssl.PROTOCOL_* value ferricorn knows; {REFUSED}"
+            )),
         }
     }
 
@@ -246,7 +359,10 @@ mod tests {
     #[test]
     fn exclusions_and_intersections_apply() {
         let no_chacha = names("HIGH:!CHACHA20");
-        assert!(no_chacha.iter().all(|n| !n.contains("CHACHA")), "{no_chacha:?}");
+        assert!(
+            no_chacha.iter().all(|n| !n.contains("CHACHA")),
+            "{no_chacha:?}"
+        );
         let rsa_gcm = names("aRSA+AESGCM");
         assert_eq!(rsa_gcm.len(), 5, "{rsa_gcm:?}");
     }
@@ -266,7 +382,12 @@ mod tests {
         assert_eq!(Versions::parse("TLSv1_2"), Ok(Versions::Default));
         assert_eq!(Versions::parse("TLSv1_3"), Ok(Versions::Tls13Only));
         for old in ["SSLv3", "TLSv1", "TLSv1_1", "3", "4"] {
-            assert!(Versions::parse(old).unwrap_err().contains("TLS 1.2 and 1.3"), "{old}");
+            assert!(
+                Versions::parse(old)
+                    .unwrap_err()
+                    .contains("TLS 1.2 and 1.3"),
+                "{old}"
+            );
         }
         assert_eq!(Versions::Tls13Only.protocols().len(), 1);
     }

@@ -88,7 +88,9 @@ impl TlsSettings {
             SettingError::invalid(registry::find(name).expect("declared"), value, reason)
         };
         let versions = match version {
-            Some(raw) => Versions::parse(&raw).map_err(|e| invalid("ssl_version", Value::Str(raw), e))?,
+            Some(raw) => {
+                Versions::parse(&raw).map_err(|e| invalid("ssl_version", Value::Str(raw), e))?
+            }
             None => Versions::Default,
         };
         Ok(Some(TlsSettings {

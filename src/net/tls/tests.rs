@@ -11,7 +11,6 @@ pub(crate) struct Pki {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
-    pub client_cert: PathBuf,
     pub client_key: PathBuf,
     pub ca_pem: String,
 }
@@ -41,7 +40,7 @@ impl Pki {
             (cert.pem(), key.serialize_pem())
         };
         let (server, server_key) = leaf(vec!["localhost".into(), "127.0.0.1".into()]);
-        let (client, client_key) = leaf(vec!["client.example".into()]);
+        let (_, client_key) = leaf(vec!["client.example".into()]);
         let write = |name: &str, text: &str| {
             let p = dir.join(name);
             std::fs::write(&p, text).unwrap();
@@ -51,7 +50,6 @@ impl Pki {
             ca: write("ca.pem", &ca.pem()),
             cert: write("server.pem", &server),
             key: write("server.key", &server_key),
-            client_cert: write("client.pem", &client),
             client_key: write("client.key", &client_key),
             ca_pem: ca.pem(),
             dir,
@@ -91,7 +89,8 @@ fn a_matching_certificate_and_key_make_a_config_offering_http11() {
 fn the_key_may_live_in_the_certificate_file() {
     let pki = Pki::new();
     let both = pki.dir.join("both.pem");
-    let text = std::fs::read_to_string(&pki.cert).unwrap() + &std::fs::read_to_string(&pki.key).unwrap();
+    let text =
+        std::fs::read_to_string(&pki.cert).unwrap() + &std::fs::read_to_string(&pki.key).unwrap();
     std::fs::write(&both, text).unwrap();
     let mut s = pki.settings();
     s.certfile = both;
@@ -172,7 +171,14 @@ fn settings_turn_tls_on_with_certfile_only() {
         Parsed::Run(s) => assert!(s.tls.is_none()),
         other => panic!("{other:?}"),
     }
-    match parse(&["--certfile", "c.pem", "--cert-reqs", "1", "--ssl-version", "TLSv1_3"]) {
+    match parse(&[
+        "--certfile",
+        "c.pem",
+        "--cert-reqs",
+        "1",
+        "--ssl-version",
+        "TLSv1_3",
+    ]) {
         Parsed::Run(s) => {
             let t = s.tls.unwrap();
             assert_eq!(t.certfile, PathBuf::from("c.pem"));

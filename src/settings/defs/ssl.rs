@@ -127,7 +127,14 @@ refused at startup: rustls does not implement them.",
         meta: "INT",
         action: Action::Store,
         default: DefaultValue::Int(0),
-        validate: |raw| int_in(raw, 0, 2, "0, 1 or 2 (ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED)"),
+        validate: |raw| {
+            int_in(
+                raw,
+                0,
+                2,
+                "0, 1 or 2 (ssl.CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED)",
+            )
+        },
         example: "--cert-reqs 2",
         short: "Whether client certificate is required (see stdlib ssl module's)",
         desc: "Whether client certificate is required (see stdlib ssl module's)\n\
