@@ -215,9 +215,13 @@ fn configure_logging(py: Python<'_>, s: &Settings) -> Result<(), Error> {
     }
 }
 
-/// --check-config: the app imports with these settings. Nothing is bound.
+/// --check-config: the app imports with these settings (and the TLS files load). Nothing is
+/// bound.
 pub fn check_app(py: Python<'_>, s: &Settings) -> Result<(), Error> {
     enter_app_dir(py, s)?;
+    if let Some(tls) = &s.tls {
+        tls.load()?;
+    }
     load_app(py, &s.app).map(drop)
 }
 

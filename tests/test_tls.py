@@ -439,3 +439,13 @@ def test_hup_after_replacing_the_files_serves_the_new_certificate(serve, pki, tm
     assert new != old
     assert new == ssl.PEM_cert_to_DER_cert(pki.cert.read_text())
     assert server.proc.poll() is None
+
+
+def test_hup_with_a_broken_certificate_keeps_the_running_workers(serve, pki):
+    server = serve(WSGI, *pki.tls_args(), "-w", "1")
+    before = served_cert(server, pki)
+    pki.cert.write_text("truncated by a failed renewal\n")
+    os.kill(server.proc.pid, signal.SIGHUP)
+    server.wait_for_log(r"cannot set up TLS: --certfile / certfile", timeout=30)
+    assert served_cert(server, pki) == before
+    assert server.proc.poll() is None

@@ -297,8 +297,18 @@ impl<S: Socket> Socket for TlsSocket<S> {
                 return Ok(0);
             }
             s.cipher_in.reserve(CIPHER_READ);
-            if self.io.try_read_buf(&mut s.cipher_in)? == 0 {
-                s.eof = true;
+            let room = s.cipher_in.capacity() - s.cipher_in.len();
+            match self.io.try_read_buf(&mut s.cipher_in)? {
+                0 => s.eof = true,
+                n if n < room => {
+                    // a short read drained the kernel: forget its readiness now (as
+                    // `read_more` does for plain sockets), so the next read waits for epoll
+                    // instead of spending a syscall to learn EAGAIN
+                    let _ = self.io.try_io(Interest::READABLE, || {
+                        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                    });
+                }
+                _ => {}
             }
         }
     }
