@@ -93,7 +93,9 @@ def _leaf(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     return cert, key
@@ -127,7 +129,8 @@ def make_pki(dir: Path) -> Pki:
             critical=True,
         )
         .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
+            critical=False,
         )
         .sign(ca_key, hashes.SHA256())
     )
@@ -172,11 +175,13 @@ def https(server) -> str:
 
 def served_cert(server, pki: Pki) -> bytes:
     """The DER certificate the server presents (verified against the test CA)."""
-    with socket.create_connection((server.host, server.port), timeout=10) as raw:
-        with pki.context().wrap_socket(raw, server_hostname="localhost") as tls:
-            der = tls.getpeercert(binary_form=True)
-            assert der is not None
-            return der
+    with (
+        socket.create_connection((server.host, server.port), timeout=10) as raw,
+        pki.context().wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return der
 
 
 # --- basics -----------------------------------------------------------------------------------
@@ -198,6 +203,7 @@ def test_curl_with_cacert(serve, pki):
         ["curl", "-sS", "--cacert", str(pki.ca), https(server) + "/"],
         capture_output=True,
         timeout=30,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout == b"hello over tls\n"
@@ -205,7 +211,9 @@ def test_curl_with_cacert(serve, pki):
 
 def test_keep_alive_carries_several_requests_on_one_tls_connection(serve, pki):
     server = serve(WSGI, *pki.tls_args())
-    conn = http.client.HTTPSConnection(server.host, server.port, context=pki.context(), timeout=10)
+    conn = http.client.HTTPSConnection(
+        server.host, server.port, context=pki.context(), timeout=10
+    )
     try:
         seen = set()
         for _ in range(5):
@@ -225,15 +233,22 @@ def test_megabytes_up_and_down_arrive_intact(serve, pki):
     upload = random.Random(5).randbytes(6 * 1024 * 1024 + 13)
     with httpx.Client(verify=pki.context(), timeout=60) as client:
         r = client.post(https(server) + "/digest", content=upload)
-        assert r.json() == {"length": len(upload), "sha256": hashlib.sha256(upload).hexdigest()}
+        assert r.json() == {
+            "length": len(upload),
+            "sha256": hashlib.sha256(upload).hexdigest(),
+        }
         size = 5 * 1024 * 1024 + 7
         r = client.get(https(server) + "/download", params={"size": size, "seed": 9})
         assert r.status_code == 200
         expect = random.Random(9).randbytes(size)
-        assert hashlib.sha256(r.content).hexdigest() == hashlib.sha256(expect).hexdigest()
+        assert (
+            hashlib.sha256(r.content).hexdigest() == hashlib.sha256(expect).hexdigest()
+        )
 
 
-def test_static_files_and_file_wrapper_go_out_encrypted_with_ranges(serve, pki, tmp_path):
+def test_static_files_and_file_wrapper_go_out_encrypted_with_ranges(
+    serve, pki, tmp_path
+):
     static = tmp_path / "static"
     static.mkdir()
     data = random.Random(3).randbytes(3 * 1024 * 1024 + 5)
@@ -243,10 +258,14 @@ def test_static_files_and_file_wrapper_go_out_encrypted_with_ranges(serve, pki, 
         r = client.get(https(server) + "/static/big.bin")
         assert r.status_code == 200
         assert r.content == data
-        r = client.get(https(server) + "/static/big.bin", headers={"Range": "bytes=1000-1999"})
+        r = client.get(
+            https(server) + "/static/big.bin", headers={"Range": "bytes=1000-1999"}
+        )
         assert r.status_code == 206
         assert r.content == data[1000:2000]
-        r = client.get(https(server) + "/file", params={"path": str(static / "big.bin")})
+        r = client.get(
+            https(server) + "/file", params={"path": str(static / "big.bin")}
+        )
         assert r.status_code == 200
         assert r.content == data
 
@@ -265,7 +284,9 @@ def test_a_proxy_header_before_the_handshake_names_the_client(serve, pki):
     with socket.create_connection((server.host, server.port), timeout=10) as raw:
         raw.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 443\r\n")
         with pki.context().wrap_socket(raw, server_hostname="localhost") as tls:
-            tls.sendall(b"GET /scheme HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            tls.sendall(
+                b"GET /scheme HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
             got = b""
             while chunk := tls.recv(65536):
                 got += chunk
@@ -316,7 +337,9 @@ def test_required_client_certificates_admit_only_clients_with_one(serve, pki):
     # leaf first; OpenSSL also sends the CA it found in its trust store
     chain = r.json()["tls"]["client_cert_chain"]
     assert chain[0].strip() == pki.client_cert.read_text().strip()
-    with pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)):
+    with pytest.raises(
+        (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+    ):
         httpx.get(https(server) + "/", verify=pki.context())
     assert server.proc.poll() is None
 
@@ -332,7 +355,9 @@ def test_optional_client_certificates_admit_both(serve, pki):
 # --- failures -----------------------------------------------------------------------------
 
 
-def test_plain_http_to_the_tls_port_is_refused_quickly_and_the_worker_lives_on(serve, pki):
+def test_plain_http_to_the_tls_port_is_refused_quickly_and_the_worker_lives_on(
+    serve, pki
+):
     server = serve(WSGI, *pki.tls_args())
     with socket.create_connection((server.host, server.port), timeout=5) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -358,6 +383,7 @@ def _run_expecting_failure(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
 
 
@@ -370,7 +396,9 @@ def test_an_invalid_certfile_stops_the_server_before_it_binds(pki):
 
 
 def test_a_key_that_does_not_match_stops_the_server_before_it_binds(pki):
-    out = _run_expecting_failure("--certfile", str(pki.cert), "--keyfile", str(pki.client_key))
+    out = _run_expecting_failure(
+        "--certfile", str(pki.cert), "--keyfile", str(pki.client_key)
+    )
     assert out.returncode != 0
     assert "--keyfile / keyfile" in out.stderr, out.stderr
     assert "does not belong" in out.stderr
@@ -403,12 +431,17 @@ def test_tls13_only_and_a_cipher_list_are_honoured(serve, pki):
         with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
             cipher = tls.cipher()
             assert cipher is not None
-            assert cipher[0] in ("ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305")
+            assert cipher[0] in (
+                "ECDHE-ECDSA-AES256-GCM-SHA384",
+                "ECDHE-ECDSA-CHACHA20-POLY1305",
+            )
 
 
 def test_an_ssl_context_hook_is_warned_about(serve, pki, tmp_path):
     conf = tmp_path / "conf.py"
-    conf.write_text("def ssl_context(config, default_ssl_context_factory):\n    return None\n")
+    conf.write_text(
+        "def ssl_context(config, default_ssl_context_factory):\n    return None\n"
+    )
     server = serve(WSGI, *pki.tls_args(), "-c", str(conf))
     server.wait_for_log(r"ssl_context hook has no effect")
 

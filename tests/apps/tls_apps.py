@@ -22,7 +22,9 @@ def _query(environ: dict[str, Any]) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
 
 
-def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+def wsgi_app(
+    environ: dict[str, Any], start_response: Callable[..., Any]
+) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
     q = _query(environ)
     if path == "/scheme":
@@ -40,19 +42,27 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
         size = int(q["size"])
         start_response(
             "200 OK",
-            [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))],
+            [
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Length", str(size)),
+            ],
         )
         return [random.Random(int(q.get("seed", "0"))).randbytes(size)]
     elif path == "/file":
         size = os.path.getsize(q["path"])
         start_response(
             "200 OK",
-            [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))],
+            [
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Length", str(size)),
+            ],
         )
         return environ["wsgi.file_wrapper"](open(q["path"], "rb"), 65536)  # type: ignore[no-any-return]
     else:
         body = b"hello over tls\n"
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    start_response(
+        "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+    )
     return [body]
 
 

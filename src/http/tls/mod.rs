@@ -75,7 +75,8 @@ pub async fn serve<S: Socket>(
     let mut with_tls = (*info).clone();
     with_tls.tls = Some(Arc::new(facts));
     let info = Arc::new(with_tls);
-    // ALPN dispatch: `net::tls::alpn_protocols` decides what is offered. HTTP/2 goes here:
+    // ALPN dispatch: `net::tls::TlsSettings::alpn_protocols` decides what is offered.
+    // HTTP/2 goes here:
     //     Some(b"h2") => crate::http::h2::serve(tls, info, cfg, shutdown).await,
     match alpn.as_deref() {
         Some(b"http/1.1") | None => conn::serve(tls, info, cfg, shutdown).await,

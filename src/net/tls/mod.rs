@@ -169,17 +169,18 @@ impl TlsSettings {
             }
             other => cert_err(format!("unusable certificate: {other}")),
         })?;
-        config.alpn_protocols = alpn_protocols();
+        config.alpn_protocols = self.alpn_protocols();
         Ok(Arc::new(config))
     }
-}
 
-/// The ALPN protocols to offer, most preferred first.
-///
-/// HTTP/2: when `crate::http::h2` lands, put `b"h2"` first here (gated on its setting) and
-/// route it in `http::tls::serve`, where the negotiated protocol is matched.
-pub fn alpn_protocols() -> Vec<Vec<u8>> {
-    vec![b"http/1.1".to_vec()]
+    /// The ALPN protocols to offer, most preferred first.
+    ///
+    /// HTTP/2: when `crate::http::h2` lands, put `b"h2"` first here (gated on its setting,
+    /// read into a field of `TlsSettings` by `from_values`) and route it in
+    /// `http::tls::serve`, where the negotiated protocol is matched.
+    pub fn alpn_protocols(&self) -> Vec<Vec<u8>> {
+        vec![b"http/1.1".to_vec()]
+    }
 }
 
 fn file_err(flag: &'static str, name: &'static str, path: &Path, reason: String) -> TlsError {
