@@ -482,3 +482,14 @@ def test_hup_with_a_broken_certificate_keeps_the_running_workers(serve, pki):
     server.wait_for_log(r"cannot set up TLS: --certfile / certfile", timeout=30)
     assert served_cert(server, pki) == before
     assert server.proc.poll() is None
+
+
+def test_alpn_selects_http11_when_the_client_offers_h2_too(serve, pki):
+    server = serve(WSGI, *pki.tls_args())
+    ctx = pki.context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection((server.host, server.port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "http/1.1"
