@@ -22,7 +22,9 @@ pub const SETTINGS: &[Setting] = &[
 \n\
 The PEM private key (PKCS#8, PKCS#1 or SEC1) of `--certfile`'s certificate. \
 Unset, the key is read from the certificate file. It must match the \
-certificate: a mismatch stops the server before it binds.",
+certificate: a mismatch stops the server before it binds. As in gunicorn, \
+workers read it after dropping privileges: with `--user`, that user must be \
+able to read it.",
         cost: "Read once by the master at startup (to check it) and once by each \
 worker when it boots, so the workers a HUP starts use a renewed key.",
         compat: Compat::Full,
