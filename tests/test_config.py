@@ -257,7 +257,9 @@ def test_a_missing_dash_c_file_is_an_error(project):
 
 def test_unimplemented_gunicorn_settings_are_accepted_with_a_warning(project):
     write(project, "gunicorn.conf.py", 'http_parser = "python"\n')
-    result = ferricorn("--check-config", "--keyfile", "k.pem", "app:app", cwd=project)
+    result = ferricorn(
+        "--check-config", "--do-handshake-on-connect", "app:app", cwd=project
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     warnings = [
@@ -265,7 +267,10 @@ def test_unimplemented_gunicorn_settings_are_accepted_with_a_warning(project):
     ]
     assert len(warnings) == 2, result.stderr
     assert any("--http-parser / http_parser has no effect" in w for w in warnings)
-    assert any("--keyfile / keyfile has no effect" in w for w in warnings)
+    assert any(
+        "--do-handshake-on-connect / do_handshake_on_connect has no effect" in w
+        for w in warnings
+    )
 
 
 # --- precedence ------------------------------------------------------------------------------

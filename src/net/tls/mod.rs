@@ -69,8 +69,8 @@ impl TlsSettings {
                 let s = registry::find("certfile").expect("declared");
                 return Err(SettingError::invalid(
                     s,
-                    Value::Str(String::new()),
-                    format!("--keyfile {key} turns TLS on and needs the certificate too, e.g. --certfile /etc/ssl/certs/server.pem"),
+                    Value::None,
+                    format!("--keyfile {key} turns TLS on and needs the certificate too"),
                 ));
             }
             return Ok(None);
