@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -52,8 +53,6 @@ async fn pair(
     };
     tokio::join!(server, client)
 }
-
-use rustls::pki_types::pem::PemObject;
 
 #[tokio::test]
 async fn megabytes_cross_both_ways_through_the_socket_trait() {
