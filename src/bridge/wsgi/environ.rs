@@ -89,8 +89,14 @@ pub fn build<'py>(
         match head.version {
             Version::Http11 => intern!(py, "HTTP/1.1"),
             Version::Http10 => intern!(py, "HTTP/1.0"),
+            // gunicorn's gthread worker: "HTTP/%s" of its (2, 0) version
+            Version::Http2 => intern!(py, "HTTP/2.0"),
         },
     )?;
+    if head.version == Version::Http2 {
+        // gunicorn's gthread worker marks its HTTP/2 requests so
+        env.set_item(intern!(py, "HTTP_VERSION"), intern!(py, "2"))?;
+    }
     env.set_item(intern!(py, "RAW_URI"), latin1(py, &head.target)?)?;
     env.set_item(intern!(py, "QUERY_STRING"), latin1(py, &head.query)?)?;
     let path = percent_encoding::percent_decode(&head.path).collect::<Vec<u8>>();
