@@ -49,7 +49,9 @@ class RawH2:
 
     def __init__(self, server) -> None:
         self.sock = socket.create_connection((server.host, server.port), timeout=10)
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True)
+        )
         self.conn.initiate_connection()
         self.flush()
         self.events: list[h2.events.Event] = []
@@ -64,7 +66,12 @@ class RawH2:
 
     def request(self, path: str) -> int:
         sid = self.conn.get_next_available_stream_id()
-        headers = [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", "t")]
+        headers = [
+            (":method", "GET"),
+            (":path", path),
+            (":scheme", "http"),
+            (":authority", "t"),
+        ]
         self.conn.send_headers(sid, headers, end_stream=True)
         self.flush()
         return sid
@@ -85,7 +92,9 @@ class RawH2:
                 for ev in self.conn.receive_data(data):
                     self.events.append(ev)
                     if isinstance(ev, h2.events.DataReceived):
-                        self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                        self.conn.acknowledge_received_data(
+                            ev.flow_controlled_length, ev.stream_id
+                        )
             except h2.exceptions.ProtocolError:
                 self.h2_closed = True
             self.flush()
@@ -103,7 +112,9 @@ class RawH2:
 
     def body(self, sid: int) -> bytes:
         return b"".join(
-            e.data for e in self.events if isinstance(e, h2.events.DataReceived) and e.stream_id == sid
+            e.data
+            for e in self.events
+            if isinstance(e, h2.events.DataReceived) and e.stream_id == sid
         )
 
     def status(self, sid: int) -> str:
@@ -115,7 +126,9 @@ class RawH2:
 
 def ended(sid: int):
     return lambda evs: any(
-        isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)) and e.stream_id == sid for e in evs
+        isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset))
+        and e.stream_id == sid
+        for e in evs
     )
 
 
@@ -149,7 +162,11 @@ def test_flask_app_over_h2(serve):
     server = serve("flaskapp:app", *H2)
     with client(server) as c:
         r = c.get("/")
-        assert (r.http_version, r.status_code, r.text) == ("HTTP/2", 200, "hello from flask")
+        assert (r.http_version, r.status_code, r.text) == (
+            "HTTP/2",
+            200,
+            "hello from flask",
+        )
         r = c.get("/new-place?ref=h2")
         assert r.text == "arrived from h2"
 
@@ -166,12 +183,24 @@ def test_fastapi_app_over_h2(serve):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("app", ["flaskapp:app", "asgi_fastapi:app"])
 def test_curl_prior_knowledge(serve, app):
-    features = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout
+    features = subprocess.run(
+        ["curl", "--version"], check=False, capture_output=True, text=True
+    ).stdout
     if "HTTP2" not in features:
         pytest.skip("this curl was built without HTTP/2")
     server = serve(app, *H2)
     out = subprocess.run(
-        ["curl", "-sS", "--http2-prior-knowledge", "-o", "-", "-w", "\n%{http_version} %{http_code}", server.url + "/"],
+        [
+            "curl",
+            "-sS",
+            "--http2-prior-knowledge",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_version} %{http_code}",
+            server.url + "/",
+        ],
+        check=False,
         capture_output=True,
         text=True,
         timeout=30,
@@ -185,7 +214,9 @@ def test_fifty_concurrent_streams_on_one_connection(serve, app, threads):
     server = serve(app, *H2, "--threads", threads)
 
     async def main() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.url, http1=False, http2=True, timeout=30) as c:
+        async with httpx.AsyncClient(
+            base_url=server.url, http1=False, http2=True, timeout=30
+        ) as c:
             return await asyncio.gather(*(c.get(f"/env?i={i}") for i in range(50)))
 
     responses = asyncio.run(main())
@@ -247,10 +278,21 @@ def test_limits_earn_their_statuses(serve):
 
 
 def test_max_concurrent_streams_is_advertised(serve):
-    server = serve(WSGI, *H2, "--http2-max-concurrent-streams", "7", "--http2-max-frame-size", "32768")
+    server = serve(
+        WSGI,
+        *H2,
+        "--http2-max-concurrent-streams",
+        "7",
+        "--http2-max-frame-size",
+        "32768",
+    )
     raw = RawH2(server)
-    raw.pump(lambda evs: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in evs))
-    changed = next(e for e in raw.events if isinstance(e, h2.events.RemoteSettingsChanged))
+    raw.pump(
+        lambda evs: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in evs)
+    )
+    changed = next(
+        e for e in raw.events if isinstance(e, h2.events.RemoteSettingsChanged)
+    )
     settings = {k: v.new_value for k, v in changed.changed_settings.items()}
     assert settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] == 7
     assert settings[h2.settings.SettingCodes.MAX_FRAME_SIZE] == 32768
@@ -291,15 +333,23 @@ def test_term_lets_an_in_flight_stream_finish_and_sends_goaway(serve, app):
 
     def done(_evs) -> bool:
         return any(t == GOAWAY for t, *_ in raw.frames) and any(
-            s == sid and t in (DATA, HEADERS) and f & END_STREAM for t, f, s, _ in raw.frames
+            s == sid and t in (DATA, HEADERS) and f & END_STREAM
+            for t, f, s, _ in raw.frames
         )
 
     raw.pump(done)
     goaways = [p for t, _, _, p in raw.frames if t == GOAWAY]
-    assert all(int.from_bytes(p[4:8], "big") == 0 for p in goaways)  # NO_ERROR: graceful
+    assert all(
+        int.from_bytes(p[4:8], "big") == 0 for p in goaways
+    )  # NO_ERROR: graceful
     head = next(p for t, _, s, p in raw.frames if t == HEADERS and s == sid)
-    assert (b":status", b"200") in [(bytes(k), bytes(v)) for k, v in raw.conn.decoder.decode(head, raw=True)]
-    assert b"".join(p for t, _, s, p in raw.frames if t == DATA and s == sid) == b"slow done"
+    assert (b":status", b"200") in [
+        (bytes(k), bytes(v)) for k, v in raw.conn.decoder.decode(head, raw=True)
+    ]
+    assert (
+        b"".join(p for t, _, s, p in raw.frames if t == DATA and s == sid)
+        == b"slow done"
+    )
     # then the connection closes (a timeout here would raise)
     raw.sock.settimeout(5)
     while raw.sock.recv(65536):
@@ -314,7 +364,9 @@ def test_http1_is_still_served_on_the_same_port_in_auto(serve):
 
 
 def test_gunicorn_spelling_prior_knowledge_only_refuses_http1(serve):
-    server = serve(WSGI, "--http-protocols", "h2,h1", "--http2-cleartext", "prior-knowledge")
+    server = serve(
+        WSGI, "--http-protocols", "h2,h1", "--http2-cleartext", "prior-knowledge"
+    )
     with client(server) as c:
         assert c.get("/hello").text == "hello"
     r = httpx.get(server.url + "/hello")
@@ -329,17 +381,23 @@ def test_http2_is_off_by_default(serve):
 
 
 def test_conflicting_spellings_are_a_config_error():
-    out = run_ferricorn("--http", "1", "--http2-cleartext", "prior-knowledge", "h2_apps:wsgi")
+    out = run_ferricorn(
+        "--http", "1", "--http2-cleartext", "prior-knowledge", "h2_apps:wsgi"
+    )
     assert out.returncode != 0
     assert "--http" in out.stderr and "--http2-cleartext" in out.stderr
     assert "Listening at" not in out.stderr
 
 
-@pytest.mark.skipif(shutil.which("h2load") is None, reason="h2load (package nghttp2-client) is not installed")
+@pytest.mark.skipif(
+    shutil.which("h2load") is None,
+    reason="h2load (package nghttp2-client) is not installed",
+)
 def test_h2load_run_has_no_failed_requests(serve):
     server = serve(WSGI, *H2)
     out = subprocess.run(
         ["h2load", "-n", "2000", "-c", "4", "-m", "10", server.url + "/hello"],
+        check=False,
         capture_output=True,
         text=True,
         timeout=120,

@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -65,7 +66,9 @@ def wsgi(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
                 time.sleep(0.02)
                 yield f"chunk {i}\n".encode()
 
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Connection", "keep-alive")])
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Connection", "keep-alive")]
+        )
         return chunks()
     if path == "/slow":
         time.sleep(float(_arg(query, "s", "1")))
@@ -91,12 +94,16 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
     async def respond(body: bytes, ctype: bytes = b"text/plain") -> None:
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", ctype)]}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", ctype)],
+            }
         )
         await send({"type": "http.response.body", "body": body})
 
     if path == "/env":
-        headers = dict((k.decode(), v.decode()) for k, v in scope["headers"])
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         await respond(
             json.dumps(
                 {
@@ -121,14 +128,26 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
             more = msg.get("more_body", False)
         await respond(json.dumps({"size": size, "sha256": h.hexdigest()}).encode())
     elif path == "/download":
-        await respond(pattern(int(_arg(query, "n", "1000"))), b"application/octet-stream")
+        await respond(
+            pattern(int(_arg(query, "n", "1000"))), b"application/octet-stream"
+        )
     elif path == "/stream":
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/plain")],
+            }
         )
         for i in range(5):
             await asyncio.sleep(0.02)
-            await send({"type": "http.response.body", "body": f"chunk {i}\n".encode(), "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": f"chunk {i}\n".encode(),
+                    "more_body": True,
+                }
+            )
         await send({"type": "http.response.body", "body": b""})
     elif path == "/slow":
         await asyncio.sleep(float(_arg(query, "s", "1")))
@@ -138,8 +157,7 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         msg = await receive()
         while msg["type"] != "http.disconnect":
             msg = await receive()
-        with open(_arg(query, "marker", "/dev/null"), "w") as f:
-            f.write("disconnected")
+        Path(_arg(query, "marker", "/dev/null")).write_text("disconnected")
     elif path == "/boom":
         raise RuntimeError("boom on purpose")
     else:
