@@ -404,3 +404,98 @@ def test_h2load_run_has_no_failed_requests(serve):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2000 succeeded, 0 failed, 0 errored" in out.stdout, out.stdout
+
+
+def test_static_health_and_access_log_over_h2(serve, tmp_path: Path):
+    (tmp_path / "site").mkdir()
+    page = pattern(200_000)
+    (tmp_path / "site" / "big.bin").write_bytes(page)
+    server = serve(
+        WSGI,
+        *H2,
+        "--static",
+        f"/files={tmp_path / 'site'}",
+        "--health-path",
+        "/healthz",
+        "--access-logfile",
+        "-",
+    )
+    with client(server) as c:
+        r = c.get("/files/big.bin")
+        assert r.status_code == 200
+        assert r.headers["content-length"] == str(len(page))
+        assert sha(r.content) == sha(page)
+        assert c.head("/files/big.bin").content == b""
+        assert c.get("/files/missing").status_code == 404
+        r = c.get("/healthz")
+        assert (r.status_code, r.text) == (200, "OK\n")
+        assert c.get("/hello?from=h2").text == "hello"
+    deadline = time.monotonic() + 10
+    while not any("/hello?from=h2" in line for line in server.stdout_lines):
+        assert time.monotonic() < deadline, server.stdout_lines
+        time.sleep(0.05)
+    line = next(line for line in server.stdout_lines if "/hello?from=h2" in line)
+    assert '"GET /hello?from=h2 HTTP/2.0" 200 5' in line
+    assert any(
+        '"GET /files/big.bin HTTP/2.0" 200 200000' in x for x in server.stdout_lines
+    )
+
+
+def test_requests_past_worker_connections_get_503(serve):
+    server = serve(ASGI, *H2, "--worker-connections", "2")
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(
+            base_url=server.url, http1=False, http2=True, timeout=30
+        ) as c:
+            slow = [c.get("/slow?s=1") for _ in range(2)]
+            later = asyncio.sleep(0.3)
+            results = asyncio.gather(*slow)
+            await later
+            extra = await c.get("/hello")
+            return [*(r.status_code for r in await results), extra.status_code]
+
+    assert asyncio.run(main()) == [200, 200, 503]
+
+
+def test_a_slow_reader_pushes_back_on_the_client(serve):
+    """The app sleeps without reading its body: the client's window must run dry instead of
+    the server buffering the upload."""
+    server = serve(ASGI, *H2)
+    raw = RawH2(server)
+    raw.pump(
+        lambda evs: any(isinstance(e, h2.events.RemoteSettingsChanged) for e in evs)
+    )
+    sid = raw.conn.get_next_available_stream_id()
+    headers = [
+        (":method", "POST"),
+        (":path", "/slow?s=3"),
+        (":scheme", "http"),
+        (":authority", "t"),
+    ]
+    raw.conn.send_headers(sid, headers)
+    raw.flush()
+    sent = 0
+    raw.sock.settimeout(0.5)
+    stalled_since = time.monotonic()
+    while time.monotonic() - stalled_since < 1.0 and sent < 4 * 1024 * 1024:
+        room = min(
+            raw.conn.local_flow_control_window(sid),
+            raw.conn.max_outbound_frame_size,
+            16384,
+        )
+        if room > 0:
+            raw.conn.send_data(sid, b"x" * room)
+            raw.flush()
+            sent += room
+            stalled_since = time.monotonic()
+            continue
+        try:
+            data = raw.sock.recv(65536)
+        except TimeoutError:
+            continue
+        for ev in raw.conn.receive_data(data):
+            raw.events.append(ev)
+        raw.flush()
+    # the initial 64 KiB window plus at most what was merged into the first piece
+    assert sent <= 65535 + 256 * 1024, sent
