@@ -499,3 +499,34 @@ def test_a_slow_reader_pushes_back_on_the_client(serve):
         raw.flush()
     # the initial 64 KiB window plus at most what was merged into the first piece
     assert sent <= 65535 + 256 * 1024, sent
+
+
+def test_an_idle_connection_gets_goaway_after_keepalive(serve):
+    server = serve(WSGI, *H2, "--keep-alive", "1")
+    raw = RawH2(server)
+    sid = raw.request("/hello")
+    raw.pump(ended(sid))
+    started = time.monotonic()
+    goaway = 7
+    raw.pump(lambda _evs: any(t == goaway for t, *_ in raw.frames))
+    assert 0.5 < time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "app",
+    ["wsgi_apps:raise_after_block_app", "wsgi_apps:raise_after_block_with_length_app"],
+)
+def test_app_failure_mid_body_resets_the_stream(serve, app):
+    server = serve(app, *H2)
+    raw = RawH2(server)
+    sid = raw.request("/")
+    raw.pump(ended(sid))
+    reset = next(e for e in raw.events if isinstance(e, h2.events.StreamReset))
+    assert reset.stream_id == sid
+    assert reset.error_code == 2  # INTERNAL_ERROR: the body is known to be incomplete
+    assert raw.body(sid) == b"partial body\n"
+    assert not any(isinstance(e, h2.events.StreamEnded) for e in raw.events)
+    # the connection serves on
+    sid2 = raw.request("/")
+    raw.pump(ended(sid2))
+    assert raw.status(sid2) == "200"

@@ -40,6 +40,9 @@ pub async fn serve<IO>(
         None => return log::debug!("HTTP/2 handshake timed out"),
     };
     let mut stopping = false;
+    // gunicorn: --keep-alive is how long a connection may sit with no stream open (0: forever)
+    let idle = cfg.keepalive;
+    let mut idle_check = tokio::time::Instant::now() + idle;
     loop {
         if !stopping && *shutdown.borrow() {
             // GOAWAY: no new streams; h2 ends the connection once the open ones are done
@@ -49,6 +52,7 @@ pub async fn serve<IO>(
         tokio::select! {
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
+                    idle_check = tokio::time::Instant::now() + idle;
                     tokio::spawn(stream::run(req, respond, info.clone(), cfg.clone(), shutdown.clone()));
                 }
                 Some(Err(e)) => {
@@ -59,6 +63,14 @@ pub async fn serve<IO>(
                 }
                 None => return,
             },
+            () = tokio::time::sleep_until(idle_check), if !stopping && !idle.is_zero() => {
+                if conn.has_streams() {
+                    idle_check = tokio::time::Instant::now() + idle;
+                } else {
+                    stopping = true;
+                    conn.graceful_shutdown();
+                }
+            }
             changed = shutdown.changed(), if !stopping => {
                 // the worker is gone without saying stop: stop as if it had
                 if changed.is_err() {

@@ -23,7 +23,6 @@ use crate::exchange::{
 use crate::http::conn::log_start::LogStart;
 use crate::http::conn::{ConnConfig, InFlight};
 use crate::http::error::RequestError;
-use crate::http::request::RequestHead;
 use crate::http::response::error_response;
 use crate::http::static_files::AnswerBody;
 
@@ -90,7 +89,7 @@ pub(super) async fn run(
         return;
     };
 
-    let (request_body, pump) = take_body(&head, &mut body).await;
+    let (request_body, pump) = take_body(&mut body).await;
     let (pump_err_tx, mut pump_err) = oneshot::channel();
     if let Some((demand, tx)) = pump {
         let limit = cfg.edge.limit_request_body;
@@ -190,11 +189,10 @@ type Pump = (
 
 /// The body as the app gets it: whatever DATA already arrived (all of it, for the common
 /// small request, which then needs no pump), and the pump's channel for the rest.
-async fn take_body(head: &RequestHead, body: &mut RecvStream) -> (RequestBody, Option<Pump>) {
+async fn take_body(body: &mut RecvStream) -> (RequestBody, Option<Pump>) {
     if body.is_end_stream() {
         return (RequestBody::Empty, None);
     }
-    let _ = head;
     let mut prefix = BytesMut::new();
     while prefix.len() < BODY_PIECE {
         match ready_data(body).await {
@@ -397,8 +395,13 @@ impl Writer {
                 let short = head.content_length.is_some_and(|n| n > body.len() as u64);
                 self.send_head(&head, Some(body.len() as u64), body.is_empty() && !short)?;
                 if !self.ended {
-                    self.send_body(body).await?;
-                    self.end_body()?;
+                    // the last DATA frame carries END_STREAM: no empty frame after it
+                    self.send_body(body, !short).await?;
+                    if short {
+                        // the app promised more than it gave: the client must not take the
+                        // body for whole
+                        self.reset();
+                    }
                 }
                 self.clean = !short;
                 Ok(true)
@@ -411,7 +414,7 @@ impl Writer {
                 if !self.head_sent {
                     return self.abort();
                 }
-                self.send_body(data).await?;
+                self.send_body(data, false).await?;
                 Ok(false)
             }
             Reply::File(file) => {
@@ -461,12 +464,18 @@ impl Writer {
                     let _ = s.send_data(page, true);
                 }
             }
-        } else if !self.ended {
-            if let Some(s) = &mut self.send {
-                s.send_reset(Reason::INTERNAL_ERROR);
-            }
+        } else {
+            self.reset();
         }
         Ok(true)
+    }
+
+    /// RST_STREAM(INTERNAL_ERROR) on a response whose head went out, unless it already ended.
+    fn reset(&mut self) {
+        if let (Some(s), false) = (&mut self.send, self.ended) {
+            s.send_reset(Reason::INTERNAL_ERROR);
+        }
+        self.ended = true;
     }
 
     fn end_body(&mut self) -> Result<(), h2::Error> {
@@ -477,10 +486,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Sends body bytes as the client's window allows, never more than a Content-Length.
-    async fn send_body(&mut self, mut data: Bytes) -> Result<(), h2::Error> {
+    /// Sends body bytes as the client's window allows, never more than a Content-Length;
+    /// `end`: they are the last ones.
+    async fn send_body(&mut self, mut data: Bytes, end: bool) -> Result<(), h2::Error> {
         if self.ended {
             return Ok(());
+        }
+        if data.is_empty() && end {
+            return self.end_body();
         }
         if let Some(left) = &mut self.remaining {
             data.truncate(usize::try_from(*left).unwrap_or(usize::MAX));
@@ -504,8 +517,9 @@ impl Writer {
             };
             let piece = data.split_to(cap.min(data.len()));
             self.sent += piece.len() as u64;
-            s.send_data(piece, false)?;
+            s.send_data(piece, end && data.is_empty())?;
         }
+        self.ended |= end;
         Ok(())
     }
 
@@ -526,7 +540,7 @@ impl Writer {
             };
             buf.truncate(n);
             offset += n as u64;
-            self.send_body(Bytes::from(buf)).await?;
+            self.send_body(Bytes::from(buf), false).await?;
         }
         Ok(())
     }
