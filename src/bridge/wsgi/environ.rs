@@ -93,10 +93,6 @@ pub fn build<'py>(
             Version::Http2 => intern!(py, "HTTP/2.0"),
         },
     )?;
-    if head.version == Version::Http2 {
-        // gunicorn's gthread worker marks its HTTP/2 requests so
-        env.set_item(intern!(py, "HTTP_VERSION"), intern!(py, "2"))?;
-    }
     env.set_item(intern!(py, "RAW_URI"), latin1(py, &head.target)?)?;
     env.set_item(intern!(py, "QUERY_STRING"), latin1(py, &head.query)?)?;
     let path = percent_encoding::percent_decode(&head.path).collect::<Vec<u8>>();
@@ -138,6 +134,11 @@ pub fn build<'py>(
         }
     }
 
+    if head.version == Version::Http2 {
+        // gunicorn's gthread worker marks its HTTP/2 requests so, over any
+        // client header of that name
+        env.set_item(intern!(py, "HTTP_VERSION"), intern!(py, "2"))?;
+    }
     match conn.peer {
         Some(peer) => {
             env.set_item(intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;
