@@ -117,7 +117,9 @@ Not a gunicorn setting. auto serves HTTP/1.x and detects HTTP/2 prior \
 knowledge (--http-protocols h1,h2 --http2-cleartext both); 2 serves HTTP/2 \
 only (--http-protocols h2 --http2-cleartext prior-knowledge); 1 serves HTTP/1.x \
 only (--http-protocols h1 --http2-cleartext off). Unset (the default), those \
-two settings decide. Setting both spellings to different things is an error.",
+two settings decide. Setting both spellings to different things is an error. \
+As in gunicorn, cleartext HTTP/2 is only for peers in --forwarded-allow-ips \
+(a TLS-terminating proxy); other peers get HTTP/1.x.",
         cost: "As for --http-protocols and --http2-cleartext.",
         compat: Compat::Full,
     },
