@@ -173,6 +173,7 @@ impl RequestHooks {
         }
         let version = match head.version {
             crate::http::request::Version::Http10 => (1, 0),
+            crate::http::request::Version::Http2 => (2, 0),
             _ => (1, 1),
         };
         self.request.bind(py).call1((

@@ -493,3 +493,19 @@ def test_alpn_selects_http11_when_the_client_offers_h2_too(serve, pki):
         ctx.wrap_socket(raw, server_hostname="localhost") as tls,
     ):
         assert tls.selected_alpn_protocol() == "http/1.1"
+
+
+@pytest.mark.parametrize("app", [WSGI, ASGI])
+def test_alpn_h2_serves_http2_over_tls_when_http_protocols_prefers_it(serve, pki, app):
+    server = serve(app, *pki.tls_args(), "--http-protocols", "h2,h1")
+    ctx = pki.context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with httpx.Client(http2=True, verify=ctx) as client:
+        replies = [client.get(https(server) + "/scheme") for _ in range(3)]
+    for r in replies:
+        assert r.status_code == 200
+        assert r.http_version == "HTTP/2"
+        assert r.json()["scheme"] == "https"
+    # a client that only speaks HTTP/1.1 is still served on the same port
+    r = httpx.get(https(server) + "/scheme", verify=pki.context())
+    assert r.http_version == "HTTP/1.1" and r.status_code == 200

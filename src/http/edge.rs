@@ -39,6 +39,8 @@ pub struct EdgeOptions {
     /// `--body-timeout`: longest silence while the app waits for request body; `None` =
     /// forever.
     pub body_timeout: Option<Duration>,
+    /// Which protocols a connection may speak, and HTTP/2's SETTINGS (`http::h2`).
+    pub http2: super::h2::Http2Options,
 }
 
 impl Default for EdgeOptions {
@@ -52,6 +54,7 @@ impl Default for EdgeOptions {
             limit_request_body: 0,
             header_timeout: Some(Duration::from_secs(10)),
             body_timeout: Some(Duration::from_secs(30)),
+            http2: super::h2::Http2Options::default(),
         }
     }
 }
@@ -90,6 +93,7 @@ impl EdgeOptions {
             limit_request_body: u64::try_from(v.int("limit_request_body")?).unwrap_or(0),
             header_timeout: secs("header_timeout")?,
             body_timeout: secs("body_timeout")?,
+            http2: super::h2::Http2Options::from_values(v)?,
         })
     }
 

@@ -44,6 +44,8 @@ pub enum RequestError {
     BadProxyHeader(&'static str),
     #[error("PROXY protocol header from an address outside --proxy-allow-from")]
     ProxyForbidden,
+    #[error("expected the HTTP/2 connection preface (--http2-cleartext prior-knowledge)")]
+    NotHttp2,
 }
 
 impl RequestError {

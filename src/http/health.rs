@@ -13,20 +13,26 @@ pub fn is_probe(head: &RequestHead, path: Option<&str>) -> bool {
         && matches!(&head.method[..], b"GET" | b"HEAD")
 }
 
-/// The probe's whole response.
-pub fn answer(out: &mut Vec<u8>, head: &RequestHead, stopping: bool, keep_alive: bool) {
+/// The probe's head and body, for either protocol.
+pub fn response(stopping: bool) -> (ResponseHead, &'static [u8]) {
     let (code, status, body): (u16, &'static [u8], &'static [u8]) = if stopping {
         (503, b"503 Service Unavailable", b"stopping\n")
     } else {
         (200, b"200 OK", b"OK\n")
     };
-    let response = ResponseHead {
+    let head = ResponseHead {
         code,
         status: bytes::Bytes::from_static(status),
         headers: b"Content-Type: text/plain\r\nCache-Control: no-store\r\n".to_vec(),
         content_length: None,
         close: false,
     };
+    (head, body)
+}
+
+/// The probe's whole response.
+pub fn answer(out: &mut Vec<u8>, head: &RequestHead, stopping: bool, keep_alive: bool) {
+    let (response, body) = response(stopping);
     let len = body.len() as u64;
     let version = head.version;
     encode_head(

@@ -61,6 +61,8 @@ impl Limits {
 pub enum Version {
     Http10,
     Http11,
+    /// A stream of an HTTP/2 connection (`http::h2`).
+    Http2,
 }
 
 impl Version {
@@ -68,6 +70,8 @@ impl Version {
         match self {
             Version::Http10 => "HTTP/1.0",
             Version::Http11 => "HTTP/1.1",
+            // gunicorn's WSGI environ and access log say HTTP/2.0 for its (2, 0) version
+            Version::Http2 => "HTTP/2.0",
         }
     }
 }
@@ -314,7 +318,7 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
         (Some(n), false) => Framing::Length(n),
     };
     out.keep_alive = match version {
-        Version::Http11 => !connection_close,
+        Version::Http11 | Version::Http2 => !connection_close,
         Version::Http10 => connection_keep_alive && !connection_close,
     };
     out.expect_continue &= version == Version::Http11;
@@ -352,7 +356,7 @@ fn classify_version(head: &[u8]) -> RequestError {
 
 /// Gunicorn's default method rule: 3 to 20 characters, upper-case letters and the token
 /// punctuation only (no lower case, no digits), so `get` or `G3T` never reach the app.
-fn check_method(method: &[u8]) -> Result<(), RequestError> {
+pub(crate) fn check_method(method: &[u8]) -> Result<(), RequestError> {
     let ok_len = (3..=20).contains(&method.len());
     let ok_chars = method
         .iter()
@@ -408,7 +412,7 @@ fn split_target(method: &Bytes, target: &Bytes) -> Result<(Bytes, Bytes), Reques
 }
 
 /// `1*DIGIT` only: no sign, no spaces inside, no list (RFC 9110 §8.6), and it must fit.
-fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
+pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
     if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
         return Err(RequestError::BadFraming("invalid Content-Length"));
     }

@@ -36,7 +36,7 @@ pub fn choose_framing(
     }
     match (head.content_length.or(known_len), version) {
         (Some(n), _) => BodyFraming::Length(n),
-        (None, Version::Http11) => BodyFraming::Chunked,
+        (None, Version::Http11 | Version::Http2) => BodyFraming::Chunked,
         (None, Version::Http10) => BodyFraming::UntilClose,
     }
 }

@@ -83,6 +83,7 @@ pub fn build<'py>(
         match head.version {
             Version::Http11 => intern!(py, "1.1"),
             Version::Http10 => intern!(py, "1.0"),
+            Version::Http2 => intern!(py, "2"),
         },
     )?;
     match subprotocols {

@@ -89,6 +89,8 @@ pub fn build<'py>(
         match head.version {
             Version::Http11 => intern!(py, "HTTP/1.1"),
             Version::Http10 => intern!(py, "HTTP/1.0"),
+            // gunicorn's gthread worker: "HTTP/%s" of its (2, 0) version
+            Version::Http2 => intern!(py, "HTTP/2.0"),
         },
     )?;
     env.set_item(intern!(py, "RAW_URI"), latin1(py, &head.target)?)?;
@@ -132,6 +134,11 @@ pub fn build<'py>(
         }
     }
 
+    if head.version == Version::Http2 {
+        // gunicorn's gthread worker marks its HTTP/2 requests so, over any
+        // client header of that name
+        env.set_item(intern!(py, "HTTP_VERSION"), intern!(py, "2"))?;
+    }
     match conn.peer {
         Some(peer) => {
             env.set_item(intern!(py, "REMOTE_ADDR"), peer.ip().to_string())?;

@@ -12,7 +12,7 @@ use crate::http::request::RequestHead;
 
 /// The request side of an access log record, taken before the head goes to the app. Every
 /// byte field is a refcounted slice of the request buffer: no copies.
-pub(super) struct LogStart {
+pub(crate) struct LogStart {
     started: Instant,
     method: Bytes,
     target: Bytes,
@@ -24,7 +24,7 @@ pub(super) struct LogStart {
 }
 
 impl LogStart {
-    pub(super) fn new(head: &RequestHead, secure: bool) -> Self {
+    pub(crate) fn new(head: &RequestHead, secure: bool) -> Self {
         LogStart {
             started: Instant::now(),
             method: head.method.clone(),
@@ -38,6 +38,19 @@ impl LogStart {
     }
 
     pub(super) fn finish(self, conn: Arc<ConnInfo>, out: &mut Outcome) -> Record {
+        let status = std::mem::take(&mut out.status);
+        let headers = std::mem::take(&mut out.response_headers);
+        self.finish_with(conn, status, out.sent, headers)
+    }
+
+    /// The record, from the response's status line, body bytes sent and headers (if kept).
+    pub(crate) fn finish_with(
+        self,
+        conn: Arc<ConnInfo>,
+        status: Bytes,
+        sent: u64,
+        response_headers: Vec<u8>,
+    ) -> Record {
         Record {
             conn,
             time: LogTime::now(),
@@ -48,9 +61,9 @@ impl LogStart {
             protocol: self.protocol,
             secure: self.secure,
             request_headers: self.headers,
-            status: std::mem::take(&mut out.status),
-            sent: out.sent,
-            response_headers: std::mem::take(&mut out.response_headers),
+            status,
+            sent,
+            response_headers,
             duration: self.started.elapsed(),
             pid: std::process::id(),
         }

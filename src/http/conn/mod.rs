@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, watch};
 
-mod log_start;
+pub(crate) mod log_start;
 mod pump;
 mod static_serve;
 mod websocket;
@@ -22,6 +22,7 @@ use pump::{pump_step, Pump, PumpEvent};
 
 use super::body::{Decoder, Step};
 use super::error::RequestError;
+use super::h2::Sniff;
 use super::request::{parse_head, Framing, Limits, RequestHead, Version};
 use super::response::{choose_framing, chunk_header, encode_head, error_response, BodyFraming};
 use super::socket::{read_more, send_file, write_all, Socket};
@@ -103,12 +104,12 @@ impl ConnConfig {
     }
 }
 
-/// Counts a request as in the app for as long as it lives.
-struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+/// Counts a request as in the app for as long as it lives (HTTP/1 and HTTP/2 alike).
+pub(crate) struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
 
 impl<'a> InFlight<'a> {
     /// `None` when `limit` (if not 0) requests are already in.
-    fn enter(counter: &'a std::sync::atomic::AtomicUsize, limit: usize) -> Option<Self> {
+    pub(crate) fn enter(counter: &'a std::sync::atomic::AtomicUsize, limit: usize) -> Option<Self> {
         use std::sync::atomic::Ordering;
         let now = counter.fetch_add(1, Ordering::Relaxed);
         if limit != 0 && now >= limit {
@@ -159,6 +160,33 @@ pub async fn serve<S: Socket>(
             return conn.linger().await;
         }
         Err(e) => return log::debug!("connection closed: {e}"),
+    }
+    // --http2-cleartext: once per connection, never per request
+    let sniff = conn.cfg.edge.http2.sniff(conn.info.forwarded_trusted);
+    if sniff != Sniff::Off {
+        use super::h2::detect::{sniff as read_preface, Preface, Rewind};
+        match read_preface(&conn.sock, &mut conn.rbuf, &conn.cfg.edge).await {
+            Ok(Preface::Match) => {
+                let Conn {
+                    sock,
+                    info,
+                    cfg,
+                    shutdown,
+                    rbuf,
+                    ..
+                } = conn;
+                let io = Rewind::new(rbuf.freeze(), sock);
+                return super::h2::serve(io, info, cfg, shutdown).await;
+            }
+            Ok(_) if conn.rbuf.is_empty() => return,
+            Ok(Preface::Mismatch) if sniff == Sniff::Either => {}
+            // a prior-knowledge-only port expects HTTP/2 from this peer (gunicorn: 400)
+            Ok(_) => {
+                let _ = conn.refuse(RequestError::NotHttp2).await;
+                return conn.linger().await;
+            }
+            Err(e) => return log::debug!("connection closed: {e}"),
+        }
     }
     match conn.run().await {
         Ok(Some(session)) => return websocket::run_session(conn, session).await,

@@ -75,10 +75,9 @@ pub async fn serve<S: Socket>(
     let mut with_tls = (*info).clone();
     with_tls.tls = Some(Arc::new(facts));
     let info = Arc::new(with_tls);
-    // ALPN dispatch: `net::tls::TlsSettings::alpn_protocols` decides what is offered.
-    // HTTP/2 goes here:
-    //     Some(b"h2") => crate::http::h2::serve(tls, info, cfg, shutdown).await,
+    // ALPN dispatch: `net::tls::TlsSettings::alpn_protocols` decides what is offered
     match alpn.as_deref() {
+        Some(b"h2") => crate::http::h2::serve(tls, info, cfg, shutdown).await,
         Some(b"http/1.1") | None => conn::serve(tls, info, cfg, shutdown).await,
         Some(other) => log::debug!(
             "{peer} negotiated ALPN {:?}, which nothing serves",

@@ -43,6 +43,8 @@ pub struct TlsSettings {
     /// `None`: rustls's defaults (all its suites).
     pub ciphers: Option<String>,
     pub versions: Versions,
+    /// ALPN names to offer, most preferred first, from `--http-protocols` (gunicorn's order).
+    pub alpn: Vec<Vec<u8>>,
 }
 
 /// Why the TLS configuration cannot be built; the message names the setting to fix.
@@ -100,6 +102,7 @@ impl TlsSettings {
             client_auth,
             ciphers: v.opt_str("ciphers")?.map(str::to_owned),
             versions,
+            alpn: alpn_from_protocols(&crate::http::h2::options::protocol_choice(v)?.0),
         }))
     }
 
@@ -173,13 +176,28 @@ impl TlsSettings {
         Ok(Arc::new(config))
     }
 
-    /// The ALPN protocols to offer, most preferred first.
-    ///
-    /// HTTP/2: when `crate::http::h2` lands, put `b"h2"` first here (gated on its setting,
-    /// read into a field of `TlsSettings` by `from_values`) and route it in
-    /// `http::tls::serve`, where the negotiated protocol is matched.
+    /// The ALPN protocols to offer, most preferred first; `http::tls::serve` routes the one
+    /// negotiated.
     pub fn alpn_protocols(&self) -> Vec<Vec<u8>> {
+        self.alpn.clone()
+    }
+}
+
+/// `--http-protocols` (`h1`, `h2`, in preference order) as ALPN names. A client that offers
+/// no ALPN at all still gets HTTP/1.1.
+fn alpn_from_protocols(protocols: &[String]) -> Vec<Vec<u8>> {
+    let names: Vec<Vec<u8>> = protocols
+        .iter()
+        .filter_map(|p| match p.as_str() {
+            "h2" => Some(b"h2".to_vec()),
+            "h1" => Some(b"http/1.1".to_vec()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
         vec![b"http/1.1".to_vec()]
+    } else {
+        names
     }
 }
 
