@@ -50,16 +50,12 @@ class Client:
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def call(self, command: str) -> Any:
         """Sends one command line; returns the reply's ``data`` or raises ``CtlError``."""
         self._next_id += 1
-        payload = json.dumps({"id": self._next_id, "command": command, "args": []}).encode()
+        payload = json.dumps(
+            {"id": self._next_id, "command": command, "args": []}
+        ).encode()
         try:
             self._sock.sendall(struct.pack(">I", len(payload)) + payload)
             (length,) = struct.unpack(">I", self._read(4))
@@ -102,10 +98,21 @@ def _workers(data: dict[str, Any]) -> str:
     if not ws:
         return "No workers running"
     rows: list[list[object]] = [
-        [w.get("pid"), w.get("age"), "yes" if w.get("booted") else "no", _beat(w.get("last_heartbeat"))]
+        [
+            w.get("pid"),
+            w.get("age"),
+            "yes" if w.get("booted") else "no",
+            _beat(w.get("last_heartbeat")),
+        ]
         for w in ws
     ]
-    return "\n".join([*_table(["PID", "AGE", "BOOTED", "LAST_BEAT"], rows), "", f"Total: {len(ws)} workers"])
+    return "\n".join(
+        [
+            *_table(["PID", "AGE", "BOOTED", "LAST_BEAT"], rows),
+            "",
+            f"Total: {len(ws)} workers",
+        ]
+    )
 
 
 def _requests(data: dict[str, Any]) -> str:
@@ -113,13 +120,20 @@ def _requests(data: dict[str, Any]) -> str:
     lines = []
     if reqs:
         rows: list[list[object]] = [
-            [r.get("pid"), r.get("method"), f"{r.get('age', 0):.3f}s", r.get("path", "") + ("..." if r.get("truncated") else "")]
+            [
+                r.get("pid"),
+                r.get("method"),
+                f"{r.get('age', 0):.3f}s",
+                r.get("path", "") + ("..." if r.get("truncated") else ""),
+            ]
             for r in reqs
         ]
         lines = _table(["PID", "METHOD", "AGE", "PATH"], rows) + [""]
     lines.append(f"Total: {len(reqs)} requests in progress")
     if data.get("untracked"):
-        lines.append(f"(and {data['untracked']} more not shown: the per-worker table is full)")
+        lines.append(
+            f"(and {data['untracked']} more not shown: the per-worker table is full)"
+        )
     return "\n".join(lines)
 
 
@@ -156,20 +170,28 @@ def _stats(data: dict[str, Any]) -> str:
 
 def _listeners(data: dict[str, Any]) -> str:
     ls = data.get("listeners", [])
-    rows: list[list[object]] = [[x.get("address"), x.get("type"), x.get("fd")] for x in ls]
-    return "\n".join([*_table(["ADDRESS", "TYPE", "FD"], rows), "", f"Total: {len(ls)} listeners"])
+    rows: list[list[object]] = [
+        [x.get("address"), x.get("type"), x.get("fd")] for x in ls
+    ]
+    return "\n".join(
+        [*_table(["ADDRESS", "TYPE", "FD"], rows), "", f"Total: {len(ls)} listeners"]
+    )
 
 
 def _config(data: dict[str, Any]) -> str:
     return "\n".join(
-        f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in sorted(data.items())
+        f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in sorted(data.items())
     )
 
 
 def _help(data: dict[str, Any]) -> str:
     cmds: dict[str, str] = data.get("commands", {})
     width = max(map(len, cmds), default=0)
-    return "\n".join(["Available commands:", ""] + [f"  {c:<{width}}  {d}" for c, d in sorted(cmds.items())])
+    return "\n".join(
+        ["Available commands:", ""]
+        + [f"  {c:<{width}}  {d}" for c, d in sorted(cmds.items())]
+    )
 
 
 def _all(data: dict[str, Any]) -> str:
@@ -177,13 +199,24 @@ def _all(data: dict[str, Any]) -> str:
     lines.append(f"WEB WORKERS ({data.get('web_worker_count', 0)})")
     ws = data.get("web_workers", [])
     rows: list[list[object]] = [
-        [w.get("pid"), w.get("age"), "yes" if w.get("booted") else "no", _beat(w.get("last_heartbeat"))]
+        [
+            w.get("pid"),
+            w.get("age"),
+            "yes" if w.get("booted") else "no",
+            _beat(w.get("last_heartbeat")),
+        ]
         for w in ws
     ]
-    lines += ["  " + line for line in _table(["PID", "AGE", "BOOTED", "LAST_BEAT"], rows)] if ws else ["  (none)"]
+    lines += (
+        ["  " + line for line in _table(["PID", "AGE", "BOOTED", "LAST_BEAT"], rows)]
+        if ws
+        else ["  (none)"]
+    )
     lines += ["", "DIRTY ARBITER"]
     dirty = data.get("dirty_arbiter")
-    lines.append(f"  PID: {dirty.get('pid')}" if isinstance(dirty, dict) else "  (not running)")
+    lines.append(
+        f"  PID: {dirty.get('pid')}" if isinstance(dirty, dict) else "  (not running)"
+    )
     return "\n".join(lines)
 
 
@@ -254,9 +287,15 @@ def main(argv: list[str]) -> int:
         prog="ferricorn ctl",
         description="Drive a running ferricorn (or gunicorn) through its control socket.",
     )
-    parser.add_argument("-s", "--socket", default=default_socket(), help="control socket path")
-    parser.add_argument("-j", "--json", action="store_true", help="print the reply's data as JSON")
-    parser.add_argument("-c", "--command", help="the command, as one string (gunicornc's form)")
+    parser.add_argument(
+        "-s", "--socket", default=default_socket(), help="control socket path"
+    )
+    parser.add_argument(
+        "-j", "--json", action="store_true", help="print the reply's data as JSON"
+    )
+    parser.add_argument(
+        "-c", "--command", help="the command, as one string (gunicornc's form)"
+    )
     parser.add_argument("words", nargs="*", help="the command, e.g. show workers")
     args = parser.parse_args(argv)
     command = args.command or " ".join(args.words)
@@ -265,7 +304,9 @@ def main(argv: list[str]) -> int:
     except CtlError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
-    with client:
+    try:
         if command.strip():
             return run_one(client, command, args.json)
         return interactive(client, args.json)
+    finally:
+        client.close()
