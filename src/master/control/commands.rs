@@ -368,7 +368,7 @@ impl Arbiter {
         let Some(table) = requests::table() else {
             return json!({"count": 0, "requests": [], "untracked": 0});
         };
-        let now = requests::now_us();
+        let now = requests::now_ms();
         let mut all = Vec::new();
         let mut untracked = 0;
         for (&pid, w) in &self.workers {
@@ -376,7 +376,7 @@ impl Arbiter {
             untracked += more;
             all.extend(reqs.into_iter().map(|r| (pid, r)));
         }
-        all.sort_by_key(|(_, r)| std::cmp::Reverse(r.age_us));
+        all.sort_by_key(|(_, r)| std::cmp::Reverse(r.age_ms));
         let requests: Vec<Value> = all
             .into_iter()
             .map(|(pid, r)| {
@@ -385,7 +385,7 @@ impl Arbiter {
                     "method": r.method,
                     "path": r.path,
                     "truncated": r.truncated,
-                    "age": (r.age_us as f64 / 1000.0).round() / 1000.0,
+                    "age": r.age_ms as f64 / 1000.0,
                 })
             })
             .collect();

@@ -3,9 +3,11 @@
 //!
 //! A worker's I/O thread claims an entry when a request enters the app and frees it when the
 //! request leaves: one compare-and-swap, a few relaxed stores of the method and a truncated
-//! path, one release store; no lock, no allocation. The master reads entries seqlock-style
-//! (the start stamp before and after) and drops any it caught being rewritten. When all
-//! entries of a worker are busy the rest are only counted.
+//! path, one release store; no lock, no allocation. The time comes from the coarse monotonic
+//! clock (a few ns instead of tens; ages are shown in milliseconds anyway). The master reads
+//! entries seqlock-style (the stamp before and after; it carries a per-entry generation, so a
+//! reuse within the same millisecond still changes it) and drops any it caught being
+//! rewritten. When all entries of a worker are busy the rest are only counted.
 
 use std::io;
 use std::ptr::NonNull;
@@ -24,8 +26,11 @@ const WRITING: u64 = u64::MAX;
 
 #[repr(C)]
 struct Entry {
-    /// CLOCK_MONOTONIC microseconds when the request entered; 0 = free.
+    /// 0 = free; else `ms << 16 | generation`, ms being CLOCK_MONOTONIC_COARSE milliseconds
+    /// when the request entered.
     started: AtomicU64,
+    /// Claims of this entry so far (only its owner writes it).
+    generation: AtomicU64,
     /// Up to 8 bytes of the method, NUL-padded.
     method: AtomicU64,
     /// The full path length (may exceed what `path` holds).
@@ -62,7 +67,10 @@ impl WorkerRequests {
                 for (word, chunk) in e.path.iter().zip(path.chunks(8)) {
                     word.store(pack(chunk), Ordering::Relaxed);
                 }
-                e.started.store(now_us().max(1), Ordering::Release);
+                let generation = e.generation.load(Ordering::Relaxed).wrapping_add(1);
+                e.generation.store(generation, Ordering::Relaxed);
+                let stamp = ((now_ms() << 16) | (generation & 0xffff)).max(1);
+                e.started.store(stamp, Ordering::Release);
             }
             None => {
                 self.untracked.fetch_add(1, Ordering::Relaxed);
@@ -75,13 +83,13 @@ impl WorkerRequests {
     }
 
     /// The requests of this worker now, oldest first (master side).
-    pub fn snapshot(&self, now_us: u64) -> (Vec<InFlight>, u64) {
+    pub fn snapshot(&self, now_ms: u64) -> (Vec<InFlight>, u64) {
         let mut out: Vec<InFlight> = self
             .entries
             .iter()
-            .filter_map(|e| read(e, now_us))
+            .filter_map(|e| read(e, now_ms))
             .collect();
-        out.sort_by_key(|r| std::cmp::Reverse(r.age_us));
+        out.sort_by_key(|r| std::cmp::Reverse(r.age_ms));
         (out, self.untracked.load(Ordering::Relaxed))
     }
 
@@ -112,10 +120,10 @@ pub struct InFlight {
     /// Cut at `PATH_BYTES`; `truncated` says so.
     pub path: String,
     pub truncated: bool,
-    pub age_us: u64,
+    pub age_ms: u64,
 }
 
-fn read(e: &Entry, now_us: u64) -> Option<InFlight> {
+fn read(e: &Entry, now_ms: u64) -> Option<InFlight> {
     let before = e.started.load(Ordering::Acquire);
     if before == 0 || before == WRITING {
         return None;
@@ -137,7 +145,7 @@ fn read(e: &Entry, now_us: u64) -> Option<InFlight> {
         method: String::from_utf8_lossy(&method[..method_len]).into_owned(),
         path: String::from_utf8_lossy(&path).into_owned(),
         truncated: len > PATH_BYTES,
-        age_us: now_us.saturating_sub(before),
+        age_ms: now_ms.saturating_sub(before >> 16),
     })
 }
 
@@ -149,17 +157,18 @@ fn pack(bytes: &[u8]) -> u64 {
     u64::from_ne_bytes(word)
 }
 
-/// CLOCK_MONOTONIC in microseconds: the same clock in every process of the machine.
-pub fn now_us() -> u64 {
+/// CLOCK_MONOTONIC_COARSE in milliseconds: the same clock in every process of the machine,
+/// read in user space without touching the TSC (jiffy resolution, a few ms).
+pub fn now_ms() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+        libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
     }
-    (ts.tv_sec as u64) * 1_000_000 + (ts.tv_nsec as u64) / 1_000
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }
 
 /// The table of every worker's entries.
@@ -221,18 +230,18 @@ mod tests {
         let a = w.enter(b"GET", b"/slow");
         let long = vec![b'x'; PATH_BYTES + 10];
         let b = w.enter(b"PROPFIND", &long);
-        let (now, untracked) = w.snapshot(now_us() + 1_000_000);
+        let (now, untracked) = w.snapshot(now_ms() + 1_000);
         assert_eq!(untracked, 0);
         assert_eq!(now.len(), 2);
         let slow = now.iter().find(|r| r.path == "/slow").unwrap();
         assert_eq!(slow.method, "GET");
-        assert!(slow.age_us >= 1_000_000);
+        assert!(slow.age_ms >= 1_000);
         let cut = now.iter().find(|r| r.method == "PROPFIND").unwrap();
         assert_eq!((cut.path.len(), cut.truncated), (PATH_BYTES, true));
         drop(a);
-        assert_eq!(w.snapshot(now_us()).0.len(), 1);
+        assert_eq!(w.snapshot(now_ms()).0.len(), 1);
         drop(b);
-        assert!(w.snapshot(now_us()).0.is_empty());
+        assert!(w.snapshot(now_ms()).0.is_empty());
     }
 
     #[test]
@@ -240,10 +249,10 @@ mod tests {
         let t = RequestTable::new().unwrap();
         let w = t.slot(0);
         let held: Vec<_> = (0..PER_WORKER + 3).map(|_| w.enter(b"GET", b"/")).collect();
-        let (shown, untracked) = w.snapshot(now_us());
+        let (shown, untracked) = w.snapshot(now_ms());
         assert_eq!((shown.len(), untracked), (PER_WORKER, 3));
         drop(held);
-        assert_eq!(w.snapshot(now_us()), (Vec::new(), 0));
+        assert_eq!(w.snapshot(now_ms()), (Vec::new(), 0));
     }
 
     #[test]
@@ -259,10 +268,10 @@ mod tests {
         let mut status = 0;
         // SAFETY: waiting for the child we just forked.
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        let (shown, _) = t.slot(1).snapshot(now_us());
+        let (shown, _) = t.slot(1).snapshot(now_ms());
         assert_eq!(shown[0].method, "POST");
         assert_eq!(shown[0].path, "/upload");
         t.slot(1).clear();
-        assert!(t.slot(1).snapshot(now_us()).0.is_empty());
+        assert!(t.slot(1).snapshot(now_ms()).0.is_empty());
     }
 }
