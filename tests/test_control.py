@@ -443,3 +443,33 @@ def probe_as_nobody(sock: Path) -> dict[str, Any]:
     reply = json.loads(out.stdout)
     assert isinstance(reply, dict)
     return reply
+
+
+def test_ctl_without_a_command_is_a_prompt(controlled) -> None:
+    _, sock = controlled(workers=1)
+    out = subprocess.run(
+        [sys.executable, "-m", "ferricorn", "ctl", "-s", str(sock)],
+        input="help\nshow workers\nbogus\nquit\n",
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Available commands:" in out.stdout
+    assert "Total: 1 workers" in out.stdout
+    assert "Unknown command: bogus" in out.stderr
+
+
+def test_ctl_reports_an_unreachable_socket(tmp_path: Path) -> None:
+    out = run(
+        sys.executable,
+        "-m",
+        "ferricorn",
+        "ctl",
+        "-s",
+        str(tmp_path / "nope.ctl"),
+        "help",
+    )
+    assert out.returncode == 1
+    assert out.stderr.startswith("Error: cannot connect to")

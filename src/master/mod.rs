@@ -451,6 +451,8 @@ impl Arbiter {
     /// TERM (graceful) or INT/QUIT (quick): stop the workers, wait for them within the graceful
     /// timeout, kill what is left.
     fn stop(&mut self, py: Python<'_>, graceful: bool) -> Result<(), Error> {
+        // first, as gunicorn's halt does: nobody waits on a socket the loop no longer serves
+        self.ctl.shutdown();
         let sig = if graceful {
             libc::SIGTERM
         } else {
