@@ -125,9 +125,28 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     let opts = MasterOptions::from_settings(&s, argv, preloaded, access_log, hooks);
     Arbiter::new(opts, listeners, pidfile, signals)?
         .with_metrics(metrics)
+        .with_control(control_options(&s))
         .run(py)?;
     log::info!("Shutting down: Master");
     Ok(())
+}
+
+/// `--control-socket` (relative to the working directory, as gunicorn resolves it when the
+/// master starts it), or `None` with `--no-control-socket`.
+fn control_options(s: &Settings) -> Option<crate::master::control::ControlOptions> {
+    if s.values.bool("control_socket_disable").unwrap_or(false) {
+        return None;
+    }
+    let path = std::path::PathBuf::from(s.values.opt_str("control_socket").ok()??);
+    let path = match std::env::current_dir() {
+        Ok(cwd) if path.is_relative() => cwd.join(path),
+        _ => path,
+    };
+    let mode = s.values.int("control_socket_mode").unwrap_or(0o600);
+    Some(crate::master::control::ControlOptions {
+        path,
+        mode: u32::try_from(mode).unwrap_or(0o600),
+    })
 }
 
 /// Connects the StatsD socket (`--statsd-host`) and, for `--metrics-bind`, maps the shared

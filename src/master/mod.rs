@@ -12,6 +12,7 @@
 //! (gunicorn's main loop would also die on a raising pre_fork, on_reload or child_exit: one
 //! bad hook line taking a running server down is not worth copying.)
 
+pub mod control;
 pub mod heartbeat;
 pub mod signals;
 mod spawn;
@@ -66,6 +67,8 @@ pub struct MasterOptions {
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
     pub hooks: Option<ServerHooks>,
+    /// Every setting's value, for the control socket's `show config`.
+    pub values: crate::settings::registry::Values,
 }
 
 impl MasterOptions {
@@ -103,6 +106,7 @@ impl MasterOptions {
             static_files: s.static_files.clone(),
             edge: s.edge.clone(),
             tls: s.tls.clone(),
+            values: s.values.clone(),
         }
     }
 }
@@ -110,6 +114,8 @@ impl MasterOptions {
 /// A live worker as the master tracks it.
 struct Worker {
     slot: usize,
+    /// Spawn order (gunicorn's `worker.age`).
+    age: u64,
     /// Marked for replacement; stopped once enough fresh workers are ready.
     retiring: bool,
     /// When we sent TERM (graceful stop), if we did.
@@ -147,6 +153,8 @@ pub struct Arbiter {
     timeouts: u64,
     /// The worker count last sent to StatsD (`gunicorn.workers`, sent when it changes).
     workers_gauge: Option<usize>,
+    /// `--control-socket`: the server, served from this loop, and its counters.
+    ctl: control::Control,
 }
 
 impl Arbiter {
@@ -174,6 +182,7 @@ impl Arbiter {
             restarts: 0,
             timeouts: 0,
             workers_gauge: None,
+            ctl: control::Control::new(None),
         })
     }
 
@@ -183,13 +192,32 @@ impl Arbiter {
         self
     }
 
-    /// Waits like `SignalQueue::wait`, also waking for metrics scrapes.
-    fn wait(&self, timeout_ms: i32) -> Vec<libc::c_int> {
+    /// Serves `--control-socket` from the master loop (`None`: `--no-control-socket`).
+    pub fn with_control(mut self, opts: Option<control::ControlOptions>) -> Self {
+        self.ctl = control::Control::new(opts);
+        self
+    }
+
+    /// Waits like `SignalQueue::wait`, also waking for metrics scrapes and control clients.
+    fn wait(&self, mut timeout_ms: i32) -> Vec<libc::c_int> {
         let mut extra = Vec::new();
         if let Some(m) = &self.metrics {
             m.poll_fds(&mut extra);
         }
+        if let Some(c) = &self.ctl.server {
+            c.poll_fds(&mut extra);
+            timeout_ms = timeout_ms.min(c.timeout_ms().unwrap_or(timeout_ms));
+        }
         self.signals.wait_also(timeout_ms, &mut extra)
+    }
+
+    /// Runs control-socket commands as far as possible without blocking.
+    fn serve_control(&mut self, py: Python<'_>) {
+        let Some(mut server) = self.ctl.server.take() else {
+            return;
+        };
+        server.service(&mut |req| self.control_command(py, req));
+        self.ctl.server = Some(server);
     }
 
     /// Accepts, reads and answers scrapes as far as possible without blocking.
@@ -228,7 +256,10 @@ impl Arbiter {
                 return Err(Error::Hook { name: "when_ready" });
             }
         }
+        self.ctl.prepare();
         self.manage(py)?;
+        // after the first workers, as gunicorn (they would only close its fds)
+        self.ctl.start();
         loop {
             for sig in self.wait(500) {
                 if sig != libc::SIGCHLD {
@@ -262,6 +293,7 @@ impl Arbiter {
             self.retire_worn_out();
             self.manage(py)?;
             self.serve_metrics();
+            self.serve_control(py);
         }
     }
 
@@ -269,6 +301,7 @@ impl Arbiter {
     /// preloaded); old ones stop once the new ones accept, so no request is refused.
     fn reload(&mut self, py: Python<'_>) {
         log::info!("Hang up: Master");
+        self.ctl.reloads += 1;
         self.reread_settings(py);
         if let Some(h) = &self.opts.hooks {
             let _ = h.call(py, "on_reload", (h.server(py),));
@@ -421,6 +454,8 @@ impl Arbiter {
     /// TERM (graceful) or INT/QUIT (quick): stop the workers, wait for them within the graceful
     /// timeout, kill what is left.
     fn stop(&mut self, py: Python<'_>, graceful: bool) -> Result<(), Error> {
+        // first, as gunicorn's halt does: nobody waits on a socket the loop no longer serves
+        self.ctl.shutdown();
         let sig = if graceful {
             libc::SIGTERM
         } else {
@@ -448,6 +483,7 @@ impl Arbiter {
 
     /// Kills whatever is left and cleans up what the master created.
     fn halt(&mut self, py: Python<'_>, _code: i32) {
+        self.ctl.shutdown();
         for &pid in self.workers.keys() {
             kill(pid, libc::SIGKILL);
         }
@@ -481,7 +517,7 @@ impl Arbiter {
     }
 }
 
-fn kill(pid: i32, sig: libc::c_int) {
+pub(crate) fn kill(pid: i32, sig: libc::c_int) {
     // SAFETY: kill(2) on a pid we forked; at worst ESRCH if it is already gone.
     unsafe {
         libc::kill(pid, sig);

@@ -41,6 +41,7 @@ impl Arbiter {
             pid,
             Worker {
                 slot,
+                age: self.spawned,
                 retiring: false,
                 termed_at: None,
                 aborted_at: None,
@@ -102,6 +103,7 @@ impl Arbiter {
         self.signals.detach_in_child();
         // the metrics endpoint is the master's; the child closes its copy
         self.metrics = None;
+        self.ctl.drop_in_child();
         let hooks = match (&self.opts.hooks, proxy) {
             (Some(h), Some(worker)) => Some(Arc::new(WorkerHooks {
                 hooks: h.clone(),

@@ -34,6 +34,7 @@ impl Arbiter {
             if !w.surplus {
                 self.restarts += 1;
             }
+            control::forget_worker(pid, w.slot);
             self.heartbeats.release(w.slot);
             self.child_exit(py, &w);
             if libc::WIFEXITED(status) {
@@ -167,6 +168,7 @@ impl Arbiter {
             if w.termed_at.is_none() {
                 w.termed_at = Some(now_ms());
                 w.killed = true;
+                self.ctl.killed += 1;
                 kill(pid, libc::SIGTERM);
             }
         }

@@ -38,6 +38,9 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
     if let Err(e) = enable_fault_handler(py) {
         log::warn!("could not enable faulthandler: {e}");
     }
+    if let Err(e) = crate::master::control::stacks::register(py) {
+        log::warn!("`dump stacks` will not reach this worker: {e}");
+    }
     let hooks = opts.worker.hooks.clone();
     if hooks
         .as_ref()

@@ -97,6 +97,7 @@ pub fn run(
     });
     let mut conn_cfg = ConnConfig::new(opts.limits, opts.keepalive, jobs.clone(), opts.access_log);
     conn_cfg.metrics = crate::metrics::RequestMetrics::for_worker(link.slot);
+    conn_cfg.requests = crate::master::control::requests::for_worker(link.slot);
     conn_cfg.health_path = opts.health_path;
     conn_cfg.static_files = crate::http::static_files::StaticFiles::open(&opts.static_files)?;
     conn_cfg.edge = opts.edge.clone();

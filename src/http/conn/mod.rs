@@ -60,6 +60,8 @@ pub struct ConnConfig {
     pub access_log: Option<Arc<AccessLog>>,
     /// `None` unless `--statsd-host` or `--metrics-bind` is set.
     pub metrics: Option<crate::metrics::RequestMetrics>,
+    /// This worker's entries for the control socket's `show requests`; `None` without one.
+    pub requests: Option<&'static crate::master::control::requests::WorkerRequests>,
     /// Watch for clients hanging up mid-request and tell the app (ASGI's `http.disconnect`).
     pub watch_hangup: bool,
     /// Requests allowed in the app at once before new ones get 503 (0 = no limit).
@@ -97,6 +99,7 @@ impl ConnConfig {
             websocket: None,
             health_path: None,
             metrics: None,
+            requests: None,
             static_files: None,
             edge: super::edge::EdgeOptions::default(),
             tls: None,
@@ -401,6 +404,7 @@ impl<S: Socket> Conn<S> {
             .map(|_| LogStart::new(&head, secure));
         let hangup = self.cfg.watch_hangup.then(|| Arc::new(Hangup::default()));
         let in_flight = self.cfg.metrics.map(crate::metrics::RequestMetrics::begin);
+        let _shown = cfg.requests.map(|t| t.enter(&head.method, &head.path));
         let job = Job {
             head,
             conn: self.info.clone(),
