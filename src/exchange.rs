@@ -26,6 +26,10 @@ pub struct ConnInfo {
     pub forwarded_trusted: bool,
     /// What a PROXY protocol header said besides the client (which is then `peer`).
     pub proxy: Option<crate::http::edge::ProxyInfo>,
+    /// `--protocol uwsgi`: the CGI vars of the request's packet that have no place in the head
+    /// (DOCUMENT_ROOT, SCRIPT_NAME, REQUEST_URI, custom `uwsgi_param`s); the WSGI environ gets
+    /// them as they are. Empty for HTTP.
+    pub cgi_vars: Vec<(Bytes, Bytes)>,
 }
 
 /// A request ready for the application.

@@ -101,6 +101,7 @@ mod tests {
                 server_port: "8000".into(),
                 forwarded_trusted: false,
                 proxy: None,
+                cgi_vars: Vec::new(),
             }),
             time: LogTime {
                 unix: 1_795_541_045,

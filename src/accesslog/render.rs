@@ -293,6 +293,7 @@ mod tests {
                 server_port: "8000".into(),
                 forwarded_trusted: false,
                 proxy: None,
+                cgi_vars: Vec::new(),
             }),
             // 2026-11-24 17:24:05 UTC, logged at +01:00
             time: LogTime {
@@ -413,6 +414,7 @@ mod tests {
             server_port: String::new(),
             forwarded_trusted: true,
             proxy: None,
+            cgi_vars: Vec::new(),
         });
         rec.sent = 0;
         rec.request_headers.clear();

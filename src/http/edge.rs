@@ -39,6 +39,9 @@ pub struct EdgeOptions {
     /// `--body-timeout`: longest silence while the app waits for request body; `None` =
     /// forever.
     pub body_timeout: Option<Duration>,
+    /// `--protocol uwsgi`: the peers allowed to speak it (`--uwsgi-allow-from`); `None` when
+    /// the protocol is http.
+    pub uwsgi: Option<AllowList>,
 }
 
 impl Default for EdgeOptions {
@@ -52,6 +55,7 @@ impl Default for EdgeOptions {
             limit_request_body: 0,
             header_timeout: Some(Duration::from_secs(10)),
             body_timeout: Some(Duration::from_secs(30)),
+            uwsgi: None,
         }
     }
 }
@@ -90,6 +94,10 @@ impl EdgeOptions {
             limit_request_body: u64::try_from(v.int("limit_request_body")?).unwrap_or(0),
             header_timeout: secs("header_timeout")?,
             body_timeout: secs("body_timeout")?,
+            uwsgi: match v.str("protocol")? {
+                "uwsgi" => Some(allow("uwsgi_allow_ips")?),
+                _ => None,
+            },
         })
     }
 
@@ -273,6 +281,18 @@ mod tests {
         assert_eq!(o.limit_request_body, 1024);
         assert_eq!(o.header_timeout, Some(Duration::from_millis(500)));
         assert_eq!(o.body_timeout, None);
+        assert_eq!(o.uwsgi, None);
+    }
+
+    #[test]
+    fn protocol_uwsgi_brings_its_allow_list() {
+        let o = settings(&["--protocol", "uwsgi", "--uwsgi-allow-from", "10.0.0.0/8"]);
+        let allow = o.uwsgi.expect("uwsgi on");
+        assert!(allow.allows(Some("10.9.9.9".parse().unwrap())));
+        assert!(!allow.allows(Some("127.0.0.1".parse().unwrap())));
+        assert!(allow.allows(None));
+        let o = settings(&["--protocol", "uwsgi"]);
+        assert_eq!(o.uwsgi, Some(AllowList::loopback()));
     }
 
     fn head(raw: &[u8]) -> RequestHead {
@@ -289,6 +309,7 @@ mod tests {
             server_port: "8000".into(),
             forwarded_trusted: trusted,
             proxy: None,
+            cgi_vars: Vec::new(),
         }
     }
 

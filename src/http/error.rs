@@ -44,6 +44,12 @@ pub enum RequestError {
     BadProxyHeader(&'static str),
     #[error("PROXY protocol header from an address outside --proxy-allow-from")]
     ProxyForbidden,
+    #[error("invalid uwsgi packet: {0}")]
+    BadUwsgiPacket(&'static str),
+    #[error("unsupported uwsgi modifier1 {0} (only 0, a WSGI request, is served)")]
+    UwsgiModifier(u8),
+    #[error("uwsgi request from an address outside --uwsgi-allow-from")]
+    UwsgiForbidden,
 }
 
 impl RequestError {
@@ -59,7 +65,8 @@ impl RequestError {
             RequestError::BodyTooLarge { .. } => (413, "Request Entity Too Large"),
             RequestError::Timeout => (408, "Request Timeout"),
             // gunicorn's ForbiddenProxyRequest
-            RequestError::ProxyForbidden => (403, "Forbidden"),
+            RequestError::ProxyForbidden | RequestError::UwsgiForbidden => (403, "Forbidden"),
+            RequestError::UwsgiModifier(_) => (501, "Not Implemented"),
             _ => (400, "Bad Request"),
         }
     }

@@ -12,3 +12,4 @@ pub mod request;
 pub mod response;
 pub mod socket;
 pub mod static_files;
+pub mod uwsgi;

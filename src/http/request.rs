@@ -352,7 +352,7 @@ fn classify_version(head: &[u8]) -> RequestError {
 
 /// Gunicorn's default method rule: 3 to 20 characters, upper-case letters and the token
 /// punctuation only (no lower case, no digits), so `get` or `G3T` never reach the app.
-fn check_method(method: &[u8]) -> Result<(), RequestError> {
+pub(crate) fn check_method(method: &[u8]) -> Result<(), RequestError> {
     let ok_len = (3..=20).contains(&method.len());
     let ok_chars = method
         .iter()

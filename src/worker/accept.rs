@@ -92,6 +92,7 @@ async fn accept_loop<A: Acceptor>(l: A, (name, port): (String, String), ctx: Acc
             // decided once per connection, from the socket peer (`http::forwarded`)
             forwarded_trusted: ctx.cfg.edge.forwarded_allow.allows(peer.map(|p| p.ip())),
             proxy: None,
+            cgi_vars: Vec::new(),
         });
         let (cfg, shutdown, alive) = (ctx.cfg.clone(), ctx.shutdown.clone(), ctx.alive.clone());
         tokio::spawn(async move {
