@@ -169,9 +169,13 @@ fn from_vars(block: &Bytes, limits: &Limits) -> Result<Packet, RequestError> {
                 }
                 // framing comes from CONTENT_LENGTH alone; the CGI spellings of the two
                 // content fields win over their HTTP_ doubles
-                let framing_field = [&b"content-length"[..], b"content-type", b"transfer-encoding"]
-                    .iter()
-                    .any(|n| header.eq_ignore_ascii_case(n));
+                let framing_field = [
+                    &b"content-length"[..],
+                    b"content-type",
+                    b"transfer-encoding",
+                ]
+                .iter()
+                .any(|n| header.eq_ignore_ascii_case(n));
                 if !framing_field {
                     headers.push((header, value));
                 }

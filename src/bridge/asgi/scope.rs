@@ -74,7 +74,10 @@ fn mount(
         scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw))?;
     } else {
         scope.set_item(intern!(py, "path"), format!("{root}{decoded}"))?;
-        scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, &[script, raw].concat()))?;
+        scope.set_item(
+            intern!(py, "raw_path"),
+            PyBytes::new(py, &[script, raw].concat()),
+        )?;
     }
     Ok(())
 }
