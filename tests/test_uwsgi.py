@@ -12,6 +12,7 @@ import http.client
 import json
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,6 +170,38 @@ def test_plain_wsgi_stream_then_the_worker_still_serves(serve):
         resp, conn = exchange(server, packet([("PATH_INFO", "/")]))
         assert resp.body == b"".join(CHUNKS)
         conn.close()
+
+
+def test_forwarded_proto_headers_do_not_change_the_scheme(serve):
+    # the HTTP_* vars are the end client's headers, passed through by the front end: only the
+    # packet's own HTTPS / scheme vars count, as in gunicorn
+    server = uwsgi_server(serve, WSGI)
+    vars = nginx_vars(HTTP_X_FORWARDED_PROTO="https", HTTP_X_FORWARDED_SSL="on")
+    resp, conn = exchange(server, packet(vars))
+    conn.close()
+    assert resp.json()["wsgi.url_scheme"] == "http"
+
+
+def test_a_body_over_limit_request_body_is_refused(serve):
+    server = uwsgi_server(serve, WSGI, "--limit-request-body", "10")
+    body = b"y" * 11
+    resp, conn = exchange(server, packet(nginx_vars("POST", body=body)) + body)
+    conn.close()
+    assert resp.status == 413, resp
+
+
+def test_the_access_log_names_the_packets_client(serve):
+    server = uwsgi_server(serve, WSGI, "--access-logfile", "-")
+    resp, conn = exchange(server, packet(nginx_vars(uri="/env?z=9")))
+    conn.close()
+    assert resp.status == 200
+    deadline = time.monotonic() + 5
+    while not any("/env?z=9" in line for line in server.stdout_lines):
+        assert time.monotonic() < deadline, server.stdout_lines
+        time.sleep(0.02)
+    line = next(line for line in server.stdout_lines if "/env?z=9" in line)
+    assert line.startswith("203.0.113.7 "), line
+    assert '"GET /env?z=9 HTTP/1.1" 200' in line, line
 
 
 BAD_PACKETS = {

@@ -110,17 +110,23 @@ impl EdgeOptions {
     /// headers, 413 for a Content-Length over `--limit-request-body`). Chunked bodies are held
     /// to the limit by the body decoder as they arrive.
     pub fn admit(&self, conn: &ConnInfo, head: &RequestHead) -> Result<bool, RequestError> {
-        if let Framing::Length(n) = head.framing {
-            if self.limit_request_body > 0 && n > self.limit_request_body {
-                return Err(RequestError::BodyTooLarge {
-                    limit: self.limit_request_body,
-                });
-            }
-        }
+        self.check_length(head)?;
         // ferricorn listeners are plain TCP/unix (no TLS yet): the scheme is http unless a
         // trusted front end says otherwise
         self.secure_schemes
             .secure(&head.headers, false, conn.forwarded_trusted)
+    }
+
+    /// 413 for a Content-Length over `--limit-request-body`.
+    pub fn check_length(&self, head: &RequestHead) -> Result<(), RequestError> {
+        match head.framing {
+            Framing::Length(n) if self.limit_request_body > 0 && n > self.limit_request_body => {
+                Err(RequestError::BodyTooLarge {
+                    limit: self.limit_request_body,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -56,12 +56,13 @@ impl<S: Socket> Conn<S> {
                 cgi_vars: packet.vars,
             });
             let head = packet.head;
-            // edge: --limit-request-body, and secure-scheme headers from a trusted front end
-            let secure = match self.cfg.edge.admit(&self.info, &head) {
-                Ok(secure) => secure || packet.secure,
-                Err(e) => return Err(self.refuse(e).await),
-            };
-            let keep_alive = self.exchange(head, secure, Version::Http10).await?;
+            // edge: --limit-request-body. Not secure_scheme_headers: the HTTP_* vars are the
+            // end client's own headers, passed through; the scheme is what the packet says (as
+            // in gunicorn)
+            if let Err(e) = self.cfg.edge.check_length(&head) {
+                return Err(self.refuse(e).await);
+            }
+            let keep_alive = self.exchange(head, packet.secure, Version::Http10).await?;
             self.served += 1;
             if !keep_alive || *self.shutdown.borrow() {
                 return Ok(());
