@@ -301,9 +301,10 @@ def nginx_uwsgi(tmp_path: Path) -> Iterator:
     shutil.rmtree(short, ignore_errors=True)
 
 
-def fetch(port: int, method: str, target: str, body: bytes | None = None, headers=None):
+def fetch(port: int, method: str, target: str, body=None, headers=None, chunked=False):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-    conn.request(method, target, body=body, headers={"Host": "shop.example", **(headers or {})})
+    all_headers = {"Host": "shop.example", **(headers or {})}
+    conn.request(method, target, body=body, headers=all_headers, encode_chunked=chunked)
     resp = conn.getresponse()
     data = resp.read()
     conn.close()
@@ -331,12 +332,24 @@ def test_behind_nginx_the_app_sees_the_client_and_host(nginx_uwsgi, app):
         assert info["server"][1] == port
 
 
-def test_behind_nginx_post_large_and_streaming_responses(nginx_uwsgi, app):
+def nginx_errors(tmp_path: Path) -> list[str]:
+    log = tmp_path / "error.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line for line in lines if "[error]" in line or "[crit]" in line]
+
+
+def test_behind_nginx_post_large_and_streaming_responses(nginx_uwsgi, app, tmp_path):
     port = nginx_uwsgi(app)
     body = bytes(range(256)) * 8192  # 2 MiB
     resp, data = fetch(port, "POST", "/env", body=body)
     assert resp.status == 200, data
     assert json.loads(data)["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+    # a chunked upload: nginx buffers it and sends CONTENT_LENGTH
+    parts = [b"first;", b"second;" * 1000, b"third"]
+    resp, data = fetch(port, "POST", "/env", body=iter(parts), chunked=True)
+    assert resp.status == 200, data
+    assert json.loads(data)["body_sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
 
     resp, data = fetch(port, "GET", "/big?mb=4")
     assert resp.status == 200
@@ -345,9 +358,21 @@ def test_behind_nginx_post_large_and_streaming_responses(nginx_uwsgi, app):
     resp, data = fetch(port, "GET", "/stream")
     assert resp.status == 200
     assert data == b"".join(CHUNKS)
+    assert nginx_errors(tmp_path) == []
 
 
-def test_behind_nginx_many_requests_never_see_a_502(nginx_uwsgi, app):
+def test_behind_nginx_head_and_an_escaped_path(nginx_uwsgi, app):
+    port = nginx_uwsgi(app)
+    resp, data = fetch(port, "HEAD", "/big?mb=1")
+    assert resp.status == 200
+    assert data == b""
+    resp, data = fetch(port, "GET", "/env?x=%C3%A9")
+    assert resp.status == 200
+    info = json.loads(data)
+    assert info.get("QUERY_STRING", info.get("query_string")) == "x=%C3%A9"
+
+
+def test_behind_nginx_many_requests_never_see_a_502(nginx_uwsgi, app, tmp_path):
     port = nginx_uwsgi(app)
     statuses = set()
     for i in range(40):
@@ -355,4 +380,5 @@ def test_behind_nginx_many_requests_never_see_a_502(nginx_uwsgi, app):
         resp, _ = fetch(port, "GET", target)
         statuses.add(resp.status)
     assert statuses == {200}
+    assert nginx_errors(tmp_path) == []
 

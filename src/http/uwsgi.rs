@@ -29,6 +29,9 @@ const MAX_VARS: usize = 1000;
 /// What must be percent-encoded to carry a decoded PATH_INFO in `RequestHead::path` and have the
 /// bridges decode it back unchanged: `%` itself, and what may not appear in a request-target.
 const PATH_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b'?').add(b'#').add(b'"');
+/// REQUEST_URI is the client's raw request-target, which nginx takes with raw UTF-8 bytes in it:
+/// those (and spaces, controls) are escaped to keep the target visible ASCII, not refused.
+const URI_ESCAPES: &AsciiSet = &CONTROLS.add(b' ');
 
 /// One request as a uwsgi packet described it.
 #[derive(Debug)]
@@ -184,7 +187,12 @@ fn from_vars(block: &Bytes, limits: &Limits) -> Result<Packet, RequestError> {
             name if name.starts_with(b"wsgi.") || name.starts_with(b"gunicorn.") => {}
             b"RAW_URI" | b"SERVER_SOFTWARE" => {}
             b"REQUEST_URI" => {
-                request_uri = Some(value.clone());
+                request_uri = Some(match value.iter().all(|&b| (0x21..=0x7e).contains(&b)) {
+                    true => value.clone(),
+                    false => Bytes::from(
+                        percent_encoding::percent_encode(&value, URI_ESCAPES).to_string(),
+                    ),
+                });
                 vars.push((key, value));
             }
             _ => vars.push((key, value)),
@@ -298,7 +306,7 @@ mod tests {
     use super::*;
 
     /// A packet with these vars, as nginx would frame it.
-    pub(crate) fn packet(vars: &[(&str, &str)]) -> Vec<u8> {
+    fn packet(vars: &[(&str, &str)]) -> Vec<u8> {
         let mut block = Vec::new();
         for (k, v) in vars {
             block.extend_from_slice(&(k.len() as u16).to_le_bytes());
@@ -435,6 +443,17 @@ mod tests {
     }
 
     #[test]
+    fn a_raw_utf8_request_uri_is_escaped_not_refused() {
+        let p = parse_all(&packet(&[("REQUEST_URI", "/caf\u{e9} x?q=\u{e9}")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(&p.head.target[..], b"/caf%C3%A9%20x?q=%C3%A9");
+        assert_eq!(&p.head.path[..], b"/caf%C3%A9%20x");
+        // the environ's REQUEST_URI stays as the front end sent it
+        assert_eq!(&p.vars[0].1[..], "/caf\u{e9} x?q=\u{e9}".as_bytes());
+    }
+
+    #[test]
     fn a_non_ip_remote_addr_is_passed_on_as_a_var() {
         let p = parse_all(&packet(&[("REMOTE_ADDR", "unix:")]))
             .unwrap()
@@ -488,7 +507,6 @@ mod tests {
             ("HTTP_X_A", "a\r\nb"),
             ("HTTP_", "x"),
             ("HTTP_A B", "x"),
-            ("REQUEST_URI", "/a b"),
         ];
         for (k, v) in bad {
             assert!(parse_all(&packet(&[(k, v)])).is_err(), "{k}={v:?}");
