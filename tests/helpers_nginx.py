@@ -85,4 +85,3 @@ class Nginx:
         for proc in self.procs:
             proc.terminate()
             proc.wait(10)
-

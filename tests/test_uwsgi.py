@@ -11,16 +11,17 @@ import hashlib
 import http.client
 import json
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from apps.uwsgi_apps import CHUNKS, big_body
 from conftest import APPS, Server
 from helpers_http import RawConnection, Response
 from helpers_nginx import NGINX, SKIP_REASON, Nginx, free_port
-from apps.uwsgi_apps import CHUNKS, big_body
 
 WSGI = "uwsgi_apps:flask_app"
 ASGI = "uwsgi_apps:asgi_app"
@@ -255,6 +256,38 @@ def test_the_allow_list_admits_a_listed_peer(serve):
     assert resp.status == 200, resp
 
 
+def test_unix_socket_peers_are_always_allowed():
+    # gunicorn checks --uwsgi-allow-from only for peers with an IP address
+    short = Path(tempfile.mkdtemp(prefix="fuw", dir="/tmp"))
+    sock_path = short / "f.sock"
+    server = Server(
+        [
+            "-b",
+            f"unix:{sock_path}",
+            "--protocol",
+            "uwsgi",
+            "--uwsgi-allow-from",
+            "10.0.0.0/8",
+            WSGI,
+        ],
+        APPS,
+        None,
+    )
+    try:
+        server.wait_for_log(r"Listening at: unix:", timeout=30)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(str(sock_path))
+        with RawConnection(sock) as conn:
+            conn.send(packet(nginx_vars()))
+            resp = conn.read_response()
+        assert resp.status == 200, resp
+        assert resp.json()["REMOTE_ADDR"] == "203.0.113.7"
+    finally:
+        server.stop()
+        shutil.rmtree(short, ignore_errors=True)
+
+
 # -- a real nginx in front -----------------------------------------------------------------
 
 SERVER_BLOCK = """
@@ -278,7 +311,9 @@ def nginx_uwsgi(tmp_path: Path) -> Iterator:
     if NGINX is None:
         pytest.skip(SKIP_REASON)
     if not UWSGI_PARAMS.exists():
-        pytest.skip(f"{UWSGI_PARAMS} is missing (it ships with the nginx-common package)")
+        pytest.skip(
+            f"{UWSGI_PARAMS} is missing (it ships with the nginx-common package)"
+        )
     # unix socket paths are short (108 bytes): not under pytest's long tmp_path
     short = Path(tempfile.mkdtemp(prefix="fuw", dir="/tmp"))
     nginx = Nginx(tmp_path)
@@ -349,7 +384,9 @@ def test_behind_nginx_post_large_and_streaming_responses(nginx_uwsgi, app, tmp_p
     parts = [b"first;", b"second;" * 1000, b"third"]
     resp, data = fetch(port, "POST", "/env", body=iter(parts), chunked=True)
     assert resp.status == 200, data
-    assert json.loads(data)["body_sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
+    assert (
+        json.loads(data)["body_sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
+    )
 
     resp, data = fetch(port, "GET", "/big?mb=4")
     assert resp.status == 200
@@ -381,4 +418,3 @@ def test_behind_nginx_many_requests_never_see_a_502(nginx_uwsgi, app, tmp_path):
         statuses.add(resp.status)
     assert statuses == {200}
     assert nginx_errors(tmp_path) == []
-
