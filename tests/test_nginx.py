@@ -31,9 +31,7 @@ def nginx_in_front(tmp_path: Path):
     nginx = Nginx(tmp_path)
 
     def start(server) -> Path:
-        nginx.start(
-            SERVER.format(dir=tmp_path, port=server.port), tmp_path / "nginx.sock"
-        )
+        nginx.start(SERVER.format(dir=tmp_path, port=server.port), tmp_path / "nginx.sock")
         return tmp_path / "nginx.sock"
 
     yield start

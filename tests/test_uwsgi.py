@@ -311,9 +311,7 @@ def nginx_uwsgi(tmp_path: Path) -> Iterator:
     if NGINX is None:
         pytest.skip(SKIP_REASON)
     if not UWSGI_PARAMS.exists():
-        pytest.skip(
-            f"{UWSGI_PARAMS} is missing (it ships with the nginx-common package)"
-        )
+        pytest.skip(f"{UWSGI_PARAMS} is missing (it ships with the nginx-common package)")
     # unix socket paths are short (108 bytes): not under pytest's long tmp_path
     short = Path(tempfile.mkdtemp(prefix="fuw", dir="/tmp"))
     nginx = Nginx(tmp_path)
@@ -384,9 +382,7 @@ def test_behind_nginx_post_large_and_streaming_responses(nginx_uwsgi, app, tmp_p
     parts = [b"first;", b"second;" * 1000, b"third"]
     resp, data = fetch(port, "POST", "/env", body=iter(parts), chunked=True)
     assert resp.status == 200, data
-    assert (
-        json.loads(data)["body_sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
-    )
+    assert json.loads(data)["body_sha256"] == hashlib.sha256(b"".join(parts)).hexdigest()
 
     resp, data = fetch(port, "GET", "/big?mb=4")
     assert resp.status == 200

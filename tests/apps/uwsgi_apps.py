@@ -55,9 +55,7 @@ def env():
 
 @flask_app.get("/big")
 def big():
-    return Response(
-        big_body(int(request.args.get("mb", "1"))), mimetype="application/octet-stream"
-    )
+    return Response(big_body(int(request.args.get("mb", "1"))), mimetype="application/octet-stream")
 
 
 @flask_app.get("/stream")
@@ -97,9 +95,7 @@ async def asgi_app(scope, receive, send):
     if path == "/big":
         mb = int(scope["query_string"].decode().partition("=")[2] or "1")
         payload = big_body(mb)
-        await send(
-            {**start, "headers": [(b"content-length", str(len(payload)).encode())]}
-        )
+        await send({**start, "headers": [(b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
         return
     if path == "/stream":
