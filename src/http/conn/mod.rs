@@ -159,9 +159,10 @@ pub async fn serve<S: Socket>(
         Err(e) => return log::debug!("connection closed: {e}"),
     }
     // --protocol uwsgi: packets instead of HTTP heads (decided per connection, not per request)
-    let served = match conn.cfg.edge.uwsgi.is_some() {
-        true => conn.run_uwsgi().await.map(|()| None),
-        false => conn.run().await,
+    let served = if conn.cfg.edge.uwsgi.is_some() {
+        conn.run_uwsgi().await.map(|()| None)
+    } else {
+        conn.run().await
     };
     match served {
         Ok(Some(session)) => return websocket::run_session(conn, session).await,
