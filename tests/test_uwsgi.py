@@ -205,6 +205,15 @@ def test_the_access_log_names_the_packets_client(serve):
     assert '"GET /env?z=9 HTTP/1.1" 200' in line, line
 
 
+def test_health_path_is_answered_without_the_app(serve):
+    server = uwsgi_server(serve, WSGI, "--health-path", "/healthz")
+    resp, conn = exchange(server, packet(nginx_vars(uri="/healthz")))
+    assert (resp.status, resp.body) == (200, b"OK\n")
+    conn.send(packet(nginx_vars()))
+    assert conn.read_response().json()["PATH_INFO"] == "/env"
+    conn.close()
+
+
 BAD_PACKETS = {
     # (bytes, expected status); each closes the connection
     "truncated header": (b"\x00\x10", 400),

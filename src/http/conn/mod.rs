@@ -215,12 +215,7 @@ impl<S: Socket> Conn<S> {
                 return Ok(None);
             };
             if super::health::is_probe(&head, self.cfg.health_path.as_deref()) {
-                let keep = head.keep_alive && !self.cfg.keepalive.is_zero();
-                self.wbuf.clear();
-                super::health::answer(&mut self.wbuf, &head, *self.shutdown.borrow(), keep);
-                self.flush().await?;
-                self.served += 1;
-                if !keep || *self.shutdown.borrow() {
+                if !self.answer_probe(&head).await? {
                     return Ok(None);
                 }
                 continue;
@@ -255,6 +250,16 @@ impl<S: Socket> Conn<S> {
                 return Ok(None);
             }
         }
+    }
+
+    /// Answers a `--health-path` probe; returns whether the connection stays open.
+    async fn answer_probe(&mut self, head: &RequestHead) -> Result<bool, ConnError> {
+        let keep = head.keep_alive && !self.cfg.keepalive.is_zero();
+        self.wbuf.clear();
+        super::health::answer(&mut self.wbuf, head, *self.shutdown.borrow(), keep);
+        self.flush().await?;
+        self.served += 1;
+        Ok(keep && !*self.shutdown.borrow())
     }
 
     /// Reads until a full head is buffered; `None` when the client closed or idled out.

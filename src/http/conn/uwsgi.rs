@@ -56,6 +56,12 @@ impl<S: Socket> Conn<S> {
                 cgi_vars: packet.vars,
             });
             let head = packet.head;
+            if crate::http::health::is_probe(&head, self.cfg.health_path.as_deref()) {
+                if !self.answer_probe(&head).await? {
+                    return Ok(());
+                }
+                continue;
+            }
             // edge: --limit-request-body. Not secure_scheme_headers: the HTTP_* vars are the
             // end client's own headers, passed through; the scheme is what the packet says (as
             // in gunicorn)

@@ -133,7 +133,8 @@ WSGI environ, where gunicorn drops them and reports the socket peer as \
 REMOTE_ADDR; a SCRIPT_NAME var is the mount point (the ASGI root_path). \
 Only modifier1 0 is served (501 otherwise), malformed packets get 400, \
 peers outside uwsgi_allow_ips 403 (gunicorn answers all three 500). \
---health-path, --static and WebSocket upgrades apply to HTTP only.",
+--health-path is answered as for HTTP; --static mounts and WebSocket \
+upgrades are HTTP only (such requests reach the app).",
         cost: "None for http (chosen once per connection); for uwsgi a few small allocations per request (the vars, the per-request client facts).",
         compat: Compat::Partial("the other CGI vars reach the WSGI environ; protocol errors get 400/403/501, not gunicorn's 500"),
     },
