@@ -28,6 +28,10 @@ pub struct ConnInfo {
     pub proxy: Option<crate::http::edge::ProxyInfo>,
     /// Set once a TLS handshake completed on this connection: its scheme is https.
     pub tls: Option<Arc<crate::http::tls::TlsInfo>>,
+    /// `--protocol uwsgi`: the CGI vars of the request's packet that have no place in the head
+    /// (DOCUMENT_ROOT, SCRIPT_NAME, REQUEST_URI, custom `uwsgi_param`s); the WSGI environ gets
+    /// them as they are. Empty for HTTP.
+    pub cgi_vars: Vec<(Bytes, Bytes)>,
 }
 
 /// A request ready for the application.

@@ -102,6 +102,7 @@ mod tests {
                 forwarded_trusted: false,
                 proxy: None,
                 tls: None,
+                cgi_vars: Vec::new(),
             }),
             time: LogTime {
                 unix: 1_795_541_045,

@@ -294,6 +294,7 @@ mod tests {
                 forwarded_trusted: false,
                 proxy: None,
                 tls: None,
+                cgi_vars: Vec::new(),
             }),
             // 2026-11-24 17:24:05 UTC, logged at +01:00
             time: LogTime {
@@ -415,6 +416,7 @@ mod tests {
             forwarded_trusted: true,
             proxy: None,
             tls: None,
+            cgi_vars: Vec::new(),
         });
         rec.sent = 0;
         rec.request_headers.clear();

@@ -41,6 +41,9 @@ pub struct EdgeOptions {
     pub body_timeout: Option<Duration>,
     /// Which protocols a connection may speak, and HTTP/2's SETTINGS (`http::h2`).
     pub http2: super::h2::Http2Options,
+    /// `--protocol uwsgi`: the peers allowed to speak it (`--uwsgi-allow-from`); `None` when
+    /// the protocol is http.
+    pub uwsgi: Option<AllowList>,
 }
 
 impl Default for EdgeOptions {
@@ -55,6 +58,7 @@ impl Default for EdgeOptions {
             header_timeout: Some(Duration::from_secs(10)),
             body_timeout: Some(Duration::from_secs(30)),
             http2: super::h2::Http2Options::default(),
+            uwsgi: None,
         }
     }
 }
@@ -94,6 +98,10 @@ impl EdgeOptions {
             header_timeout: secs("header_timeout")?,
             body_timeout: secs("body_timeout")?,
             http2: super::h2::Http2Options::from_values(v)?,
+            uwsgi: match v.str("protocol")? {
+                "uwsgi" => Some(allow("uwsgi_allow_ips")?),
+                _ => None,
+            },
         })
     }
 
@@ -106,17 +114,23 @@ impl EdgeOptions {
     /// headers, 413 for a Content-Length over `--limit-request-body`). Chunked bodies are held
     /// to the limit by the body decoder as they arrive.
     pub fn admit(&self, conn: &ConnInfo, head: &RequestHead) -> Result<bool, RequestError> {
-        if let Framing::Length(n) = head.framing {
-            if self.limit_request_body > 0 && n > self.limit_request_body {
-                return Err(RequestError::BodyTooLarge {
-                    limit: self.limit_request_body,
-                });
-            }
-        }
+        self.check_length(head)?;
         // https on a TLS connection, http otherwise, unless a trusted front end says otherwise
         // (as in gunicorn, its headers win either way)
         self.secure_schemes
             .secure(&head.headers, conn.tls.is_some(), conn.forwarded_trusted)
+    }
+
+    /// 413 for a Content-Length over `--limit-request-body`.
+    pub fn check_length(&self, head: &RequestHead) -> Result<(), RequestError> {
+        match head.framing {
+            Framing::Length(n) if self.limit_request_body > 0 && n > self.limit_request_body => {
+                Err(RequestError::BodyTooLarge {
+                    limit: self.limit_request_body,
+                })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -278,6 +292,18 @@ mod tests {
         assert_eq!(o.limit_request_body, 1024);
         assert_eq!(o.header_timeout, Some(Duration::from_millis(500)));
         assert_eq!(o.body_timeout, None);
+        assert_eq!(o.uwsgi, None);
+    }
+
+    #[test]
+    fn protocol_uwsgi_brings_its_allow_list() {
+        let o = settings(&["--protocol", "uwsgi", "--uwsgi-allow-from", "10.0.0.0/8"]);
+        let allow = o.uwsgi.expect("uwsgi on");
+        assert!(allow.allows(Some("10.9.9.9".parse().unwrap())));
+        assert!(!allow.allows(Some("127.0.0.1".parse().unwrap())));
+        assert!(allow.allows(None));
+        let o = settings(&["--protocol", "uwsgi"]);
+        assert_eq!(o.uwsgi, Some(AllowList::loopback()));
     }
 
     fn head(raw: &[u8]) -> RequestHead {
@@ -295,6 +321,7 @@ mod tests {
             forwarded_trusted: trusted,
             proxy: None,
             tls: None,
+            cgi_vars: Vec::new(),
         }
     }
 

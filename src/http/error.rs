@@ -46,6 +46,12 @@ pub enum RequestError {
     ProxyForbidden,
     #[error("expected the HTTP/2 connection preface (--http2-cleartext prior-knowledge)")]
     NotHttp2,
+    #[error("invalid uwsgi packet: {0}")]
+    BadUwsgiPacket(&'static str),
+    #[error("unsupported uwsgi modifier1 {0} (only 0, a WSGI request, is served)")]
+    UwsgiModifier(u8),
+    #[error("uwsgi request from an address outside --uwsgi-allow-from")]
+    UwsgiForbidden,
 }
 
 impl RequestError {
@@ -61,7 +67,8 @@ impl RequestError {
             RequestError::BodyTooLarge { .. } => (413, "Request Entity Too Large"),
             RequestError::Timeout => (408, "Request Timeout"),
             // gunicorn's ForbiddenProxyRequest
-            RequestError::ProxyForbidden => (403, "Forbidden"),
+            RequestError::ProxyForbidden | RequestError::UwsgiForbidden => (403, "Forbidden"),
+            RequestError::UwsgiModifier(_) => (501, "Not Implemented"),
             _ => (400, "Bad Request"),
         }
     }

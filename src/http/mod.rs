@@ -15,3 +15,4 @@ pub mod response;
 pub mod socket;
 pub mod static_files;
 pub mod tls;
+pub mod uwsgi;

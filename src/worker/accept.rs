@@ -93,6 +93,7 @@ async fn accept_loop<A: Acceptor>(l: A, (name, port): (String, String), ctx: Acc
             forwarded_trusted: ctx.cfg.edge.forwarded_allow.allows(peer.map(|p| p.ip())),
             proxy: None,
             tls: None,
+            cgi_vars: Vec::new(),
         });
         let (cfg, shutdown, alive) = (ctx.cfg.clone(), ctx.shutdown.clone(), ctx.alive.clone());
         tokio::spawn(async move {

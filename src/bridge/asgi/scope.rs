@@ -57,6 +57,31 @@ impl HeaderNames {
     }
 }
 
+/// `--protocol uwsgi` with a SCRIPT_NAME var: that is the app's `root_path`, and `path` /
+/// `raw_path` include it (the front end's PATH_INFO normally already does).
+fn mount(
+    py: Python<'_>,
+    scope: &Bound<'_, PyDict>,
+    script: &[u8],
+    raw: &[u8],
+    decoded: &str,
+) -> PyResult<()> {
+    let script = script.strip_suffix(b"/").unwrap_or(script);
+    let root = String::from_utf8_lossy(script);
+    scope.set_item(intern!(py, "root_path"), &*root)?;
+    if decoded.starts_with(&*root) {
+        scope.set_item(intern!(py, "path"), decoded)?;
+        scope.set_item(intern!(py, "raw_path"), PyBytes::new(py, raw))?;
+    } else {
+        scope.set_item(intern!(py, "path"), format!("{root}{decoded}"))?;
+        scope.set_item(
+            intern!(py, "raw_path"),
+            PyBytes::new(py, &[script, raw].concat()),
+        )?;
+    }
+    Ok(())
+}
+
 /// The scope for one request. `state` is the lifespan state, shallow-copied per request as
 /// the spec asks; `subprotocols` makes it a websocket scope (which has no method).
 pub fn build<'py>(
@@ -129,6 +154,9 @@ pub fn build<'py>(
     match conn.server_port.parse::<u16>() {
         Ok(port) => scope.set_item(intern!(py, "server"), (&conn.server_name, port))?,
         Err(_) => scope.set_item(intern!(py, "server"), py.None())?,
+    }
+    if let Some((_, script)) = conn.cgi_vars.iter().find(|(k, _)| &k[..] == b"SCRIPT_NAME") {
+        mount(py, &scope, script, &head.path, &decoded)?;
     }
     if let Some(state) = state {
         scope.set_item(intern!(py, "state"), state.bind(py).copy()?)?;

@@ -169,7 +169,33 @@ pub fn build<'py>(
         env.set_item(intern!(py, "SERVER_NAME"), &conn.server_name)?;
         env.set_item(intern!(py, "SERVER_PORT"), &conn.server_port)?;
     }
+    if !conn.cgi_vars.is_empty() {
+        add_cgi_vars(py, &env, &conn.cgi_vars, &path)?;
+    }
     Ok(env)
+}
+
+/// `--protocol uwsgi`: the packet's other vars go into the environ as sent (as uWSGI itself
+/// does; gunicorn drops them). A SCRIPT_NAME var is the app's mount point: PATH_INFO loses
+/// that prefix, as it does for the SCRIPT_NAME environment variable.
+fn add_cgi_vars(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    vars: &[(bytes::Bytes, bytes::Bytes)],
+    path: &[u8],
+) -> PyResult<()> {
+    for (key, value) in vars {
+        if &key[..] == b"SCRIPT_NAME" {
+            let script = value.strip_suffix(b"/").unwrap_or(value);
+            if let Some(rest) = path.strip_prefix(script) {
+                env.set_item(intern!(py, "PATH_INFO"), latin1(py, rest)?)?;
+            }
+            env.set_item(intern!(py, "SCRIPT_NAME"), latin1(py, script)?)?;
+            continue;
+        }
+        env.set_item(latin1(py, key)?, latin1(py, value)?)?;
+    }
+    Ok(())
 }
 
 /// Bytes to str one-to-one (PEP 3333's "native strings" carry latin-1).

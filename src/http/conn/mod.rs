@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub(crate) mod log_start;
 mod pump;
 mod static_serve;
+mod uwsgi;
 mod websocket;
 
 use log_start::LogStart;
@@ -191,7 +192,13 @@ pub async fn serve<S: Socket>(
             Err(e) => return log::debug!("connection closed: {e}"),
         }
     }
-    match conn.run().await {
+    // --protocol uwsgi: packets instead of HTTP heads (decided per connection, not per request)
+    let served = if conn.cfg.edge.uwsgi.is_some() {
+        conn.run_uwsgi().await.map(|()| None)
+    } else {
+        conn.run().await
+    };
+    match served {
         Ok(Some(session)) => return websocket::run_session(conn, session).await,
         Ok(None) => {}
         Err(e) => log::debug!("connection closed: {e}"),
@@ -242,12 +249,7 @@ impl<S: Socket> Conn<S> {
                 return Ok(None);
             };
             if super::health::is_probe(&head, self.cfg.health_path.as_deref()) {
-                let keep = head.keep_alive && !self.cfg.keepalive.is_zero();
-                self.wbuf.clear();
-                super::health::answer(&mut self.wbuf, &head, *self.shutdown.borrow(), keep);
-                self.flush().await?;
-                self.served += 1;
-                if !keep || *self.shutdown.borrow() {
+                if !self.answer_probe(&head).await? {
                     return Ok(None);
                 }
                 continue;
@@ -268,7 +270,10 @@ impl<S: Socket> Conn<S> {
             let answer = self.cfg.static_files.as_ref().and_then(|f| f.answer(&head));
             let keep_alive = match answer {
                 Some(answer) => self.serve_static(head, answer, secure).await?,
-                None => self.exchange(head, secure).await?,
+                None => {
+                    let version = head.version;
+                    self.exchange(head, secure, version).await?
+                }
             };
             self.served += 1;
             // an upload grew the read buffer; an idle connection should not keep that memory
@@ -281,12 +286,30 @@ impl<S: Socket> Conn<S> {
         }
     }
 
+    /// Answers a `--health-path` probe; returns whether the connection stays open.
+    async fn answer_probe(&mut self, head: &RequestHead) -> Result<bool, ConnError> {
+        let keep = head.keep_alive && !self.cfg.keepalive.is_zero();
+        self.wbuf.clear();
+        super::health::answer(&mut self.wbuf, head, *self.shutdown.borrow(), keep);
+        self.flush().await?;
+        self.served += 1;
+        Ok(keep && !*self.shutdown.borrow())
+    }
+
     /// Reads until a full head is buffered; `None` when the client closed or idled out.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, ConnError> {
+        self.read_message(parse_head).await
+    }
+
+    /// `read_head` for any message format (`parse` is `parse_head` or `uwsgi::parse`).
+    async fn read_message<T, P>(&mut self, parse: P) -> Result<Option<T>, ConnError>
+    where
+        P: Fn(&mut BytesMut, &Limits) -> Result<Option<T>, RequestError>,
+    {
         // edge: --header-timeout runs from the connection's start or the next head's first byte
         let mut deadline = None;
         loop {
-            match parse_head(&mut self.rbuf, &self.cfg.limits) {
+            match parse(&mut self.rbuf, &self.cfg.limits) {
                 Ok(Some(head)) => return Ok(Some(head)),
                 Ok(None) => {}
                 Err(e) => return Err(self.refuse(e).await),
@@ -296,14 +319,14 @@ impl<S: Socket> Conn<S> {
                 // shutdown has begun (a fresh connection still gets its first request read)
                 let mut shutdown = self.shutdown.clone();
                 if *shutdown.borrow() {
-                    return self.read_already_sent().await;
+                    return self.read_already_sent(&parse).await;
                 }
                 tokio::select! {
                     r = tokio::time::timeout(self.cfg.keepalive, read_more(&self.sock, &mut self.rbuf)) => match r {
                         Ok(r) => r?,
                         Err(_) => return Ok(None),
                     },
-                    _ = shutdown.changed() => return self.read_already_sent().await,
+                    _ = shutdown.changed() => return self.read_already_sent(&parse).await,
                 }
             } else {
                 let until = *deadline.get_or_insert_with(|| self.cfg.edge.head_deadline());
@@ -342,7 +365,10 @@ impl<S: Socket> Conn<S> {
     /// (it saw no `Connection: close`), so give it a short grace: a request that arrives is
     /// answered with `Connection: close`; silence closes the connection. Closing at once
     /// would race the client's next request and fail it.
-    async fn read_already_sent(&mut self) -> Result<Option<RequestHead>, ConnError> {
+    async fn read_already_sent<T, P>(&mut self, parse: &P) -> Result<Option<T>, ConnError>
+    where
+        P: Fn(&mut BytesMut, &Limits) -> Result<Option<T>, RequestError>,
+    {
         loop {
             let more = tokio::time::timeout(
                 SHUTDOWN_GRACE.min(self.cfg.keepalive.max(Duration::from_millis(100))),
@@ -352,7 +378,7 @@ impl<S: Socket> Conn<S> {
             if !matches!(more, Ok(Ok(n)) if n > 0) {
                 return Ok(None);
             }
-            match parse_head(&mut self.rbuf, &self.cfg.limits) {
+            match parse(&mut self.rbuf, &self.cfg.limits) {
                 Ok(Some(head)) => return Ok(Some(head)),
                 Ok(None) => {}
                 Err(e) => return Err(self.refuse(e).await),
@@ -378,9 +404,15 @@ impl<S: Socket> Conn<S> {
             .map_or_else(|| "unix socket".to_owned(), |p| p.to_string())
     }
 
-    /// Runs one request through the app and writes its response. Returns whether the
+    /// Runs one request through the app and writes its response, framed for `version` (the
+    /// request's; HTTP/1.0 for uwsgi, whose responses are never chunked). Returns whether the
     /// connection may carry another request.
-    async fn exchange(&mut self, head: RequestHead, secure: bool) -> Result<bool, ConnError> {
+    async fn exchange(
+        &mut self,
+        head: RequestHead,
+        secure: bool,
+        version: Version,
+    ) -> Result<bool, ConnError> {
         let cfg = self.cfg.clone();
         let Some(_in_flight) = self.enter_or_refuse(&cfg).await? else {
             return Ok(false);
@@ -391,7 +423,7 @@ impl<S: Socket> Conn<S> {
             Err(e) => return Err(self.refuse(e).await),
         };
         let req = RequestFacts {
-            version: head.version,
+            version,
             is_head: head.is_head(),
             // gunicorn: --keep-alive 0 turns keep-alive off
             keep_alive: head.keep_alive && !self.cfg.keepalive.is_zero(),

@@ -1,7 +1,8 @@
 //! Gunicorn's proxy-facing "Server Mechanics" settings: trusted proxies,
 //! forwarded headers, the PROXY and uwsgi protocols. `http::edge` applies
-//! the trusted-proxy and PROXY protocol ones; the uwsgi protocol and
-//! forwarder_headers are accepted so gunicorn configs load, and warned about.
+//! the trusted-proxy, PROXY protocol and uwsgi allow-list ones (`http::conn::uwsgi`
+//! serves the uwsgi protocol); forwarder_headers is accepted so gunicorn configs
+//! load, and warned about.
 
 use super::{addr_list, choice, comma_list, opt_string};
 use crate::settings::registry::{Action, Compat, DefaultValue, Env, Section, Setting, Value};
@@ -117,9 +118,25 @@ peers are always allowed. Only matters with proxy_protocol.",
         validate: |raw| choice(raw, &["http", "uwsgi"]),
         example: "--protocol http",
         short: "The protocol for incoming connections.",
-        desc: "The protocol for incoming connections.\n\nNo effect in ferricorn: Ferricorn speaks HTTP only; the uwsgi protocol is not implemented yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("ferricorn speaks HTTP only; the uwsgi protocol is not implemented yet"),
+        desc: "The protocol for incoming connections.\n\
+\n\
+`http` (HTTP/1.x) or `uwsgi`, the binary protocol of nginx's `uwsgi_pass` \
+(with `include uwsgi_params;`), for every listener. Each request is one \
+packet of CGI variables, then CONTENT_LENGTH bytes of body; the response \
+goes back as an HTTP/1.0 status line, headers and body, never chunked: \
+without a Content-Length the connection closes after the body. REMOTE_ADDR \
+/ REMOTE_PORT, SERVER_NAME / SERVER_PORT, the method, URI, protocol and \
+HTTP_* headers become the request; HTTPS=on (or UWSGI_SCHEME, \
+REQUEST_SCHEME, wsgi.url_scheme = https) makes it https. Every other var \
+(DOCUMENT_ROOT, REQUEST_URI, custom uwsgi_param values) is copied into the \
+WSGI environ, where gunicorn drops them and reports the socket peer as \
+REMOTE_ADDR; a SCRIPT_NAME var is the mount point (the ASGI root_path). \
+Only modifier1 0 is served (501 otherwise), malformed packets get 400, \
+peers outside uwsgi_allow_ips 403 (gunicorn answers all three 500). \
+--health-path is answered as for HTTP; --static mounts and WebSocket \
+upgrades are HTTP only (such requests reach the app).",
+        cost: "None for http (chosen once per connection); for uwsgi a few small allocations per request (the vars, the per-request client facts).",
+        compat: Compat::Partial("the other CGI vars reach the WSGI environ; protocol errors get 400/403/501, not gunicorn's 500"),
     },
     Setting {
         name: "uwsgi_allow_ips",
@@ -131,9 +148,14 @@ peers are always allowed. Only matters with proxy_protocol.",
         validate: addr_list,
         example: "--uwsgi-allow-from 127.0.0.1",
         short: "IPs allowed to send uWSGI protocol requests (comma separated).",
-        desc: "IPs allowed to send uWSGI protocol requests (comma separated).\n\nNo effect in ferricorn: The uwsgi protocol is not implemented yet.",
-        cost: "None in ferricorn.",
-        compat: Compat::Ignored("the uwsgi protocol is not implemented yet"),
+        desc: "IPs allowed to send uWSGI protocol requests (comma separated).\n\
+\n\
+Addresses, CIDR networks or `*`, as for forwarded_allow_ips (gunicorn \
+compares exact addresses). A connection from another address is answered \
+403 and closed before anything is read. Unix-socket peers are always \
+allowed. Only matters with protocol = uwsgi.",
+        cost: "One address comparison per entry, per connection.",
+        compat: Compat::Full,
     },
     Setting {
         name: "root_path",
