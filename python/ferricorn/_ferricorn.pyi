@@ -7,6 +7,7 @@ __version__: str
 __all__ = [
     "AsgiBridge",
     "ClientDisconnected",
+    "DirtyLink",
     "ErrorStream",
     "FileWrapper",
     "HttpCycle",
@@ -95,3 +96,11 @@ class WebSocketCycle:
     def receive(self) -> Any: ...
     def send(self, message: Any) -> Any: ...
     def finish(self, exc: Any = None) -> None: ...
+
+@final
+class DirtyLink:
+    """A dirty worker's heartbeat slot: what its serving loop tells the master."""
+
+    def ready(self) -> None: ...
+    def begin(self) -> int: ...
+    def end(self, token: int, /) -> None: ...

@@ -12,6 +12,7 @@
 //! (gunicorn's main loop would also die on a raising pre_fork, on_reload or child_exit: one
 //! bad hook line taking a running server down is not worth copying.)
 
+mod dirty;
 pub mod heartbeat;
 pub mod signals;
 mod spawn;
@@ -64,6 +65,8 @@ pub struct MasterOptions {
     pub access_log: Option<Arc<AccessLog>>,
     /// The conf file's server hooks; `None` when it defines none.
     pub hooks: Option<ServerHooks>,
+    /// `--dirty-app` / `--dirty-workers`; `None` when the dirty pool is off.
+    pub dirty: Option<crate::dirty::DirtyOptions>,
 }
 
 impl MasterOptions {
@@ -100,6 +103,7 @@ impl MasterOptions {
             health_path: s.health_path.clone(),
             static_files: s.static_files.clone(),
             edge: s.edge.clone(),
+            dirty: s.dirty.clone(),
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct Arbiter {
     timeouts: u64,
     /// The worker count last sent to StatsD (`gunicorn.workers`, sent when it changes).
     workers_gauge: Option<usize>,
+    /// The dirty worker pool (src/dirty/), when configured.
+    dirty: Option<crate::dirty::pool::DirtyPool>,
 }
 
 impl Arbiter {
@@ -171,6 +177,7 @@ impl Arbiter {
             restarts: 0,
             timeouts: 0,
             workers_gauge: None,
+            dirty: None,
         })
     }
 
@@ -225,6 +232,13 @@ impl Arbiter {
                 return Err(Error::Hook { name: "when_ready" });
             }
         }
+        // before the first fork: HTTP workers learn the dirty sockets from the environment
+        if let Some(d) = self.opts.dirty.clone() {
+            if let Err(e) = self.open_dirty(py, d) {
+                self.halt(py, 1);
+                return Err(e);
+            }
+        }
         self.manage(py)?;
         loop {
             for sig in self.wait(500) {
@@ -256,8 +270,10 @@ impl Arbiter {
             }
             self.reap(py)?;
             self.murder_hung();
+            self.murder_dirty();
             self.retire_worn_out();
             self.manage(py)?;
+            self.manage_dirty(py)?;
             self.serve_metrics();
         }
     }
@@ -274,6 +290,7 @@ impl Arbiter {
         for w in self.workers.values_mut() {
             w.retiring = true;
         }
+        self.reload_dirty();
     }
 
     /// HUP re-reads the configuration as gunicorn does (command line, GUNICORN_CMD_ARGS and the
@@ -439,6 +456,8 @@ impl Arbiter {
             }
             self.reap(py)?;
         }
+        // the dirty workers go last: HTTP workers finishing requests may still call them
+        self.stop_dirty(py, graceful)?;
         self.halt(py, 0);
         Ok(())
     }
@@ -448,6 +467,7 @@ impl Arbiter {
         for &pid in self.workers.keys() {
             kill(pid, libc::SIGKILL);
         }
+        self.halt_dirty(py);
         while !self.workers.is_empty() {
             let mut status = 0;
             // SAFETY: blocking wait for our own children, which were just SIGKILLed.

@@ -119,6 +119,8 @@ pub struct Settings {
     pub reload: crate::worker::ReloadOptions,
     /// Proxies, PROXY protocol, body limit and slow-client timeouts.
     pub edge: crate::http::edge::EdgeOptions,
+    /// The dirty worker pool; `None` when off.
+    pub dirty: Option<crate::dirty::DirtyOptions>,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
     /// Every setting's resolved value by name: what hooks see as `server.cfg`.
@@ -313,6 +315,7 @@ impl Settings {
                     .collect(),
             },
             edge: crate::http::edge::EdgeOptions::from_values(values)?,
+            dirty: crate::dirty::DirtyOptions::from_values(values)?,
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
@@ -523,6 +526,7 @@ mod tests {
                     extra_files: vec![],
                 },
                 edge: crate::http::edge::EdgeOptions::default(),
+                dirty: None,
                 hooks: Hooks::default(),
                 values,
                 warnings: vec![],
