@@ -11,6 +11,7 @@ the master through ``link`` (the heartbeat slot), which is how the master sees a
 from __future__ import annotations
 
 import faulthandler
+import inspect
 import logging
 import os
 import pickle
@@ -115,6 +116,8 @@ class _Worker:
             return proto.frame((False, {**err.to_dict(), "error_type": "DirtyAppNotFoundError"}))
         try:
             result = app(action, *args, **kwargs)
+            if inspect.isgenerator(result) or inspect.isasyncgen(result):
+                raise TypeError("streaming dirty calls (generators) are not supported by ferricorn yet")
             return proto.frame((True, result))
         except Exception as e:
             tb = traceback.format_exc()
