@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import APPS, Server, run_ferricorn
 from test_master import alive, wait_for_exit, wait_until
 
@@ -40,7 +39,11 @@ def dirty_pids(server: Server) -> list[int]:
 
 
 def wait_ready_dirty(server: Server, count: int, timeout: float = 20.0) -> list[int]:
-    wait_until(lambda: len(dirty_pids(server)) >= count, timeout, f"{count} dirty workers ready")
+    wait_until(
+        lambda: len(dirty_pids(server)) >= count,
+        timeout,
+        f"{count} dirty workers ready",
+    )
     return dirty_pids(server)
 
 
@@ -101,7 +104,11 @@ def test_exception_in_the_dirty_app_reaches_the_caller_as_dirty_app_error(serve)
     server = start(serve, "dirty_flask:app")
     r = httpx.get(server.url + "/fail")
     assert r.status_code == 502
-    assert r.json() == {"error": "DirtyAppError", "message": "flask saw it", "action": "fail"}
+    assert r.json() == {
+        "error": "DirtyAppError",
+        "message": "flask saw it",
+        "action": "fail",
+    }
     # logged in the dirty worker with its traceback, and the worker keeps serving
     server.wait_for_log(r"Error executing dirty_apps:Counter\.fail: flask saw it")
     assert "ValueError: flask saw it" in server.log
@@ -114,7 +121,8 @@ def test_wsgi_threads_call_at_once_and_unknown_apps_are_refused(serve):
     t0 = time.monotonic()
     out: list[Any] = []
     threads = [
-        threading.Thread(target=lambda: out.append(get(server, "/sleep?s=1"))) for _ in range(4)
+        threading.Thread(target=lambda: out.append(get(server, "/sleep?s=1")))
+        for _ in range(4)
     ]
     for t in threads:
         t.start()
@@ -123,9 +131,16 @@ def test_wsgi_threads_call_at_once_and_unknown_apps_are_refused(serve):
     assert len(out) == 4 and all("result" in o for o in out), out
     assert time.monotonic() - t0 < 3.5
     body = get(server, "/pid?app=nope:Nothing")
-    assert body == {"error": "DirtyAppNotFoundError", "message": "Dirty app not found: nope:Nothing"}
+    assert body == {
+        "error": "DirtyAppNotFoundError",
+        "message": "Dirty app not found: nope:Nothing",
+    }
     echoed = get(server, "/echo")["result"]
-    assert echoed == {"args": [1, "two", [3]], "kwargs": {"four": 4.0, "five": None}, "tuple": True}
+    assert echoed == {
+        "args": [1, "two", [3]],
+        "kwargs": {"four": 4.0, "five": None},
+        "tuple": True,
+    }
 
 
 def test_asgi_app_uses_the_async_client_without_blocking_its_loop(serve):
@@ -142,7 +157,10 @@ def test_asgi_app_uses_the_async_client_without_blocking_its_loop(serve):
     assert time.monotonic() - t1 < 1.0
     t.join()
     assert "result" in slow[0] and time.monotonic() - t0 >= 2
-    assert get(server, "/fail") == {"error": "DirtyAppError", "message": "the dirty app failed"}
+    assert get(server, "/fail") == {
+        "error": "DirtyAppError",
+        "message": "the dirty app failed",
+    }
 
 
 def test_a_call_past_dirty_timeout_fails_fast_and_its_worker_is_replaced(serve):
@@ -246,7 +264,9 @@ def test_the_dirty_hooks_are_called(serve, tmp_path: Path):
     (first,) = dirty_pids(server)
     os.kill(first, signal.SIGKILL)
     wait_ready_dirty(server, 2)
-    wait_until(lambda: log.read_text().count("dirty_worker_init") == 2, 10, "the second init")
+    wait_until(
+        lambda: log.read_text().count("dirty_worker_init") == 2, 10, "the second init"
+    )
     lines = log.read_text().splitlines()
     master = server.proc.pid
     assert lines[0] == f"on_dirty_starting {master}"
@@ -275,8 +295,15 @@ def test_a_dirty_app_that_cannot_load_stops_the_server_at_boot(serve):
     from conftest import Server as S
 
     server = S(
-        ["-b", "127.0.0.1:0", "--dirty-app", "no_such_module:App", "--dirty-workers", "1",
-         "dirty_apps:wsgi"],
+        [
+            "-b",
+            "127.0.0.1:0",
+            "--dirty-app",
+            "no_such_module:App",
+            "--dirty-workers",
+            "1",
+            "dirty_apps:wsgi",
+        ],
         APPS,
         None,
     )
@@ -323,7 +350,7 @@ def test_public_api_matches_gunicorn_dirty():
 
     try:
         tree = extract_tree("gunicorn/dirty")
-    except Exception as exc:  # can't fetch = can't compare, not "ferricorn is wrong"
+    except Exception as exc:  # noqa: BLE001 - can't fetch = can't compare, not "ferricorn is wrong"
         pytest.skip(f"gunicorn sdist unavailable: {exc}")
     module = ast.parse((tree / "__init__.py").read_text())
     names: list[str] = []
@@ -338,9 +365,20 @@ def test_public_api_matches_gunicorn_dirty():
     missing = [n for n in names if not hasattr(ferricorn.dirty, n)]
     assert missing == []
     assert set(names) <= set(ferricorn.dirty.__all__)
-    stash_api = ["put", "get", "delete", "keys", "clear", "info", "ensure", "exists",
-                 "delete_table", "tables", "table"]
+    stash_api = [
+        "put",
+        "get",
+        "delete",
+        "keys",
+        "clear",
+        "info",
+        "ensure",
+        "exists",
+        "delete_table",
+        "tables",
+        "table",
+    ]
     assert all(callable(getattr(ferricorn.dirty.stash, n)) for n in stash_api)
-    assert json.loads(json.dumps(ferricorn.dirty.DirtyTimeoutError("x", 3).to_dict())) == {
-        "error_type": "DirtyTimeoutError", "message": "x", "details": {"timeout": 3}
-    }
+    assert json.loads(
+        json.dumps(ferricorn.dirty.DirtyTimeoutError("x", 3).to_dict())
+    ) == {"error_type": "DirtyTimeoutError", "message": "x", "details": {"timeout": 3}}

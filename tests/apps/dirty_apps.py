@@ -99,7 +99,9 @@ def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     else:
         app = query.get("app", COUNTER)
         method, (args, kwargs) = _call(query, path)
-        body = _outcome(lambda: get_dirty_client().execute(app, method, *args, **kwargs))
+        body = _outcome(
+            lambda: get_dirty_client().execute(app, method, *args, **kwargs)
+        )
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
 
@@ -118,6 +120,8 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
             result = await client.execute_async(COUNTER, method, *args, **kwargs)
             body = json.dumps({"result": result}).encode()
         except DirtyError as e:
-            body = json.dumps({"error": type(e).__name__, "message": e.message}).encode()
+            body = json.dumps(
+                {"error": type(e).__name__, "message": e.message}
+            ).encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": body})

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
-
 from ferricorn.dirty import DirtyAppError, get_dirty_client
+from flask import Flask, jsonify, request
 
 app = Flask(__name__)
 
@@ -28,5 +27,7 @@ def fail():
     try:
         get_dirty_client().execute("dirty_apps:Counter", "fail", "flask saw it")
     except DirtyAppError as e:
-        return jsonify({"error": type(e).__name__, "message": e.message, "action": e.action}), 502
+        return jsonify(
+            {"error": type(e).__name__, "message": e.message, "action": e.action}
+        ), 502
     return "unreachable", 500

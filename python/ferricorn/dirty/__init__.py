@@ -40,30 +40,32 @@ class DirtyArbiter:
     workers itself (in Rust); this name exists so imports keep working."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        raise DirtyError("ferricorn's master runs the dirty pool; DirtyArbiter is not used")
+        raise DirtyError(
+            "ferricorn's master runs the dirty pool; DirtyArbiter is not used"
+        )
 
 
 __all__ = [
-    "DirtyError",
-    "DirtyTimeoutError",
-    "DirtyConnectionError",
-    "DirtyWorkerError",
+    "DirtyApp",
     "DirtyAppError",
     "DirtyAppNotFoundError",
-    "DirtyProtocolError",
-    "DirtyNoWorkersAvailableError",
-    "DirtyApp",
+    "DirtyArbiter",
     "DirtyClient",
-    "get_dirty_client",
-    "get_dirty_client_async",
+    "DirtyConnectionError",
+    "DirtyError",
+    "DirtyNoWorkersAvailableError",
+    "DirtyProtocolError",
+    "DirtyTimeoutError",
+    "DirtyWorkerError",
+    "StashClient",
+    "StashError",
+    "StashKeyNotFoundError",
+    "StashTable",
+    "StashTableNotFoundError",
     "close_dirty_client",
     "close_dirty_client_async",
-    "stash",
-    "StashClient",
-    "StashTable",
-    "StashError",
-    "StashTableNotFoundError",
-    "StashKeyNotFoundError",
-    "DirtyArbiter",
+    "get_dirty_client",
+    "get_dirty_client_async",
     "set_dirty_socket_path",
+    "stash",
 ]

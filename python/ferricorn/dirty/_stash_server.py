@@ -71,7 +71,7 @@ def _serve_conn(conn: socket.socket, tables: Tables) -> None:
                 op, table, key, value = proto.recv_frame(conn)
             except (EOFError, OSError, ValueError):
                 return
-            except Exception as e:  # an unpicklable value: answer, keep the connection
+            except Exception as e:  # noqa: BLE001 - an unpicklable value: answer it, keep going
                 reply = (False, ("other", f"Bad stash request: {e}"))
             else:
                 reply = tables.apply(op, table, key, value)
@@ -100,5 +100,7 @@ def serve(*, fd: int) -> int:
             except (BlockingIOError, InterruptedError):
                 continue
             conn.setblocking(True)
-            threading.Thread(target=_serve_conn, args=(conn, tables), daemon=True).start()
+            threading.Thread(
+                target=_serve_conn, args=(conn, tables), daemon=True
+            ).start()
     return 0

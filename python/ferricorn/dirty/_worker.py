@@ -35,7 +35,7 @@ _TICK = 0.25
 class Link(Protocol):
     def ready(self) -> None: ...
     def begin(self) -> int: ...
-    def end(self, token: int, /) -> None: ...
+    def end(self, token: int) -> None: ...
 
 
 def _log(level: int, msg: str) -> None:
@@ -112,14 +112,20 @@ class _Worker:
             return proto.frame((False, DirtyError("Malformed dirty request").to_dict()))
         app = self.apps.get(app_path) if app_path == path else None
         if app is None:
-            err: DirtyError = DirtyAppError(f"Dirty app not found: {app_path}", app_path=app_path)
-            return proto.frame((False, {**err.to_dict(), "error_type": "DirtyAppNotFoundError"}))
+            err: DirtyError = DirtyAppError(
+                f"Dirty app not found: {app_path}", app_path=app_path
+            )
+            return proto.frame(
+                (False, {**err.to_dict(), "error_type": "DirtyAppNotFoundError"})
+            )
         try:
             result = app(action, *args, **kwargs)
             if inspect.isgenerator(result) or inspect.isasyncgen(result):
-                raise TypeError("streaming dirty calls (generators) are not supported by ferricorn yet")
+                raise TypeError(
+                    "streaming dirty calls (generators) are not supported by ferricorn yet"
+                )
             return proto.frame((True, result))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any app error goes back to the caller
             tb = traceback.format_exc()
             _log(logging.ERROR, f"Error executing {app_path}.{action}: {e}\n{tb}")
             err = DirtyAppError(str(e), app_path=app_path, action=action, traceback=tb)
@@ -129,7 +135,7 @@ class _Worker:
         for path, app in self.apps.items():
             try:
                 app.close()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - one failing close() must not skip the others
                 _log(logging.ERROR, f"Error closing dirty app {path}: {e}")
 
 
@@ -157,7 +163,7 @@ def serve(
     signal.signal(signal.SIGQUIT, quick)
     try:
         w.load(rank, apps)
-    except Exception:
+    except Exception:  # noqa: BLE001 - reported as a boot failure (exit 3)
         _log(logging.ERROR, f"Failed to load dirty apps:\n{traceback.format_exc()}")
         return 3
     if init_hook is not None:

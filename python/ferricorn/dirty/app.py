@@ -45,11 +45,13 @@ def parse_dirty_app_spec(spec: str) -> tuple[str, int | None]:
             n = int(parts[2])
         except ValueError:
             raise DirtyAppError(
-                f"Invalid worker count in spec: {spec}. Expected an integer", app_path=spec
+                f"Invalid worker count in spec: {spec}. Expected an integer",
+                app_path=spec,
             ) from None
         if n < 1:
             raise DirtyAppError(
-                f"Invalid worker count in spec: {spec}. Worker count must be >= 1", app_path=spec
+                f"Invalid worker count in spec: {spec}. Worker count must be >= 1",
+                app_path=spec,
             )
         return f"{parts[0]}:{parts[1]}", n
     raise DirtyAppError(
@@ -90,11 +92,14 @@ def load_dirty_app(import_path: str) -> Any:
     try:
         app = cls()
     except Exception as e:
-        raise DirtyAppError(f"Failed to instantiate {import_path}: {e}", app_path=import_path) from e
+        raise DirtyAppError(
+            f"Failed to instantiate {import_path}: {e}", app_path=import_path
+        ) from e
     for method in ("init", "__call__", "close"):
         if not callable(getattr(app, method, None)):
             raise DirtyAppError(
-                f"{import_path} is missing required method: {method}", app_path=import_path
+                f"{import_path} is missing required method: {method}",
+                app_path=import_path,
             )
     return app
 

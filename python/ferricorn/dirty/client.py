@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _protocol as proto
 from .errors import (
@@ -27,13 +27,18 @@ from .errors import (
 # a call whose dirty worker died before starting it never ran: it is sent again, this often
 _ATTEMPTS = 3
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 
 class _Pool:
     """Where the dirty sockets are, from the environment the master set before forking."""
 
     def __init__(self, directory: str, apps: list[str], dirty_timeout: float) -> None:
         self.directory = directory
-        self.sockets = {app: os.path.join(directory, f"{i}.sock") for i, app in enumerate(apps)}
+        self.sockets = {
+            app: os.path.join(directory, f"{i}.sock") for i, app in enumerate(apps)
+        }
         self.dirty_timeout = dirty_timeout
 
     def socket_for(self, app_path: str) -> str:
@@ -96,7 +101,9 @@ class DirtyClient:
         self._lock = threading.Lock()
 
     def _pool(self) -> _Pool:
-        if self.socket_path is not None and self.socket_path != (_pool and _pool.directory):
+        if self.socket_path is not None and self.socket_path != (
+            _pool and _pool.directory
+        ):
             set_dirty_socket_path(self.socket_path)
         return _configured()
 
@@ -124,7 +131,9 @@ class DirtyClient:
                     raise DirtyConnectionError(
                         f"Failed to connect to the dirty pool: {e}", socket_path=path
                     ) from e
-                done, reply = self._call(sock, request, deadline, pool, app_path, action)
+                done, reply = self._call(
+                    sock, request, deadline, pool, app_path, action
+                )
                 if done:
                     return _result(reply)
             finally:
@@ -159,7 +168,10 @@ class DirtyClient:
             try:
                 return True, proto.recv_frame(sock)
             except EOFError:
-                if pool.dirty_timeout and time.monotonic() - started >= pool.dirty_timeout - 0.05:
+                if (
+                    pool.dirty_timeout
+                    and time.monotonic() - started >= pool.dirty_timeout - 0.05
+                ):
                     raise _dirty_timeout(pool) from None
                 raise _died(app_path, action, pid) from None
             except socket.timeout:
@@ -188,7 +200,9 @@ class DirtyClient:
     async def connect_async(self) -> None:
         self._pool()
 
-    async def execute_async(self, app_path: str, action: str, *args: Any, **kwargs: Any) -> Any:
+    async def execute_async(
+        self, app_path: str, action: str, *args: Any, **kwargs: Any
+    ) -> Any:
         """``execute`` for an asyncio event loop: waits without blocking the loop."""
         pool = self._pool()
         path = pool.socket_for(app_path)
@@ -198,10 +212,13 @@ class DirtyClient:
         for _ in range(_ATTEMPTS):
             try:
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_unix_connection(path), max(deadline - loop.time(), 0.001)
+                    asyncio.open_unix_connection(path),
+                    max(deadline - loop.time(), 0.001),
                 )
             except asyncio.TimeoutError:
-                raise DirtyTimeoutError("Timeout connecting to the dirty pool", self.timeout) from None
+                raise DirtyTimeoutError(
+                    "Timeout connecting to the dirty pool", self.timeout
+                ) from None
             except OSError as e:
                 raise DirtyConnectionError(
                     f"Failed to connect to the dirty pool: {e}", socket_path=path
@@ -210,9 +227,14 @@ class DirtyClient:
                 writer.write(request)
                 try:
                     head = await asyncio.wait_for(
-                        reader.readexactly(proto.ACK_SIZE), max(deadline - loop.time(), 0.001)
+                        reader.readexactly(proto.ACK_SIZE),
+                        max(deadline - loop.time(), 0.001),
                     )
-                except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError):
+                except (
+                    asyncio.IncompleteReadError,
+                    ConnectionResetError,
+                    BrokenPipeError,
+                ):
                     continue
                 pid = proto.parse_ack(head)
                 started = loop.time()
@@ -228,7 +250,10 @@ class DirtyClient:
                         raise _dirty_timeout(pool) from None
                     raise
                 except (asyncio.IncompleteReadError, ConnectionResetError):
-                    if pool.dirty_timeout and loop.time() - started >= pool.dirty_timeout - 0.05:
+                    if (
+                        pool.dirty_timeout
+                        and loop.time() - started >= pool.dirty_timeout - 0.05
+                    ):
                         raise _dirty_timeout(pool) from None
                     raise _died(app_path, action, pid) from None
                 return _result(reply)
@@ -247,19 +272,21 @@ class DirtyClient:
             f"({_ATTEMPTS} attempts; the call never ran)"
         )
 
-    def stream_async(self, app_path: str, action: str, *args: Any, **kwargs: Any) -> Any:
+    def stream_async(
+        self, app_path: str, action: str, *args: Any, **kwargs: Any
+    ) -> Any:
         raise DirtyError("Streaming dirty calls are not supported by ferricorn yet")
 
     async def close_async(self) -> None:
         """Nothing stays open between calls; kept for gunicorn compatibility."""
 
-    def __enter__(self) -> DirtyClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> DirtyClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -271,7 +298,9 @@ def _dirty_timeout(pool: _Pool) -> DirtyTimeoutError:
 
 
 _thread_local = threading.local()
-_async_client: contextvars.ContextVar[DirtyClient] = contextvars.ContextVar("dirty_client")
+_async_client: contextvars.ContextVar[DirtyClient] = contextvars.ContextVar(
+    "dirty_client"
+)
 
 
 def get_dirty_client(timeout: float = 30.0) -> DirtyClient:

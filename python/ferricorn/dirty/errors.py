@@ -40,7 +40,9 @@ class DirtyError(Exception):
 class DirtyTimeoutError(DirtyError):
     """A call did not finish in time (the client's timeout or ``--dirty-timeout``)."""
 
-    def __init__(self, message: str = "Operation timed out", timeout: float | None = None) -> None:
+    def __init__(
+        self, message: str = "Operation timed out", timeout: float | None = None
+    ) -> None:
         super().__init__(message, {"timeout": timeout} if timeout else {})
         self.timeout = timeout
 
@@ -48,7 +50,9 @@ class DirtyTimeoutError(DirtyError):
 class DirtyConnectionError(DirtyError):
     """The dirty pool's socket could not be reached."""
 
-    def __init__(self, message: str = "Connection failed", socket_path: str | None = None) -> None:
+    def __init__(
+        self, message: str = "Connection failed", socket_path: str | None = None
+    ) -> None:
         super().__init__(message, {"socket_path": socket_path} if socket_path else {})
         self.socket_path = socket_path
 
@@ -105,7 +109,8 @@ class DirtyNoWorkersAvailableError(DirtyError):
 
     def __init__(self, app_path: str, message: str | None = None) -> None:
         super().__init__(
-            message or f"No workers available for app: {app_path}", {"app_path": app_path}
+            message or f"No workers available for app: {app_path}",
+            {"app_path": app_path},
         )
         self.app_path = app_path
 
@@ -113,7 +118,9 @@ class DirtyNoWorkersAvailableError(DirtyError):
 class DirtyProtocolError(DirtyError):
     """A malformed message on the dirty socket."""
 
-    def __init__(self, message: str = "Protocol error", raw_data: object = None) -> None:
+    def __init__(
+        self, message: str = "Protocol error", raw_data: object = None
+    ) -> None:
         details: dict[str, Any] = {}
         if raw_data is not None:
             shown = raw_data[:100].hex() if isinstance(raw_data, bytes) else raw_data

@@ -11,10 +11,13 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _protocol as proto
 from .errors import DirtyError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class StashError(DirtyError):
@@ -146,7 +149,7 @@ class StashClient:
         with self._lock:
             self._close()
 
-    def __enter__(self) -> StashClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
