@@ -55,7 +55,7 @@ fn serve(py: Python<'_>, spec: ChildSpec<'_>) -> PyResult<i32> {
 
 /// The master's signal actions were detached after the fork; Python's handlers (installed by
 /// the serving loop) take TERM/INT/QUIT. Signals meant for the master's process group must not
-/// kill a dirty worker, and it dies with the master.
+/// kill a dirty worker, and it dies with the master. (The serving loop then takes USR1 to reopen the logs.)
 fn reset_signals() {
     for sig in [
         libc::SIGHUP,

@@ -42,6 +42,11 @@ impl DirtyLink {
         self.heartbeats.slot(self.slot).set_state(state::READY);
     }
 
+    /// USR1 (log rotation): reopen the error log this process inherited from the master.
+    fn reopen_logs(&self) {
+        crate::worker::reopen_logs(None);
+    }
+
     /// A call starts; returns the token `end` takes.
     fn begin(&self) -> u64 {
         let token = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -235,6 +235,15 @@ impl Arbiter {
         Ok(())
     }
 
+    /// Sends `sig` to every dirty worker (USR1: reopen the logs).
+    pub(super) fn signal_dirty(&self, sig: libc::c_int) {
+        if let Some(pool) = &self.dirty {
+            for &pid in pool.workers.keys() {
+                kill(pid, sig);
+            }
+        }
+    }
+
     /// Kills dirty workers past their call or stop deadline.
     pub(super) fn murder_dirty(&mut self) {
         if let Some(pool) = self.dirty.as_mut() {

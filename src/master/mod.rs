@@ -257,6 +257,7 @@ impl Arbiter {
                         // the master's own logs too: workers forked later inherit its files
                         self.reopen_logs();
                         self.signal_all(libc::SIGUSR1);
+                        self.signal_dirty(libc::SIGUSR1);
                     }
                     // gunicorn: WINCH stops the workers of a daemonized master (after USR2, the
                     // old master keeps its sockets while the new one serves)

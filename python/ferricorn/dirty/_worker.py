@@ -36,6 +36,7 @@ class Link(Protocol):
     def ready(self) -> None: ...
     def begin(self) -> int: ...
     def end(self, token: int) -> None: ...
+    def reopen_logs(self) -> None: ...
 
 
 def _log(level: int, msg: str) -> None:
@@ -161,6 +162,7 @@ def serve(
     signal.signal(signal.SIGTERM, graceful)
     signal.signal(signal.SIGINT, quick)
     signal.signal(signal.SIGQUIT, quick)
+    signal.signal(signal.SIGUSR1, lambda *_: link.reopen_logs())
     try:
         w.load(rank, apps)
     except Exception:  # noqa: BLE001 - reported as a boot failure (exit 3)
