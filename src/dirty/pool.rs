@@ -48,10 +48,24 @@ pub struct DirtyStatus {
     pub wanted: usize,
     pub min_workers: usize,
     pub apps: Vec<(String, Option<usize>)>,
-    /// (pid, rank, ready, busy for ms or 0)
-    pub workers: Vec<(i32, usize, bool, u64)>,
+    pub workers: Vec<DirtyWorkerStatus>,
     pub restarts: u64,
     pub timeouts: u64,
+}
+
+/// One dirty worker in `DirtyStatus`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirtyWorkerStatus {
+    pub pid: i32,
+    pub rank: usize,
+    /// Its apps are loaded and it serves calls.
+    pub ready: bool,
+    /// Stopping (TERM sent, or killed for --dirty-timeout).
+    pub stopping: bool,
+    /// How long its oldest call in progress has run (ms); 0 when idle.
+    pub busy_ms: u64,
+    /// The apps its rank may load (an app whose class sets `workers` may skip some).
+    pub apps: Vec<String>,
 }
 
 pub struct DirtyPool {
@@ -266,12 +280,22 @@ impl DirtyPool {
                 .map(|(&pid, w)| {
                     let slot = self.heartbeats.slot(w.slot);
                     let busy = slot.busy_since();
-                    let busy_for = if busy == 0 {
-                        0
-                    } else {
-                        now.saturating_sub(busy)
-                    };
-                    (pid, w.rank, slot.state() == state::READY, busy_for)
+                    DirtyWorkerStatus {
+                        pid,
+                        rank: w.rank,
+                        ready: slot.state() == state::READY,
+                        stopping: !w.active(),
+                        busy_ms: if busy == 0 {
+                            0
+                        } else {
+                            now.saturating_sub(busy)
+                        },
+                        apps: self
+                            .apps_for(w.rank)
+                            .into_iter()
+                            .map(|(i, _)| self.opts.apps[i].path.clone())
+                            .collect(),
+                    }
                 })
                 .collect(),
             restarts: self.restarts,
@@ -378,6 +402,24 @@ mod tests {
         let p = pool(&["a:A", "b:B:1"], 2);
         assert_eq!(p.apps_for(0), vec![(0, None), (1, Some(1))]);
         assert_eq!(p.apps_for(1), vec![(0, None)]);
+        p.cleanup();
+    }
+
+    #[test]
+    fn status_reports_workers_and_their_apps() {
+        let mut p = pool(&["a:A", "b:B:1"], 2);
+        fake_worker(&mut p, 100, 0);
+        fake_worker(&mut p, 101, 1);
+        let slot = p.workers[&100].slot;
+        p.heartbeats.slot(slot).set_state(state::READY);
+        let st = p.status();
+        assert_eq!((st.wanted, st.min_workers), (2, 1));
+        assert_eq!(st.workers.len(), 2);
+        assert!(st.workers[0].ready && !st.workers[1].ready);
+        assert_eq!(st.workers[0].apps, vec!["a:A", "b:B"]);
+        assert_eq!(st.workers[1].apps, vec!["a:A"]);
+        assert!(p.mark_termed(101));
+        assert!(p.status().workers[1].stopping);
         p.cleanup();
     }
 
