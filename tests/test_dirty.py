@@ -163,6 +163,27 @@ def test_asgi_app_uses_the_async_client_without_blocking_its_loop(serve):
     }
 
 
+def test_generators_stream_to_the_sync_and_async_clients(serve):
+    server = start(serve, "dirty_apps:wsgi", "--dirty-timeout", "2")
+    assert get(server, "/stream_count?n=5") == {"result": [0, 1, 2, 3, 4]}
+    assert get(server, "/stream_acount?n=3") == {"result": ["a0", "a1", "a2"]}
+    # the app raising mid-stream reaches the caller as DirtyAppError
+    assert get(server, "/stream_count?n=-1") == {
+        "error": "DirtyAppError",
+        "message": "negative count",
+    }
+    # --dirty-timeout bounds each chunk, not the whole stream (5 x 0.6 s > 2 s)
+    assert get(server, "/stream_count?n=5&delay=0.6") == {"result": [0, 1, 2, 3, 4]}
+    # execute() on a streaming action says what to use instead
+    assert get(server, "/count")["error"] == "DirtyError"
+    assert "DIRTY WORKER TIMEOUT" not in server.log
+
+
+def test_asgi_streams_with_the_async_client(serve):
+    server = start(serve, "dirty_apps:asgi", "-k", "asgi")
+    assert get(server, "/stream_count?n=4") == {"result": [0, 1, 2, 3]}
+
+
 def test_a_call_past_dirty_timeout_fails_fast_and_its_worker_is_replaced(serve):
     server = start(serve, "dirty_apps:wsgi", "--threads", "4", "--dirty-timeout", "2")
     (first,) = dirty_pids(server)

@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -48,6 +50,19 @@ class Counter(DirtyApp):
     def pid(self) -> int:
         return os.getpid()
 
+    def count(self, n: int, delay: float = 0.0) -> Iterator[int]:
+        for i in range(n):
+            if delay:
+                time.sleep(delay)
+            yield i
+        if n < 0:
+            raise ValueError("negative count")
+
+    async def acount(self, n: int) -> AsyncIterator[str]:
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield f"a{i}"
+
     def stash_put(self, key: str, value: Any) -> int:
         stash.put("shared", key, value)
         return os.getpid()
@@ -71,6 +86,11 @@ def _call(query: dict[str, str], action: str) -> tuple[str, Any]:
         return "fail", (("the dirty app failed",), {})
     if action == "sleep":
         return "sleep", ((float(query.get("s", "1")),), {})
+    if action in ("count", "acount"):
+        return action, (
+            (int(query.get("n", "3")),),
+            {"delay": float(query.get("delay", "0"))},
+        )
     if action == "stash_put":
         return "stash_put", ((query["k"], query["v"]), {})
     if action == "stash_get":
@@ -96,6 +116,13 @@ def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         body = b"ok"
     elif path == "http_stash_get":
         body = json.dumps(stash.get("shared", query["k"])).encode()
+    elif path.startswith("stream_"):
+        method, (args, kwargs) = _call(query, path[len("stream_") :])
+        if method == "acount":
+            kwargs = {}
+        body = _outcome(
+            lambda: list(get_dirty_client().stream(COUNTER, method, *args, **kwargs))
+        )
     else:
         app = query.get("app", COUNTER)
         method, (args, kwargs) = _call(query, path)
@@ -113,6 +140,13 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     query = dict(parse_qsl(scope["query_string"].decode()))
     if path == "ping":
         body = b"pong"
+    elif path == "stream_count":
+        client = await get_dirty_client_async()
+        n = int(query.get("n", "3"))
+        body = json.dumps(
+            {"result": [c async for c in client.stream_async(COUNTER, "count", n)]}
+        )
+        body = body.encode()
     else:
         method, (args, kwargs) = _call(query, path)
         client = await get_dirty_client_async()

@@ -2,15 +2,16 @@
 
 One call is one connection: the client sends a frame (4-byte big-endian length, then a
 pickle of ``(app_path, action, args, kwargs)``); the dirty worker that accepts it answers
-``ACK`` + its pid (4 bytes) as soon as it starts the call, then one frame with a pickle of
-``(True, result)`` or ``(False, error_dict)``. The ack tells the client whether the call was
+``ACK`` + its pid (4 bytes) as soon as it starts the call, then its reply frames (below). The ack tells the client whether the call was
 started: a worker dying before it means the call never ran (retried), after it means it may
 have partly run (reported, never retried).
+
+Reply frames are ``("ok", result)``, ``("err", error_dict)``, or for an action returning a
+generator, ``("chunk", item)`` frames then ``("end", None)`` (or ``err``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pickle
 import socket
@@ -49,6 +50,10 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def loads(data: bytes) -> Any:
+    return pickle.loads(data)
+
+
 def recv_frame(sock: socket.socket) -> Any:
     """One frame's object; ``EOFError`` if the peer closed first."""
     head = recv_exact(sock, 4)
@@ -59,8 +64,3 @@ def recv_frame(sock: socket.socket) -> Any:
     if len(data) < size:
         raise EOFError
     return pickle.loads(data)
-
-
-async def read_frame_async(reader: asyncio.StreamReader) -> Any:
-    (size,) = _LEN.unpack(await reader.readexactly(4))
-    return pickle.loads(await reader.readexactly(size))

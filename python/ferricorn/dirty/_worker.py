@@ -10,6 +10,7 @@ the master through ``link`` (the heartbeat slot), which is how the master sees a
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import inspect
 import logging
@@ -21,6 +22,7 @@ import socket
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from .. import _ferricorn
@@ -93,44 +95,47 @@ class _Worker:
         token = self.link.begin()
         try:
             conn.sendall(proto.ack())
-            reply = self.run(path, request)
+            for reply in self.run(path, request):
+                conn.sendall(reply)
+                # a stream's timeout is per chunk: the next one starts the clock again
+                self.link.end(token)
+                token = self.link.begin()
         except OSError:
-            reply = None  # the caller went away
+            pass  # the caller went away (or stopped reading a stream)
         finally:
             self.link.end(token)
-        try:
-            if reply is not None:
-                conn.sendall(reply)
-        except OSError:
-            pass
-        finally:
             conn.close()
 
-    def run(self, path: str, request: Any) -> bytes:
+    def run(self, path: str, request: Any) -> Iterator[bytes]:
+        """The reply frames of one call: ``ok`` or ``err``, or a stream of ``chunk`` frames
+        and ``end`` when the action returns a generator (sync or async)."""
         try:
             app_path, action, args, kwargs = request
         except (TypeError, ValueError):
-            return proto.frame((False, DirtyError("Malformed dirty request").to_dict()))
+            yield proto.frame(("err", DirtyError("Malformed dirty request").to_dict()))
+            return
         app = self.apps.get(app_path) if app_path == path else None
         if app is None:
-            err: DirtyError = DirtyAppError(
-                f"Dirty app not found: {app_path}", app_path=app_path
+            err = DirtyAppError(f"Dirty app not found: {app_path}", app_path=app_path)
+            yield proto.frame(
+                ("err", {**err.to_dict(), "error_type": "DirtyAppNotFoundError"})
             )
-            return proto.frame(
-                (False, {**err.to_dict(), "error_type": "DirtyAppNotFoundError"})
-            )
+            return
         try:
             result = app(action, *args, **kwargs)
-            if inspect.isgenerator(result) or inspect.isasyncgen(result):
-                raise TypeError(
-                    "streaming dirty calls (generators) are not supported by ferricorn yet"
-                )
-            return proto.frame((True, result))
+            if inspect.isasyncgen(result):
+                result = _iterate_async(result)
+            elif not inspect.isgenerator(result):
+                yield proto.frame(("ok", result))
+                return
+            for item in result:
+                yield proto.frame(("chunk", item))
+            yield proto.frame(("end", None))
         except Exception as e:  # noqa: BLE001 - any app error goes back to the caller
             tb = traceback.format_exc()
             _log(logging.ERROR, f"Error executing {app_path}.{action}: {e}\n{tb}")
             err = DirtyAppError(str(e), app_path=app_path, action=action, traceback=tb)
-            return proto.frame((False, err.to_dict()))
+            yield proto.frame(("err", err.to_dict()))
 
     def close_apps(self) -> None:
         for path, app in self.apps.items():
@@ -138,6 +143,20 @@ class _Worker:
                 app.close()
             except Exception as e:  # noqa: BLE001 - one failing close() must not skip the others
                 _log(logging.ERROR, f"Error closing dirty app {path}: {e}")
+
+
+def _iterate_async(agen: Any) -> Iterator[Any]:
+    """An async generator's items, on a private event loop of this dirty thread."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(agen.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        loop.run_until_complete(agen.aclose())
+        loop.close()
 
 
 def serve(

@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import _protocol as proto
@@ -73,14 +74,26 @@ def set_dirty_socket_path(path: str) -> None:
     _pool = None
 
 
-def _result(reply: Any) -> Any:
+def _single(reply: Any) -> Any:
+    """The result of a non-streaming call's reply frame, or its error raised."""
+    kind, payload = _parse(reply)
+    if kind == "ok":
+        return payload
+    if kind in ("chunk", "end"):
+        raise DirtyError(
+            "The dirty action returned a generator: call it with client.stream()"
+        )
+    raise DirtyError(f"Unexpected reply from the dirty worker: {kind}")
+
+
+def _parse(reply: Any) -> tuple[str, Any]:
     try:
-        ok, payload = reply
+        kind, payload = reply
     except (TypeError, ValueError):
         raise DirtyProtocolError("Malformed reply from the dirty worker") from None
-    if ok:
-        return payload
-    raise DirtyError.from_dict(payload)
+    if kind == "err":
+        raise DirtyError.from_dict(payload)
+    return str(kind), payload
 
 
 def _died(app_path: str, action: str, pid: int) -> DirtyWorkerError:
@@ -91,14 +104,230 @@ def _died(app_path: str, action: str, pid: int) -> DirtyWorkerError:
     )
 
 
+def _never_started(app_path: str, action: str) -> DirtyWorkerError:
+    return DirtyWorkerError(
+        f"Dirty workers kept exiting before starting {app_path}.{action} "
+        f"({_ATTEMPTS} attempts; the call never ran)"
+    )
+
+
+class _Call:
+    """One call's connection, sync side: started (acked) by a dirty worker, then read frame
+    by frame. The whole call is bounded by the client's timeout; each wait for a frame also
+    by ``--dirty-timeout`` (the master kills the worker at the same deadline)."""
+
+    def __init__(
+        self, client: DirtyClient, app_path: str, action: str, request: bytes
+    ) -> None:
+        self.pool = client._pool()
+        self.timeout = client.timeout
+        self.app_path = app_path
+        self.action = action
+        self.deadline = time.monotonic() + client.timeout
+        self.pid = 0
+        path = self.pool.socket_for(app_path)
+        for _ in range(_ATTEMPTS):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(path)
+            except OSError as e:
+                sock.close()
+                raise DirtyConnectionError(
+                    f"Failed to connect to the dirty pool: {e}", socket_path=path
+                ) from e
+            if self._start(sock, request):
+                self.sock = sock
+                return
+            sock.close()
+        raise _never_started(app_path, action)
+
+    def _start(self, sock: socket.socket, request: bytes) -> bool:
+        """Sends the call; False when the worker went away before starting it."""
+        try:
+            sock.settimeout(max(self.deadline - time.monotonic(), 0.001))
+            sock.sendall(request)
+            head = proto.recv_exact(sock, proto.ACK_SIZE)
+        except socket.timeout:
+            sock.close()
+            raise self._client_timeout() from None
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        except OSError as e:
+            sock.close()
+            raise DirtyConnectionError(f"Communication error: {e}") from e
+        if len(head) < proto.ACK_SIZE:
+            return False
+        try:
+            self.pid = proto.parse_ack(head)
+        except ValueError as e:
+            sock.close()
+            raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
+        return True
+
+    def _client_timeout(self) -> DirtyTimeoutError:
+        return DirtyTimeoutError(
+            "Timeout waiting for dirty app response", timeout=self.timeout
+        )
+
+    def frame(self) -> Any:
+        """The next reply frame."""
+        started = time.monotonic()
+        limit = self.deadline
+        if self.pool.dirty_timeout:
+            limit = min(limit, started + self.pool.dirty_timeout)
+        try:
+            self.sock.settimeout(max(limit - time.monotonic(), 0.001))
+            return proto.recv_frame(self.sock)
+        except socket.timeout:
+            self.close()
+            if limit < self.deadline:
+                raise _dirty_timeout(self.pool) from None
+            raise self._client_timeout() from None
+        except (EOFError, ConnectionResetError):
+            self.close()
+            elapsed = time.monotonic() - started
+            if self.pool.dirty_timeout and elapsed >= self.pool.dirty_timeout - 0.05:
+                raise _dirty_timeout(self.pool) from None
+            raise _died(self.app_path, self.action, self.pid) from None
+        except OSError as e:
+            self.close()
+            raise DirtyConnectionError(f"Communication error: {e}") from e
+        except Exception as e:  # an unpicklable reply is a protocol error
+            self.close()
+            raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _AsyncCall:
+    """``_Call`` on an asyncio loop: a non-blocking socket and the loop's ``sock_*`` calls,
+    so waiting for the dirty worker never blocks the loop."""
+
+    def __init__(
+        self, client: DirtyClient, app_path: str, action: str, request: bytes
+    ) -> None:
+        self.pool = client._pool()
+        self.timeout = client.timeout
+        self.app_path = app_path
+        self.action = action
+        self.request = request
+        self.loop = asyncio.get_running_loop()
+        self.deadline = self.loop.time() + client.timeout
+        self.pid = 0
+        self.sock: socket.socket | None = None
+
+    async def start(self) -> None:
+        path = self.pool.socket_for(self.app_path)
+        for _ in range(_ATTEMPTS):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                head = await asyncio.wait_for(
+                    self._start(sock, path), self._left(self.deadline)
+                )
+            except asyncio.TimeoutError:
+                sock.close()
+                raise self._client_timeout() from None
+            except (BrokenPipeError, ConnectionResetError):
+                head = b""
+            except OSError as e:
+                sock.close()
+                raise DirtyConnectionError(
+                    f"Failed to reach the dirty pool: {e}", socket_path=path
+                ) from e
+            if len(head) == proto.ACK_SIZE:
+                try:
+                    self.pid = proto.parse_ack(head)
+                except ValueError as e:
+                    sock.close()
+                    raise DirtyProtocolError(
+                        f"Bad reply from the dirty worker: {e}"
+                    ) from e
+                self.sock = sock
+                return
+            sock.close()
+        raise _never_started(self.app_path, self.action)
+
+    async def _start(self, sock: socket.socket, path: str) -> bytes:
+        while True:
+            try:
+                sock.connect(path)
+                break
+            except BlockingIOError:
+                # a unix socket's full backlog (every dirty worker busy for long): try again
+                await asyncio.sleep(0.005)
+        await self.loop.sock_sendall(sock, self.request)
+        return await self._recv_exact(sock, proto.ACK_SIZE)
+
+    async def _recv_exact(self, sock: socket.socket, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = await self.loop.sock_recv(sock, n - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+        return bytes(buf)
+
+    async def _recv_frame(self, sock: socket.socket) -> Any:
+        head = await self._recv_exact(sock, 4)
+        if len(head) < 4:
+            raise EOFError
+        size = int.from_bytes(head, "big")
+        data = await self._recv_exact(sock, size)
+        if len(data) < size:
+            raise EOFError
+        return proto.loads(data)
+
+    def _left(self, limit: float) -> float:
+        return max(limit - self.loop.time(), 0.001)
+
+    def _client_timeout(self) -> DirtyTimeoutError:
+        return DirtyTimeoutError(
+            "Timeout waiting for dirty app response", timeout=self.timeout
+        )
+
+    async def frame(self) -> Any:
+        sock = self.sock
+        assert sock is not None
+        started = self.loop.time()
+        limit = self.deadline
+        if self.pool.dirty_timeout:
+            limit = min(limit, started + self.pool.dirty_timeout)
+        try:
+            return await asyncio.wait_for(self._recv_frame(sock), self._left(limit))
+        except asyncio.TimeoutError:
+            self.close()
+            if limit < self.deadline:
+                raise _dirty_timeout(self.pool) from None
+            raise self._client_timeout() from None
+        except (EOFError, ConnectionResetError):
+            self.close()
+            elapsed = self.loop.time() - started
+            if self.pool.dirty_timeout and elapsed >= self.pool.dirty_timeout - 0.05:
+                raise _dirty_timeout(self.pool) from None
+            raise _died(self.app_path, self.action, self.pid) from None
+        except OSError as e:
+            self.close()
+            raise DirtyConnectionError(f"Communication error: {e}") from e
+        except Exception as e:  # an unpicklable reply is a protocol error
+            self.close()
+            raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
 class DirtyClient:
     """Calls dirty apps. ``timeout`` bounds a whole call (seconds); ``--dirty-timeout``
-    bounds its run in the dirty worker."""
+    bounds each wait for the dirty worker. ``socket_path``, when given, is the directory of
+    the dirty sockets (ferricorn sets it for you). Every call has its own connection, so one
+    client may be used from several threads at once."""
 
     def __init__(self, socket_path: str | None = None, timeout: float = 30.0) -> None:
         self.socket_path = socket_path
         self.timeout = timeout
-        self._lock = threading.Lock()
 
     def _pool(self) -> _Pool:
         if self.socket_path is not None and self.socket_path != (
@@ -106,6 +335,10 @@ class DirtyClient:
         ):
             set_dirty_socket_path(self.socket_path)
         return _configured()
+
+    @staticmethod
+    def _request(app_path: str, action: str, args: Any, kwargs: Any) -> bytes:
+        return proto.frame((app_path, action, args, kwargs))
 
     # -- sync ---------------------------------------------------------------------------------
 
@@ -118,82 +351,37 @@ class DirtyClient:
 
         Raises the app's exception as ``DirtyAppError`` (its message and traceback), and
         ``DirtyTimeoutError``, ``DirtyWorkerError`` or ``DirtyConnectionError``."""
-        pool = self._pool()
-        path = pool.socket_for(app_path)
-        request = proto.frame((app_path, action, args, kwargs))
-        deadline = time.monotonic() + self.timeout
-        for _ in range(_ATTEMPTS):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                try:
-                    sock.connect(path)
-                except OSError as e:
-                    raise DirtyConnectionError(
-                        f"Failed to connect to the dirty pool: {e}", socket_path=path
-                    ) from e
-                done, reply = self._call(
-                    sock, request, deadline, pool, app_path, action
-                )
-                if done:
-                    return _result(reply)
-            finally:
-                sock.close()
-        raise DirtyWorkerError(
-            f"Dirty workers kept exiting before starting {app_path}.{action} "
-            f"({_ATTEMPTS} attempts; the call never ran)"
+        call = _Call(
+            self, app_path, action, self._request(app_path, action, args, kwargs)
         )
-
-    def _call(
-        self,
-        sock: socket.socket,
-        request: bytes,
-        deadline: float,
-        pool: _Pool,
-        app_path: str,
-        action: str,
-    ) -> tuple[bool, Any]:
-        """(True, reply), or (False, None) when the worker died before starting the call."""
         try:
-            sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            sock.sendall(request)
-            head = proto.recv_exact(sock, proto.ACK_SIZE)
-            if len(head) < proto.ACK_SIZE:
-                return False, None
-            pid = proto.parse_ack(head)
-            started = time.monotonic()
-            limit = deadline
-            if pool.dirty_timeout:
-                limit = min(deadline, started + pool.dirty_timeout)
-            sock.settimeout(max(limit - time.monotonic(), 0.001))
-            try:
-                return True, proto.recv_frame(sock)
-            except EOFError:
-                if (
-                    pool.dirty_timeout
-                    and time.monotonic() - started >= pool.dirty_timeout - 0.05
-                ):
-                    raise _dirty_timeout(pool) from None
-                raise _died(app_path, action, pid) from None
-            except socket.timeout:
-                if limit < deadline:
-                    raise _dirty_timeout(pool) from None
-                raise
-        except socket.timeout:
-            raise DirtyTimeoutError(
-                "Timeout waiting for dirty app response", timeout=self.timeout
-            ) from None
-        except (BrokenPipeError, ConnectionResetError):
-            return False, None
-        except ValueError as e:
-            raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
-        except OSError as e:
-            raise DirtyConnectionError(f"Communication error: {e}") from e
+            return _single(call.frame())
+        finally:
+            call.close()
+
+    def stream(
+        self, app_path: str, action: str, *args: Any, **kwargs: Any
+    ) -> Iterator[Any]:
+        """Iterates over what the action yields (an action returning a generator); the
+        dirty worker runs ahead of the caller by at most the socket's buffer."""
+        call = _Call(
+            self, app_path, action, self._request(app_path, action, args, kwargs)
+        )
+        try:
+            while True:
+                kind, payload = _parse(call.frame())
+                if kind == "chunk":
+                    yield payload
+                elif kind == "end":
+                    return
+                else:  # a plain result: the action did not stream; yield it once
+                    yield payload
+                    return
+        finally:
+            call.close()
 
     def close(self) -> None:
         """Nothing stays open between calls; kept for gunicorn compatibility."""
-
-    def stream(self, app_path: str, action: str, *args: Any, **kwargs: Any) -> Any:
-        raise DirtyError("Streaming dirty calls are not supported by ferricorn yet")
 
     # -- async --------------------------------------------------------------------------------
 
@@ -204,78 +392,35 @@ class DirtyClient:
         self, app_path: str, action: str, *args: Any, **kwargs: Any
     ) -> Any:
         """``execute`` for an asyncio event loop: waits without blocking the loop."""
-        pool = self._pool()
-        path = pool.socket_for(app_path)
-        request = proto.frame((app_path, action, args, kwargs))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        for _ in range(_ATTEMPTS):
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_unix_connection(path),
-                    max(deadline - loop.time(), 0.001),
-                )
-            except asyncio.TimeoutError:
-                raise DirtyTimeoutError(
-                    "Timeout connecting to the dirty pool", self.timeout
-                ) from None
-            except OSError as e:
-                raise DirtyConnectionError(
-                    f"Failed to connect to the dirty pool: {e}", socket_path=path
-                ) from e
-            try:
-                writer.write(request)
-                try:
-                    head = await asyncio.wait_for(
-                        reader.readexactly(proto.ACK_SIZE),
-                        max(deadline - loop.time(), 0.001),
-                    )
-                except (
-                    asyncio.IncompleteReadError,
-                    ConnectionResetError,
-                    BrokenPipeError,
-                ):
-                    continue
-                pid = proto.parse_ack(head)
-                started = loop.time()
-                limit = deadline
-                if pool.dirty_timeout:
-                    limit = min(deadline, started + pool.dirty_timeout)
-                try:
-                    reply = await asyncio.wait_for(
-                        proto.read_frame_async(reader), max(limit - loop.time(), 0.001)
-                    )
-                except asyncio.TimeoutError:
-                    if limit < deadline:
-                        raise _dirty_timeout(pool) from None
-                    raise
-                except (asyncio.IncompleteReadError, ConnectionResetError):
-                    if (
-                        pool.dirty_timeout
-                        and loop.time() - started >= pool.dirty_timeout - 0.05
-                    ):
-                        raise _dirty_timeout(pool) from None
-                    raise _died(app_path, action, pid) from None
-                return _result(reply)
-            except asyncio.TimeoutError:
-                raise DirtyTimeoutError(
-                    "Timeout waiting for dirty app response", timeout=self.timeout
-                ) from None
-            except ValueError as e:
-                raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
-            except OSError as e:
-                raise DirtyConnectionError(f"Communication error: {e}") from e
-            finally:
-                writer.close()
-        raise DirtyWorkerError(
-            f"Dirty workers kept exiting before starting {app_path}.{action} "
-            f"({_ATTEMPTS} attempts; the call never ran)"
+        call = _AsyncCall(
+            self, app_path, action, self._request(app_path, action, args, kwargs)
         )
+        try:
+            await call.start()
+            return _single(await call.frame())
+        finally:
+            call.close()
 
-    def stream_async(
+    async def stream_async(
         self, app_path: str, action: str, *args: Any, **kwargs: Any
-    ) -> Any:
-        raise DirtyError("Streaming dirty calls are not supported by ferricorn yet")
+    ) -> AsyncIterator[Any]:
+        """``stream`` for an asyncio event loop (``async for chunk in ...``)."""
+        call = _AsyncCall(
+            self, app_path, action, self._request(app_path, action, args, kwargs)
+        )
+        try:
+            await call.start()
+            while True:
+                kind, payload = _parse(await call.frame())
+                if kind == "chunk":
+                    yield payload
+                elif kind == "end":
+                    return
+                else:
+                    yield payload
+                    return
+        finally:
+            call.close()
 
     async def close_async(self) -> None:
         """Nothing stays open between calls; kept for gunicorn compatibility."""

@@ -20,9 +20,7 @@ pub const SETTINGS: &[Setting] = &[
 
 Each is `module.path:ClassName` (a `DirtyApp` subclass, from `ferricorn.dirty` or `gunicorn.dirty`), optionally `:N` to have only N dirty workers load it (else the class attribute `workers`, else every dirty worker). Repeat the flag for several apps. The pool starts when `dirty_workers` > 0 and at least one app is given. Default `[]`.",
         cost: "One listening unix socket per app in a private temporary directory; the apps live only in the dirty workers, never in the master or HTTP workers.",
-        compat: Compat::Partial(
-            "streaming calls (an action returning a generator, client.stream()) are not supported yet",
-        ),
+        compat: Compat::Full,
     },
     Setting {
         name: "dirty_workers",
