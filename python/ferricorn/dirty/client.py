@@ -216,12 +216,14 @@ class _AsyncCall:
         self.deadline = self.loop.time() + client.timeout
         self.pid = 0
         self.sock: socket.socket | None = None
+        self.buf = bytearray()
 
     async def start(self) -> None:
         path = self.pool.socket_for(self.app_path)
         for _ in range(_ATTEMPTS):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.setblocking(False)
+            self.buf.clear()
             try:
                 head = await asyncio.wait_for(
                     self._start(sock, path), self._left(self.deadline)
@@ -261,13 +263,17 @@ class _AsyncCall:
         return await self._recv_exact(sock, proto.ACK_SIZE)
 
     async def _recv_exact(self, sock: socket.socket, n: int) -> bytes:
-        buf = bytearray()
+        """``n`` bytes (fewer at EOF), read in large pieces: the ack and a small reply
+        usually come in one ``recv``, so one wake-up of the loop serves both."""
+        buf = self.buf
         while len(buf) < n:
-            chunk = await self.loop.sock_recv(sock, n - len(buf))
+            chunk = await self.loop.sock_recv(sock, max(n - len(buf), 65536))
             if not chunk:
                 break
             buf += chunk
-        return bytes(buf)
+        out = bytes(buf[:n])
+        del buf[:n]
+        return out
 
     async def _recv_frame(self, sock: socket.socket) -> Any:
         head = await self._recv_exact(sock, 4)
