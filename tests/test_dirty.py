@@ -335,18 +335,23 @@ def test_a_dirty_app_that_cannot_load_stops_the_server_at_boot(serve):
 
 
 def test_an_app_limited_to_n_workers_is_loaded_by_n_of_them(serve):
+    """`module:Class:N` (or the class's `workers` attribute) as in gunicorn."""
     server = serve(
         "dirty_apps:wsgi",
         "--dirty-app",
         "dirty_apps:Counter",
         "--dirty-app",
         "dirty_apps:Limited:1",
+        "--dirty-app",
+        "dirty_apps:Pinned",
         "--dirty-workers",
         "3",
     )
     wait_ready_dirty(server, 3)
     assert server.log.count("Initialized dirty app: dirty_apps:Counter") == 3
     assert server.log.count("Initialized dirty app: dirty_apps:Limited") == 1
+    # the class attribute `workers = 2` applies when the spec has no :N
+    assert server.log.count("Initialized dirty app: dirty_apps:Pinned") == 2
     pids = {get(server, "/pid?app=dirty_apps:Limited")["result"] for _ in range(4)}
     assert len(pids) == 1 and pids <= set(dirty_pids(server))
 
@@ -359,6 +364,30 @@ def test_term_stops_the_dirty_workers_gracefully(serve):
     for pid in pids:
         assert not alive(pid)
     assert server.log.count("exiting") >= 2
+
+
+def test_term_lets_a_call_in_progress_finish_before_the_dirty_workers_stop(serve):
+    server = start(serve, "dirty_apps:wsgi", "--threads", "2")
+    result: list[Any] = []
+    t = threading.Thread(target=lambda: result.append(get(server, "/sleep?s=2")))
+    t.start()
+    time.sleep(0.5)
+    rc, _ = wait_for_exit_after_term(server)
+    t.join(5)
+    # the HTTP worker drains its request, whose dirty call is answered before the pool stops
+    assert rc == 0
+    assert "result" in result[0], result
+
+
+def test_hup_replaces_the_dirty_workers(serve):
+    server = start(serve, "dirty_apps:wsgi")
+    (first,) = dirty_pids(server)
+    assert get(server, "/incr")["result"]["n"] == 1
+    server.proc.send_signal(signal.SIGHUP)
+    pids = wait_ready_dirty(server, 2)
+    wait_until(lambda: not alive(first), 10, "the old dirty worker to stop")
+    # a fresh instance: its state starts over
+    assert get(server, "/incr")["result"] == {"pid": pids[-1], "n": 1, "inits": 1}
 
 
 def wait_for_exit_after_term(server: Server) -> tuple[int, float]:

@@ -134,6 +134,21 @@ impl DirtyPool {
         ]
     }
 
+    /// HUP re-read the settings: new counts and timeouts apply (threads to workers forked
+    /// from now on, which HUP also does); the apps cannot change, their sockets are bound.
+    pub fn reconfigure(&mut self, opts: DirtyOptions) {
+        if opts.apps != self.opts.apps {
+            log::warn!(
+                "HUP: a change of --dirty-app needs a restart (its sockets are bound at boot); \
+                 keeping the running dirty apps"
+            );
+            return;
+        }
+        let workers = opts.workers;
+        self.opts = opts;
+        self.set_wanted(workers);
+    }
+
     pub fn wanted(&self) -> usize {
         self.wanted
     }
@@ -394,6 +409,21 @@ mod tests {
         assert_eq!(p.next_rank(), None);
         p.remove_workers(2);
         assert_eq!(p.surplus(), vec![102, 101]);
+        p.cleanup();
+    }
+
+    #[test]
+    fn hup_applies_new_counts_but_not_new_apps() {
+        let mut p = pool(&["a:A"], 2);
+        let mut opts = p.opts.clone();
+        opts.workers = 4;
+        opts.timeout = Duration::from_secs(9);
+        p.reconfigure(opts.clone());
+        assert_eq!((p.wanted(), p.opts.timeout.as_secs()), (4, 9));
+        opts.apps.push(AppSpec::parse("b:B").unwrap());
+        opts.workers = 1;
+        p.reconfigure(opts);
+        assert_eq!((p.wanted(), p.opts.apps.len()), (4, 1));
         p.cleanup();
     }
 

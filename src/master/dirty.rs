@@ -257,6 +257,10 @@ impl Arbiter {
     /// forked at once and calls queue on the sockets meanwhile).
     pub(super) fn reload_dirty(&mut self) {
         if let Some(pool) = self.dirty.as_mut() {
+            match self.opts.dirty.clone() {
+                Some(opts) => pool.reconfigure(opts),
+                None => log::warn!("HUP: turning the dirty pool off needs a restart; keeping it"),
+            }
             pool.boot_failed = false;
             let pids: Vec<i32> = pool.workers.keys().copied().collect();
             for pid in pids {
@@ -264,6 +268,9 @@ impl Arbiter {
                     kill(pid, libc::SIGTERM);
                 }
             }
+        }
+        if self.dirty.is_none() && self.opts.dirty.is_some() {
+            log::warn!("HUP: starting a dirty pool needs a restart");
         }
     }
 

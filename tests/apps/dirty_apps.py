@@ -76,6 +76,15 @@ class Limited(DirtyApp):
         return os.getpid()
 
 
+class Pinned(DirtyApp):
+    """Loaded by two dirty workers only: gunicorn's ``workers`` class attribute."""
+
+    workers = 2
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
 def _call(query: dict[str, str], action: str) -> tuple[str, Any]:
     """The dirty call a path names, as (method, args, kwargs)."""
     if action == "echo":
