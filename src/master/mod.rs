@@ -222,6 +222,14 @@ impl Arbiter {
     /// The master loop. Returns when the server stops; in a forked worker it returns
     /// `Err(Error::ChildExit)` so the worker unwinds to `run()` and exits with its code.
     pub fn run(mut self, py: Python<'_>) -> Result<(), Error> {
+        // the dirty pool starts before when_ready, as gunicorn's dirty arbiter does, and before
+        // the first fork: HTTP workers learn where its sockets are from the environment
+        if let Some(d) = self.opts.dirty.clone() {
+            if let Err(e) = self.open_dirty(py, d) {
+                self.halt(py, 1);
+                return Err(e);
+            }
+        }
         // gunicorn calls when_ready at the end of Arbiter.start(): sockets bound, before the
         // first workers, and outside the main loop's error handling, so an exception there
         // stops the server (without on_exit, as in gunicorn)
@@ -230,13 +238,6 @@ impl Arbiter {
                 self.opts.hooks = None;
                 self.halt(py, 1);
                 return Err(Error::Hook { name: "when_ready" });
-            }
-        }
-        // before the first fork: HTTP workers learn the dirty sockets from the environment
-        if let Some(d) = self.opts.dirty.clone() {
-            if let Err(e) = self.open_dirty(py, d) {
-                self.halt(py, 1);
-                return Err(e);
             }
         }
         self.manage(py)?;
