@@ -18,7 +18,7 @@ pub const SETTINGS: &[Setting] = &[
         short: "Dirty applications to load in the dirty worker pool.",
         desc: "Dirty applications to load in the dirty worker pool.
 
-Each is `module.path:ClassName` (a `DirtyApp` subclass, from `ferricorn.dirty` or `gunicorn.dirty`), optionally `:N` to have only N dirty workers load it (else the class attribute `workers`, else every dirty worker). Repeat the flag for several apps. The pool starts when `dirty_workers` > 0 and at least one app is given. Default `[]`.",
+Each is `module.path:ClassName` (a subclass of `ferricorn.dirty.DirtyApp`), optionally `:N` to have only N dirty workers load it (else the class attribute `workers`, else every dirty worker). Repeat the flag for several apps. The pool starts when `dirty_workers` > 0 and at least one app is given. Default `[]`.",
         cost: "One listening unix socket per app in a private temporary directory; the apps live only in the dirty workers, never in the master or HTTP workers.",
         compat: Compat::Full,
     },
@@ -46,7 +46,7 @@ Each is `module.path:ClassName` (a `DirtyApp` subclass, from `ferricorn.dirty` o
         validate: |raw| int_in(raw, 0, i64::MAX, "a non-negative integer"),
         example: "--dirty-timeout 300",
         short: "Timeout for dirty task execution in seconds.",
-        desc: "Timeout for dirty task execution in seconds. A call running longer makes its caller raise `DirtyTimeoutError`, and the master kills the dirty worker running it (SIGABRT, which prints its Python stacks, then SIGKILL) and forks a replacement. 0 disables it. Default 300.",
+        desc: "Timeout for dirty task execution in seconds. A call running longer makes its caller raise `DirtyTimeoutError`, and the master kills the dirty worker running it (SIGABRT, which prints its Python stacks, then SIGKILL) and forks a replacement. For a streamed result (an action returning a generator) it bounds each item. 0 disables it. Default 300.",
         cost: "A check in the master loop, at most every half second.",
         compat: Compat::Full,
     },
