@@ -75,6 +75,8 @@ pub struct DirtyPool {
     /// The stash process's socket, and its pid while it runs.
     pub stash_listener: UnixListener,
     pub stash_pid: Option<i32>,
+    /// When the stash was last forked (ms): a stash that keeps dying restarts once a second.
+    pub stash_started: u64,
     pub heartbeats: Arc<Heartbeats>,
     pub workers: BTreeMap<i32, DirtyWorker>,
     wanted: usize,
@@ -102,6 +104,7 @@ impl DirtyPool {
         Ok(DirtyPool {
             stash_listener,
             stash_pid: None,
+            stash_started: 0,
             wanted: opts.workers,
             opts,
             dir,
@@ -147,6 +150,11 @@ impl DirtyPool {
         let workers = opts.workers;
         self.opts = opts;
         self.set_wanted(workers);
+    }
+
+    /// The stash process is missing and may be forked now.
+    pub fn stash_due(&self, now: u64) -> bool {
+        self.stash_pid.is_none() && !self.stopping && now.saturating_sub(self.stash_started) >= 1000
     }
 
     pub fn wanted(&self) -> usize {
@@ -424,6 +432,19 @@ mod tests {
         opts.workers = 1;
         p.reconfigure(opts);
         assert_eq!((p.wanted(), p.opts.apps.len()), (4, 1));
+        p.cleanup();
+    }
+
+    #[test]
+    fn a_dying_stash_restarts_at_most_once_a_second() {
+        let mut p = pool(&["a:A"], 1);
+        let now = now_ms();
+        assert!(p.stash_due(now));
+        p.stash_started = now;
+        assert!(!p.stash_due(now + 500));
+        assert!(p.stash_due(now + 1000));
+        p.stopping = true;
+        assert!(!p.stash_due(now + 5000));
         p.cleanup();
     }
 

@@ -53,11 +53,7 @@ impl Arbiter {
                 break;
             }
         }
-        if self
-            .dirty
-            .as_ref()
-            .is_some_and(|p| p.stash_pid.is_none() && !p.stopping)
-        {
+        if self.dirty.as_ref().is_some_and(|p| p.stash_due(now_ms())) {
             self.spawn_stash(py)?;
         }
         Ok(())
@@ -76,6 +72,7 @@ impl Arbiter {
         }
         if let Some(pool) = self.dirty.as_mut() {
             pool.stash_pid = Some(pid);
+            pool.stash_started = now_ms();
         }
         Ok(())
     }
