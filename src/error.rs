@@ -44,6 +44,9 @@ pub enum Error {
     /// on_starting or when_ready raised (the traceback was logged); gunicorn stops there too.
     #[error("the {name} hook raised an exception (traceback above); not starting")]
     Hook { name: &'static str },
+    /// The dirty pool's sockets could not be made.
+    #[error("could not start the dirty worker pool (--dirty-app): {0}")]
+    Dirty(String),
     /// Not a failure: this process is a forked worker that finished; unwind and exit.
     #[error("worker exited with code {0}")]
     ChildExit(i32),

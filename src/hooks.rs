@@ -64,6 +64,11 @@ impl ServerHooks {
         self.server.bind(py)
     }
 
+    /// The callable set for hook `name`, to call from Python (the dirty worker's loop).
+    pub fn hook_fn(&self, py: Python<'_>, name: &str) -> Option<Py<PyAny>> {
+        self.hooks.get(name).map(|f| f.func().clone_ref(py))
+    }
+
     pub fn is_set(&self, name: &str) -> bool {
         self.hooks.get(name).is_some()
     }

@@ -4,6 +4,7 @@
 
 mod accesslog;
 mod bridge;
+mod dirty;
 mod error;
 mod errorlog;
 mod exchange;
@@ -117,6 +118,7 @@ fn _ferricorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", settings::VERSION)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(hooks::py_log, m)?)?;
+    m.add_class::<dirty::link::DirtyLink>()?;
     m.add_class::<bridge::wsgi::Input>()?;
     m.add_class::<bridge::wsgi::StartResponse>()?;
     m.add_class::<bridge::wsgi::ErrorStream>()?;

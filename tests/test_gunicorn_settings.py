@@ -102,7 +102,7 @@ def test_conf_file_with_unimplemented_gunicorn_settings_loads_and_warns(tmp_path
         'secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}\n'
         'forwarded_allow_ips = "*"\n'
         'forwarder_headers = "SCRIPT_NAME"\n'
-        "dirty_workers = 2\n"
+        "spew = True\n"
     )
     (tmp_path / "okapp.py").write_text("def app(environ, start_response):\n    return []\n")
     result = run_ferricorn("--print-config", "okapp:app", cwd=tmp_path)
@@ -111,5 +111,5 @@ def test_conf_file_with_unimplemented_gunicorn_settings_loads_and_warns(tmp_path
     assert "secure_scheme_headers has no effect" not in result.stderr
     assert "forwarded_allow_ips has no effect" not in result.stderr
     assert "forwarder_headers has no effect in ferricorn" in result.stderr
-    assert "--dirty-workers / dirty_workers has no effect in ferricorn" in result.stderr
+    assert "--spew / spew has no effect in ferricorn" in result.stderr
     assert re.search(r"^forwarded_allow_ips\s+= \['\*'\]$", result.stdout, flags=re.MULTILINE)

@@ -13,6 +13,7 @@
 //! bad hook line taking a running server down is not worth copying.)
 
 pub mod control;
+mod dirty;
 pub mod heartbeat;
 pub mod signals;
 mod spawn;
@@ -69,6 +70,8 @@ pub struct MasterOptions {
     pub hooks: Option<ServerHooks>,
     /// Every setting's value, for the control socket's `show config`.
     pub values: crate::settings::registry::Values,
+    /// `--dirty-app` / `--dirty-workers`; `None` when the dirty pool is off.
+    pub dirty: Option<crate::dirty::DirtyOptions>,
 }
 
 impl MasterOptions {
@@ -107,6 +110,7 @@ impl MasterOptions {
             edge: s.edge.clone(),
             tls: s.tls.clone(),
             values: s.values.clone(),
+            dirty: s.dirty.clone(),
         }
     }
 }
@@ -155,6 +159,8 @@ pub struct Arbiter {
     workers_gauge: Option<usize>,
     /// `--control-socket`: the server, served from this loop, and its counters.
     ctl: control::Control,
+    /// The dirty worker pool (src/dirty/), when configured.
+    dirty: Option<crate::dirty::pool::DirtyPool>,
 }
 
 impl Arbiter {
@@ -183,6 +189,7 @@ impl Arbiter {
             timeouts: 0,
             workers_gauge: None,
             ctl: control::Control::new(None),
+            dirty: None,
         })
     }
 
@@ -246,6 +253,14 @@ impl Arbiter {
     /// The master loop. Returns when the server stops; in a forked worker it returns
     /// `Err(Error::ChildExit)` so the worker unwinds to `run()` and exits with its code.
     pub fn run(mut self, py: Python<'_>) -> Result<(), Error> {
+        // the dirty pool starts before when_ready, as gunicorn's dirty arbiter does, and before
+        // the first fork: HTTP workers learn where its sockets are from the environment
+        if let Some(d) = self.opts.dirty.clone() {
+            if let Err(e) = self.open_dirty(py, d) {
+                self.halt(py, 1);
+                return Err(e);
+            }
+        }
         // gunicorn calls when_ready at the end of Arbiter.start(): sockets bound, before the
         // first workers, and outside the main loop's error handling, so an exception there
         // stops the server (without on_exit, as in gunicorn)
@@ -277,6 +292,7 @@ impl Arbiter {
                         // the master's own logs too: workers forked later inherit its files
                         self.reopen_logs();
                         self.signal_all(libc::SIGUSR1);
+                        self.signal_dirty(libc::SIGUSR1);
                     }
                     // gunicorn: WINCH stops the workers of a daemonized master (after USR2, the
                     // old master keeps its sockets while the new one serves)
@@ -290,8 +306,10 @@ impl Arbiter {
             }
             self.reap(py)?;
             self.murder_hung();
+            self.murder_dirty();
             self.retire_worn_out();
             self.manage(py)?;
+            self.manage_dirty(py)?;
             self.serve_metrics();
             self.serve_control(py);
         }
@@ -310,6 +328,7 @@ impl Arbiter {
         for w in self.workers.values_mut() {
             w.retiring = true;
         }
+        self.reload_dirty();
     }
 
     /// HUP re-reads the configuration as gunicorn does (command line, GUNICORN_CMD_ARGS and the
@@ -477,6 +496,8 @@ impl Arbiter {
             }
             self.reap(py)?;
         }
+        // the dirty workers go last: HTTP workers finishing requests may still call them
+        self.stop_dirty(py, graceful)?;
         self.halt(py, 0);
         Ok(())
     }
@@ -487,6 +508,7 @@ impl Arbiter {
         for &pid in self.workers.keys() {
             kill(pid, libc::SIGKILL);
         }
+        self.halt_dirty(py);
         while !self.workers.is_empty() {
             let mut status = 0;
             // SAFETY: blocking wait for our own children, which were just SIGKILLed.

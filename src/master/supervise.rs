@@ -25,6 +25,7 @@ impl Arbiter {
                 continue;
             }
             let Some(w) = self.workers.remove(&pid) else {
+                self.reaped_dirty(py, pid, status)?;
                 continue;
             };
             if let Some(table) = shm::shared() {

@@ -277,6 +277,12 @@ loop (uvloop when installed) fed by the Rust I/O thread; no uvicorn needed.\n\
 * **Stricter HTTP.** Requests gunicorn lets through with a warning (unknown transfer codings, \
 `Content-Length` with `Transfer-Encoding`, obsolete line folding) get a 4xx and the connection \
 closes.\n\
+* **Dirty workers:** change `from gunicorn.dirty import ...` to `from ferricorn.dirty import \
+...` (same names: `DirtyApp`, `get_dirty_client`, `get_dirty_client_async`, the errors, \
+`stash`). The master forks the dirty workers itself (no separate dirty arbiter process); \
+arguments and results travel pickled, so any picklable value works (tuples stay tuples). \
+A dirty worker that dies before starting a call has it retried; one that dies during a call \
+makes the caller raise `DirtyWorkerError` saying so (never retried).\n\
 * **gevent/eventlet/tornado workers** are refused: use `--threads` or an ASGI app.\n\
 * **Settings with no effect** are accepted with a one-line warning naming what ferricorn does \
 instead, never silently.\n";

@@ -121,6 +121,8 @@ pub struct Settings {
     pub edge: crate::http::edge::EdgeOptions,
     /// `--certfile` and the rest of the SSL section; `None`: plain HTTP.
     pub tls: Option<crate::net::tls::TlsSettings>,
+    /// The dirty worker pool; `None` when off.
+    pub dirty: Option<crate::dirty::DirtyOptions>,
     /// Callables from the conf file, by hook name.
     pub hooks: Hooks,
     /// Every setting's resolved value by name: what hooks see as `server.cfg`.
@@ -321,6 +323,7 @@ impl Settings {
             },
             edge: crate::http::edge::EdgeOptions::from_values(values)?,
             tls: crate::net::tls::TlsSettings::from_values(values)?,
+            dirty: crate::dirty::DirtyOptions::from_values(values)?,
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
@@ -532,6 +535,7 @@ mod tests {
                 },
                 edge: crate::http::edge::EdgeOptions::default(),
                 tls: None,
+                dirty: None,
                 hooks: Hooks::default(),
                 values,
                 warnings: vec![],

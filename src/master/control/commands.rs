@@ -303,16 +303,80 @@ impl Arbiter {
         })
     }
 
-    /// The dirty pool's status. The pool is not wired to the control socket yet: this answers
-    /// as gunicorn does when no dirty arbiter runs.
+    /// `show dirty`, in gunicorn's shape; ferricorn has no separate dirty arbiter process, so
+    /// `pid` is the master's (it supervises the pool itself).
     fn show_dirty(&self) -> Value {
-        json!({"enabled": false, "pid": null, "workers": [], "apps": []})
+        let Some(status) = self.dirty_status() else {
+            return json!({"enabled": false, "pid": null, "workers": [], "apps": []});
+        };
+        let workers: Vec<Value> = status
+            .workers
+            .iter()
+            .map(|w| {
+                json!({
+                    "pid": w.pid,
+                    "age": w.rank,
+                    "apps": w.apps,
+                    "booted": w.ready,
+                    "stopping": w.stopping,
+                    "busy_ms": w.busy_ms,
+                })
+            })
+            .collect();
+        let apps: Vec<Value> = status
+            .apps
+            .iter()
+            .map(|(path, limit)| {
+                let pids: Vec<i32> = status
+                    .workers
+                    .iter()
+                    .filter(|w| !w.stopping && w.apps.iter().any(|a| a == path))
+                    .map(|w| w.pid)
+                    .collect();
+                json!({
+                    "import_path": path,
+                    "worker_count": limit,
+                    "current_workers": pids.len(),
+                    "worker_pids": pids,
+                })
+            })
+            .collect();
+        json!({
+            "enabled": true,
+            "pid": std::process::id(),
+            "workers": workers,
+            "apps": apps,
+            "target_workers": status.wanted,
+            "min_workers": status.min_workers,
+            "restarts": status.restarts,
+            "timeouts": status.timeouts,
+        })
     }
 
-    /// `dirty add|remove N`: the seam for the dirty pool; today gunicorn's answer when no
-    /// dirty arbiter runs.
-    fn dirty_manage(&mut self, _op: &str, _count: i64) -> Value {
-        json!({"success": false, "error": "Dirty arbiter not running"})
+    /// `dirty add|remove N`, answered as gunicorn's dirty arbiter answers its MANAGE message.
+    fn dirty_manage(&mut self, op: &str, count: i64) -> Value {
+        let n = usize::try_from(count.max(1)).unwrap_or(1);
+        let before = self.dirty_status().map(|s| s.wanted);
+        let after = if op == "add" {
+            self.add_dirty_workers(n)
+        } else {
+            self.remove_dirty_workers(n)
+        };
+        let (Some(before), Some(after)) = (before, after) else {
+            return json!({"success": false, "error": "Dirty arbiter not running"});
+        };
+        let changed = after.abs_diff(before);
+        let mut reply = json!({
+            "success": true,
+            "operation": op,
+            "requested": n,
+            "target_workers": after,
+        });
+        reply[if op == "add" { "spawned" } else { "removed" }] = json!(changed);
+        if changed == 0 && op == "remove" {
+            reply["reason"] = json!("the dirty apps' :N specs need every remaining worker");
+        }
+        reply
     }
 
     fn show_config(&self) -> Value {
