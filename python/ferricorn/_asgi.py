@@ -54,13 +54,22 @@ def is_asgi2_class(app: Any) -> bool:
 
 def interface_of(app: Any, wanted: str) -> str:
     """'wsgi', 'asgi3' or 'asgi2' for ``app`` under ``--interface wanted``."""
+    return explain_interface(app, wanted)[0]
+
+
+def explain_interface(app: Any, wanted: str) -> tuple[str, str]:
+    """``interface_of`` and the reason, in words, for the startup log."""
     if wanted == "wsgi":
-        return "wsgi"
+        return "wsgi", "--interface wsgi"
     if is_asgi3(app):
-        return "asgi3"
-    if wanted == "asgi" or is_asgi2_class(app):
-        return "asgi2"
-    return "wsgi"
+        plain = inspect.isfunction(app) or inspect.ismethod(app)
+        what = "it is" if plain else "its __call__ is"
+        return "asgi3", f"{what} a coroutine function"
+    if wanted == "asgi":
+        return "asgi2", "--interface asgi, and its call is not a coroutine function"
+    if is_asgi2_class(app):
+        return "asgi2", "a class whose instances are awaited"
+    return "wsgi", "its call is not a coroutine function; --interface auto"
 
 
 def asgi2_to_3(app: Any) -> ASGIApp:

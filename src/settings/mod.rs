@@ -17,6 +17,7 @@ pub mod docs;
 pub mod error;
 pub mod file;
 pub mod hooks;
+pub mod origin;
 pub mod print;
 pub mod registry;
 pub mod resolve;
@@ -126,6 +127,8 @@ pub struct Settings {
     /// One line per gunicorn setting that was given but has no effect here;
     /// logged at startup.
     pub warnings: Vec<String>,
+    /// Where each given setting came from, for `--log-level debug`.
+    pub origins: origin::Origins,
 }
 
 /// `--log-syslog`'s destination and line prefix.
@@ -238,6 +241,7 @@ pub fn parse_args_with(argv: &[String], env: Env<'_>, loader: &dyn ConfLoader) -
     };
     settings.hooks = resolved.hooks;
     settings.warnings = resolved.warnings;
+    settings.origins = resolved.origins;
     let print = values.bool("print_config").unwrap_or(false);
     if print || values.bool("check_config").unwrap_or(false) {
         let printed = print.then(|| print::render(&values, &settings.hooks));
@@ -316,6 +320,7 @@ impl Settings {
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
+            origins: origin::Origins::default(),
         })
     }
 }
@@ -523,6 +528,7 @@ mod tests {
                     extra_files: vec![],
                 },
                 edge: crate::http::edge::EdgeOptions::default(),
+                origins: Default::default(),
                 hooks: Hooks::default(),
                 values,
                 warnings: vec![],
