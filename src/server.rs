@@ -210,6 +210,7 @@ fn listen(s: &Settings) -> Result<(Vec<Listener>, SocketSource), Error> {
         return Ok((l, SocketSource::Upgrade));
     }
     if let Some(l) = crate::net::systemd_listeners()? {
+        SYSTEMD_SOCKETS.store(true, std::sync::atomic::Ordering::Relaxed);
         return Ok((l, SocketSource::Systemd));
     }
     let opts = BindOptions {
@@ -231,9 +232,15 @@ fn announce_preloaded(py: Python<'_>, s: &Settings, app: &Py<PyAny>) {
     }
 }
 
+/// Set when the sockets came from systemd: their files belong to the socket unit, which keeps
+/// listening after we exit (the next start, or a queued connection, needs the path), so they
+/// are not unlinked, as gunicorn does not.
+static SYSTEMD_SOCKETS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Removes what the master created (unix socket files, pid file); the master calls it at exit.
 pub fn cleanup(listeners: &[Listener], pidfile: Option<&PidFile>) {
-    for l in listeners {
+    let ours = !SYSTEMD_SOCKETS.load(std::sync::atomic::Ordering::Relaxed);
+    for l in listeners.iter().filter(|_| ours) {
         if let Some(path) = l.unix_path() {
             let _ = std::fs::remove_file(path);
         }

@@ -4,33 +4,16 @@ forwarding to ferricorn over TCP with the headers a TLS-terminating proxy sets.
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from helpers_http import RawConnection, request
+from nginx_helper import needs_nginx, nginx  # noqa: F401 - nginx is a fixture
 
-NGINX = shutil.which("nginx") or next(
-    (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(p).exists()), None
-)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed")
+pytestmark = needs_nginx
 
-CONF = """
-daemon off;
-master_process off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
+SERVER = """
     server {{
         listen unix:{dir}/nginx.sock;
         location / {{
@@ -40,35 +23,17 @@ http {{
             proxy_set_header X-Forwarded-Proto https;
         }}
     }}
-}}
 """
 
 
 @pytest.fixture
-def nginx_in_front(tmp_path: Path):
-    procs = []
-
+def nginx_in_front(nginx, tmp_path: Path):
     def start(server) -> Path:
-        (tmp_path / "nginx.conf").write_text(CONF.format(dir=tmp_path, port=server.port))
-        proc = subprocess.Popen(
-            [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        procs.append(proc)
         sock = tmp_path / "nginx.sock"
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log = tmp_path / "error.log"
-                pytest.fail("nginx did not start: " + (log.read_text() if log.exists() else ""))
-            time.sleep(0.05)
+        nginx(SERVER.format(dir=tmp_path, port=server.port), sock)
         return sock
 
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(10)
+    return start
 
 
 def through(sock_path: Path) -> dict:
