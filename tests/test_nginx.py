@@ -27,7 +27,7 @@ SERVER = """
 
 
 @pytest.fixture
-def nginx_in_front(nginx, tmp_path: Path):
+def nginx_in_front(nginx, tmp_path: Path):  # noqa: F811 - the fixture imported above
     def start(server) -> Path:
         sock = tmp_path / "nginx.sock"
         nginx(SERVER.format(dir=tmp_path, port=server.port), sock)
