@@ -10,7 +10,7 @@ use super::registry::{DefaultValue, Env, Values, SETTINGS};
 /// One source of a setting's value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
-    /// The conf file, as errors name it (`./gunicorn.conf.py`, or the `-c` location).
+    /// The conf file read: `./gunicorn.conf.py`, or the `-c` location as given.
     File(String),
     /// `GUNICORN_CMD_ARGS` or `FERRICORN_CMD_ARGS`.
     Env(&'static str),

@@ -113,8 +113,8 @@ pub fn resolve(
     if let Some((location, shown)) = location {
         let file = loader.load(&location, &shown).map_err(Stop::Source)?;
         let (layer, file_hooks) = file_layer(file).map_err(Stop::Source)?;
-        origins.record(&layer, &Origin::File(shown.clone()));
-        origins.conf_file = Some(shown);
+        origins.record(&layer, &Origin::File(location.clone()));
+        origins.conf_file = Some(location);
         values = layer;
         hooks = file_hooks;
     }
