@@ -52,13 +52,9 @@ def is_asgi2_class(app: Any) -> bool:
     return inspect.isclass(app) and inspect.iscoroutinefunction(call)
 
 
-def interface_of(app: Any, wanted: str) -> str:
-    """'wsgi', 'asgi3' or 'asgi2' for ``app`` under ``--interface wanted``."""
-    return explain_interface(app, wanted)[0]
-
-
 def explain_interface(app: Any, wanted: str) -> tuple[str, str]:
-    """``interface_of`` and the reason, in words, for the startup log."""
+    """'wsgi', 'asgi3' or 'asgi2' for ``app`` under ``--interface wanted``, and why in words
+    (the startup log says both)."""
     if wanted == "wsgi":
         return "wsgi", "--interface wsgi"
     if is_asgi3(app):
