@@ -5,9 +5,14 @@
 //! With `--statsd-host`, error and warning lines are also counted (`gunicorn.log.error`,
 //! `gunicorn.log.warning`), and lines logged with the `EXCEPTION` target count as
 //! `gunicorn.log.exception`, as gunicorn's `log.exception` does for a failed request.
+//!
+//! On a terminal (stderr is a TTY, the log goes to stderr, and `NO_COLOR` is unset or empty,
+//! see https://no-color.org) level names and URLs are coloured; files, pipes and syslog
+//! always get plain text.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -31,11 +36,18 @@ pub fn init(level: LevelFilter, target: &str) -> io::Result<()> {
         "-" => None,
         path => Some((path.to_owned(), open_append(path)?)),
     };
+    let color = file.is_none()
+        && std::io::IsTerminal::is_terminal(&io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    COLOR.store(color, Ordering::Relaxed);
     *FILE.lock().unwrap_or_else(|p| p.into_inner()) = file;
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
     Ok(())
 }
+
+/// Whether lines get ANSI colours (decided in `init`; forked workers inherit it).
+static COLOR: AtomicBool = AtomicBool::new(false);
 
 /// `--capture-output`: stdout and stderr (the app's prints, tracebacks written by C code)
 /// go to the error log file. Set once at startup, after daemonizing.
@@ -97,13 +109,23 @@ impl Log for ErrorLog {
             Level::Info => "INFO",
             Level::Debug | Level::Trace => "DEBUG",
         };
-        let line = format!(
-            "[{}] [{}] [{}] {}\n",
-            timestamp(),
-            std::process::id(),
-            level,
-            record.args()
-        );
+        let line = if COLOR.load(Ordering::Relaxed) {
+            let message = highlight_urls(&record.args().to_string());
+            format!(
+                "[{}] [{}] [{}{level}{RESET}] {message}\n",
+                timestamp(),
+                std::process::id(),
+                level_color(record.level()),
+            )
+        } else {
+            format!(
+                "[{}] [{}] [{}] {}\n",
+                timestamp(),
+                std::process::id(),
+                level,
+                record.args()
+            )
+        };
         write_raw(&line);
         if let Some(syslog) = crate::syslog::global() {
             let severity = match record.level() {
@@ -126,6 +148,39 @@ impl Log for ErrorLog {
     fn flush(&self) {
         let _ = io::stderr().flush();
     }
+}
+
+const RESET: &str = "\x1b[0m";
+/// Underlined cyan: what terminals usually show for a link.
+const URL_COLOR: &str = "\x1b[4;36m";
+
+fn level_color(level: Level) -> &'static str {
+    match level {
+        Level::Error => "\x1b[1;31m",
+        Level::Warn => "\x1b[33m",
+        Level::Info => "\x1b[32m",
+        Level::Debug | Level::Trace => "\x1b[2m",
+    }
+}
+
+/// Colours every word that is an address a person may click or copy: `http://`, `https://`,
+/// `ws://`, `wss://` and `unix:` words (the `Listening at:` lines, `Metrics at:`).
+fn highlight_urls(message: &str) -> String {
+    const SCHEMES: [&str; 5] = ["http://", "https://", "ws://", "wss://", "unix:"];
+    let mut out = String::with_capacity(message.len() + 16);
+    for (i, word) in message.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if SCHEMES.iter().any(|s| word.starts_with(s)) {
+            out.push_str(URL_COLOR);
+            out.push_str(word);
+            out.push_str(RESET);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
 }
 
 /// gunicorn's StatsD logger counts these; info and debug lines are not counted.
@@ -175,6 +230,19 @@ fn timestamp() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_url_words_are_highlighted() {
+        assert_eq!(
+            highlight_urls("Listening at: http://127.0.0.1:8000 (12)"),
+            "Listening at: \x1b[4;36mhttp://127.0.0.1:8000\x1b[0m (12)"
+        );
+        assert_eq!(
+            highlight_urls("at: unix:/run/a.sock"),
+            "at: \x1b[4;36munix:/run/a.sock\x1b[0m"
+        );
+        assert_eq!(highlight_urls("no address here"), "no address here");
+    }
 
     #[test]
     fn errors_warnings_and_exceptions_map_to_gunicorns_log_counters() {

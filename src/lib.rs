@@ -3,6 +3,7 @@
 //! The request path is `settings → server → worker → http → bridge::wsgi`; see ARCHITECTURE.md.
 
 mod accesslog;
+mod announce;
 mod bridge;
 mod dirty;
 mod error;

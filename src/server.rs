@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::accesslog::AccessLog;
+use crate::announce::SocketSource;
 use crate::error::Error;
 use crate::hooks::ServerHooks;
 use crate::master::{Arbiter, MasterOptions};
@@ -72,7 +73,8 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
             return Err(e.into());
         }
     }
-    let listeners = match listen(&s) {
+    crate::announce::settings(&s);
+    let (listeners, socket_source) = match listen(&s) {
         Ok(l) => l,
         Err(e) => {
             if let Some(p) = &pidfile {
@@ -92,27 +94,17 @@ pub fn run(py: Python<'_>, argv: Vec<String>, s: Settings) -> Result<(), Error> 
     // from here on a signal is queued for the master loop, never lost or fatal: the readiness
     // line below is a promise that the server can be signalled
     let signals = crate::master::signals::SignalQueue::install()?;
-    let pid = std::process::id();
-    for l in &listeners {
-        let url = l.url();
-        let url = match (&s.tls, url.strip_prefix("http://")) {
-            (Some(_), Some(rest)) => format!("https://{rest}"),
-            _ => url,
-        };
-        log::info!("Listening at: {url} ({pid})");
-    }
+    crate::announce::listening(&s, &listeners, socket_source);
     // privileges go after bind (ports below 1024) and before any app code runs
     crate::process::privileges::drop_privileges(s.user, s.group)
         .map_err(|e| Error::Privileges(e.to_string()))?;
-    if s.asgi.interface == "asgi" {
-        log::info!("Using worker: asgi (event loop: {})", s.asgi.event_loop);
-    } else {
-        log::info!("Using worker: ferricorn (threads: {})", s.threads);
-    }
-    log::info!("Serving application {}", s.app);
+    crate::announce::worker_and_app(&s);
     let preloaded = if s.preload_app {
         match load_app(py, &s.app) {
-            Ok(app) => Some(app),
+            Ok(app) => {
+                announce_preloaded(py, &s, &app);
+                Some(app)
+            }
             Err(e) => {
                 cleanup(&listeners, pidfile.as_ref());
                 return Err(e);
@@ -246,24 +238,42 @@ pub fn check_app(py: Python<'_>, s: &Settings) -> Result<(), Error> {
 
 /// The listening sockets: handed over by a previous master (USR2), by systemd socket
 /// activation, or bound here from --bind.
-fn listen(s: &Settings) -> Result<Vec<Listener>, Error> {
+fn listen(s: &Settings) -> Result<(Vec<Listener>, SocketSource), Error> {
     if let Some(l) = crate::net::inherited_listeners()? {
-        return Ok(l);
+        return Ok((l, SocketSource::Upgrade));
     }
     if let Some(l) = crate::net::systemd_listeners()? {
-        return Ok(l);
+        SYSTEMD_SOCKETS.store(true, std::sync::atomic::Ordering::Relaxed);
+        return Ok((l, SocketSource::Systemd));
     }
     let opts = BindOptions {
         backlog: s.backlog,
         reuse_port: s.reuse_port,
         umask: s.umask,
     };
-    Ok(crate::net::bind_with(&s.bind, &opts)?)
+    Ok((crate::net::bind_with(&s.bind, &opts)?, SocketSource::Bound))
 }
+
+/// With --preload the master has the app, so it reports the interface the workers will use.
+fn announce_preloaded(py: Python<'_>, s: &Settings, app: &Py<PyAny>) {
+    let explained = py
+        .import("ferricorn._asgi")
+        .and_then(|m| m.call_method1("explain_interface", (app, &s.asgi.interface)))
+        .and_then(|i| i.extract::<(String, String)>());
+    if let Ok((kind, reason)) = explained {
+        crate::announce::interface(&s.app, &kind, &reason, true);
+    }
+}
+
+/// Set when the sockets came from systemd: their files belong to the socket unit, which keeps
+/// listening after we exit (the next start, or a queued connection, needs the path), so they
+/// are not unlinked, as gunicorn does not.
+static SYSTEMD_SOCKETS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Removes what the master created (unix socket files, pid file); the master calls it at exit.
 pub fn cleanup(listeners: &[Listener], pidfile: Option<&PidFile>) {
-    for l in listeners {
+    let ours = !SYSTEMD_SOCKETS.load(std::sync::atomic::Ordering::Relaxed);
+    for l in listeners.iter().filter(|_| ours) {
         if let Some(path) = l.unix_path() {
             let _ = std::fs::remove_file(path);
         }

@@ -52,15 +52,20 @@ def is_asgi2_class(app: Any) -> bool:
     return inspect.isclass(app) and inspect.iscoroutinefunction(call)
 
 
-def interface_of(app: Any, wanted: str) -> str:
-    """'wsgi', 'asgi3' or 'asgi2' for ``app`` under ``--interface wanted``."""
+def explain_interface(app: Any, wanted: str) -> tuple[str, str]:
+    """'wsgi', 'asgi3' or 'asgi2' for ``app`` under ``--interface wanted``, and why in words
+    (the startup log says both)."""
     if wanted == "wsgi":
-        return "wsgi"
+        return "wsgi", "--interface wsgi"
     if is_asgi3(app):
-        return "asgi3"
-    if wanted == "asgi" or is_asgi2_class(app):
-        return "asgi2"
-    return "wsgi"
+        plain = inspect.isfunction(app) or inspect.ismethod(app)
+        what = "it is" if plain else "its __call__ is"
+        return "asgi3", f"{what} a coroutine function"
+    if wanted == "asgi":
+        return "asgi2", "--interface asgi, and its call is not a coroutine function"
+    if is_asgi2_class(app):
+        return "asgi2", "a class whose instances are awaited"
+    return "wsgi", "its call is not a coroutine function; --interface auto"
 
 
 def asgi2_to_3(app: Any) -> ASGIApp:

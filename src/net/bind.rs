@@ -146,6 +146,16 @@ impl fmt::Display for BindAddr {
     }
 }
 
+/// The scheme clients use to reach a TCP listener: the one place that decides it, so every
+/// URL the server prints (startup lines, docs links) agrees once TLS exists.
+pub fn http_scheme(tls: bool) -> &'static str {
+    if tls {
+        "https"
+    } else {
+        "http"
+    }
+}
+
 /// A bound, listening, non-blocking, close-on-exec socket.
 #[derive(Debug)]
 pub enum Listener {
@@ -157,12 +167,18 @@ impl Listener {
     /// Where clients can reach this listener, from the socket itself, so a
     /// `:0` bind reports the port the kernel chose:
     /// `http://127.0.0.1:8000`, `http://[::1]:8000`, `unix:/run/app.sock`.
+    #[cfg_attr(not(test), allow(dead_code))] // tests; the server calls url_for
     pub fn url(&self) -> String {
+        self.url_for(false)
+    }
+
+    /// `url()` with `https://` when `tls` is set; unix sockets stay `unix:PATH` either way.
+    pub fn url_for(&self, tls: bool) -> String {
         match self {
             // SocketAddr's Display already brackets IPv6.
             Listener::Tcp(l) => match l.local_addr() {
-                Ok(addr) => format!("http://{addr}"),
-                Err(_) => "http://<unknown>".to_owned(),
+                Ok(addr) => format!("{}://{addr}", http_scheme(tls)),
+                Err(_) => format!("{}://<unknown>", http_scheme(tls)),
             },
             Listener::Unix(_) => match self.unix_path() {
                 Some(path) => format!("unix:{}", path.display()),

@@ -17,6 +17,7 @@ pub mod docs;
 pub mod error;
 pub mod file;
 pub mod hooks;
+pub mod origin;
 pub mod print;
 pub mod registry;
 pub mod resolve;
@@ -130,6 +131,8 @@ pub struct Settings {
     /// One line per gunicorn setting that was given but has no effect here;
     /// logged at startup.
     pub warnings: Vec<String>,
+    /// Where each given setting came from, for `--log-level debug`.
+    pub origins: origin::Origins,
 }
 
 /// `--log-syslog`'s destination and line prefix.
@@ -247,6 +250,7 @@ pub fn parse_args_with(argv: &[String], env: Env<'_>, loader: &dyn ConfLoader) -
             .warnings
             .push(crate::net::tls::SSL_CONTEXT_IGNORED.to_owned());
     }
+    settings.origins = resolved.origins;
     let print = values.bool("print_config").unwrap_or(false);
     if print || values.bool("check_config").unwrap_or(false) {
         let printed = print.then(|| print::render(&values, &settings.hooks));
@@ -327,6 +331,7 @@ impl Settings {
             hooks: Hooks::default(),
             values: values.clone(),
             warnings: Vec::new(),
+            origins: origin::Origins::default(),
         })
     }
 }
@@ -536,6 +541,7 @@ mod tests {
                 edge: crate::http::edge::EdgeOptions::default(),
                 tls: None,
                 dirty: None,
+                origins: Default::default(),
                 hooks: Hooks::default(),
                 values,
                 warnings: vec![],

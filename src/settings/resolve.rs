@@ -13,6 +13,7 @@ use clap::Command;
 use super::cli::{self, CliArgs};
 use super::error::SourceError;
 use super::hooks::{self, HookFn, HookSpec, Hooks};
+use super::origin::{Origin, Origins};
 use super::registry::{self, Compat, Env, Value, Values, SETTINGS};
 use super::shlex;
 
@@ -70,6 +71,8 @@ pub struct Resolved {
     pub hooks: Hooks,
     /// One line per accepted-but-ignored setting that was set.
     pub warnings: Vec<String>,
+    /// Which source each given setting came from.
+    pub origins: Origins,
 }
 
 /// Reads every source and stacks them.
@@ -86,13 +89,13 @@ pub fn resolve(
     let mut env_layers = Vec::new();
     for var in CMD_ARGS_VARS {
         if let Some(raw) = env.var(var) {
-            env_layers.push(env_layer(cmd, var, &raw)?);
+            env_layers.push((var, env_layer(cmd, var, &raw)?));
         }
     }
     // gunicorn: -c on the command line, else in GUNICORN_CMD_ARGS, else the
     // default file. FERRICORN_CMD_ARGS sits between the two.
     let given = std::iter::once(&args.values)
-        .chain(env_layers.iter().rev())
+        .chain(env_layers.iter().rev().map(|(_, layer)| layer))
         .find_map(|layer| match layer.get("config") {
             Some(Value::Str(location)) => Some(location.clone()),
             _ => None,
@@ -106,13 +109,21 @@ pub fn resolve(
 
     let mut values = Values::default();
     let mut hooks = Hooks::default();
+    let mut origins = Origins::default();
     if let Some((location, shown)) = location {
         let file = loader.load(&location, &shown).map_err(Stop::Source)?;
         let (layer, file_hooks) = file_layer(file).map_err(Stop::Source)?;
+        origins.record(&layer, &Origin::File(location.clone()));
+        origins.conf_file = Some(location);
         values = layer;
         hooks = file_hooks;
     }
-    for layer in env_layers.into_iter().chain([args.values]) {
+    let higher = env_layers
+        .into_iter()
+        .map(|(var, layer)| (Origin::Env(var), layer))
+        .chain([(Origin::CommandLine, args.values)]);
+    for (origin, layer) in higher {
+        origins.record(&layer, &origin);
         values.overlay(layer);
     }
     let values = values
@@ -123,6 +134,7 @@ pub fn resolve(
         warnings: ignored_warnings(&values, env),
         values,
         hooks,
+        origins,
     })
 }
 
@@ -319,6 +331,15 @@ mod tests {
         assert_eq!(r.values.int("backlog").unwrap(), 4);
         assert_eq!(r.values.int("keepalive").unwrap(), 5);
         assert_eq!(r.values.int("timeout").unwrap(), 30, "untouched default");
+        let origin = |name| r.origins.of(name).map(ToString::to_string);
+        assert_eq!(
+            origin("workers").as_deref(),
+            Some("config file ./gunicorn.conf.py")
+        );
+        assert_eq!(origin("threads").as_deref(), Some("GUNICORN_CMD_ARGS"));
+        assert_eq!(origin("backlog").as_deref(), Some("FERRICORN_CMD_ARGS"));
+        assert_eq!(origin("keepalive").as_deref(), Some("command line"));
+        assert_eq!(origin("timeout"), None, "a default has no origin");
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
             return EXIT_APP_LOAD;
         }
     };
+    let preloaded = opts.preloaded.is_some();
     let app = match opts.preloaded {
         Some(app) => app,
         None => match crate::server::load_app(py, &opts.app_spec) {
@@ -75,10 +76,15 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
     }
     let interface = match py
         .import("ferricorn._asgi")
-        .and_then(|m| m.call_method1("interface_of", (&app, &opts.asgi.interface)))
-        .and_then(|i| i.extract::<String>())
+        .and_then(|m| m.call_method1("explain_interface", (&app, &opts.asgi.interface)))
+        .and_then(|i| i.extract::<(String, String)>())
     {
-        Ok(i) => i,
+        Ok((kind, reason)) => {
+            // the first worker says it for everyone; with --preload the master already did
+            let loud = link.slot == 0 && !preloaded;
+            crate::announce::interface(&opts.app_spec, &kind, &reason, loud);
+            kind
+        }
         Err(e) => {
             log::error!("Exception in worker process: {e}");
             return 1;
