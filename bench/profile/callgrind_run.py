@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Where a request's instructions go in ferricorn, counted by valgrind's callgrind.
+
+    python3 bench/profile/callgrind_run.py flask_json [--requests-seconds 20] [--keep DIR]
+
+Runs `ferricorn -w 1` from bench/.venv under callgrind twice (one file per thread): once warmed
+up with 30 requests and stopped, once warmed up the same way and then driven with `wrk -c4` for a
+while. The difference between the two worker profiles is what the loaded requests cost (the
+worker's start, imports and exit are in both); it is split per request into: the I/O thread (Rust: tokio, HTTP parsing, framing,
+socket calls), the bridge on the app thread (ferricorn's Rust + pyo3 + the CPython C-API calls it
+makes itself, e.g. building environ), the Python side (interpreter, framework and app, and the
+C extensions they use), and libc/other. Instruction counts repeat under load where wall-clock
+times do not; the kernel's share (syscalls) is not counted by callgrind at all.
+
+Needs valgrind (apt-get install -y valgrind) and the bench venv (`python3 bench/run.py` makes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.common import APPS, APPS_DIR, ASGI_APPS, DJANGO_DB, HOST, VENV_BIN, app_spec  # noqa: E402
+from harness.install import prepare_django_db  # noqa: E402
+from harness.measure import check_response, free_port  # noqa: E402
+from harness.procfs import session_pids  # noqa: E402
+from harness.wrk import parse_wrk  # noqa: E402
+from profile_classify import classify, difference, render  # noqa: E402
+
+
+def run_once(app: str, seconds: int, conns: int, out: Path) -> tuple[dict[str, int], int]:
+    """One server life under callgrind: start, warm up, `seconds` of wrk (0: none), stop.
+    Returns the worker's instructions by part and the requests wrk counted."""
+    out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    kind = ["-k", "asgi", "--asgi-lifespan", "off"] if app in ASGI_APPS else []
+    # Options for the tool go through VALGRIND_OPTS, not argv: ferricorn writes its process title
+    # over the argv area, which under valgrind is valgrind's own command line, and a forked
+    # worker re-reads --callgrind-out-file from there.
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(APPS_DIR),
+        BENCH_DJANGO_DB=str(DJANGO_DB),
+        VALGRIND_OPTS=f"--separate-threads=yes --callgrind-out-file={out}/cg.%p",
+    )
+    cmd = [
+        "valgrind", "--tool=callgrind",
+        str(VENV_BIN / "python"), "-m", "ferricorn", "-w", "1", *kind,
+        "-b", f"{HOST}:{port}", "--timeout", "600", "--graceful-timeout", "120",
+        app_spec(app).target,
+    ]
+    logf = open(out / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, cwd=APPS_DIR, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    requests = 0
+    worker = 0
+    try:
+        deadline = time.monotonic() + 900
+        while b"Booting worker" not in (out / "server.log").read_bytes():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((out / "server.log").read_text("utf-8", "replace")[-3000:])
+            time.sleep(1)
+        while True:  # the worker imports the app before it answers
+            try:
+                check_response(app, port)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        for _ in range(WARMUP_REQUESTS - 1):
+            check_response(app, port)
+        worker = next(pid for pid in session_pids(proc.pid) if _ppid(pid) == proc.pid)
+        if seconds > 0:
+            spec = app_spec(app)
+            wrk = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "60s"]
+            if spec.lua is not None:
+                wrk += ["-s", str(spec.lua)]
+            res = subprocess.run(wrk + [f"http://{HOST}:{port}{spec.path}"], check=True,
+                                 capture_output=True, text=True)
+            requests = int(parse_wrk(res.stdout)["requests"])
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=300)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+        logf.close()
+    files = sorted(glob.glob(f"{out}/cg.{worker}-*"))
+    if not files:
+        raise RuntimeError(f"no callgrind files for worker {worker} in {out}")
+    return classify(files), requests
+
+
+# Requests before counting starts to matter: imports, caches and first-request paths are in both
+# runs, so the difference holds only steady-state requests.
+WARMUP_REQUESTS = 30
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("app", choices=APPS)
+    p.add_argument("--seconds", type=int, default=20, help="seconds of load under callgrind")
+    p.add_argument("--connections", type=int, default=4)
+    p.add_argument("--keep", metavar="DIR", help="keep the callgrind files in DIR")
+    args = p.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("needs valgrind: apt-get install -y valgrind", file=sys.stderr)
+        return 3
+    if args.app == "django_orm":
+        prepare_django_db()
+    out = Path(args.keep or tempfile.mkdtemp(prefix="ferricorn-cg-"))
+    try:
+        idle, _ = run_once(args.app, 0, args.connections, out / "idle")
+        loaded, requests = run_once(args.app, args.seconds, args.connections, out / "loaded")
+    finally:
+        if not args.keep:
+            shutil.rmtree(out, ignore_errors=True)
+    print(render(args.app, requests, difference(loaded, idle)))
+    return 0
+
+
+def _ppid(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
