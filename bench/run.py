@@ -53,7 +53,7 @@ from harness.install import (
     wrk_version,
     ws_load_version,
 )
-from harness.measure import Placement, measure
+from harness.measure import Placement, Sample, measure
 from harness.procfs import CLK_TCK, core_ticks
 from harness.publish import DOC_MD, publish
 from harness.report import Cell, render
@@ -149,6 +149,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--scale-connections",
         default="64",
         help="comma-separated wrk connection counts for the scaling rows",
+    )
+    p.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        help="measure nothing: rebuild the tables (and with --report the docs page and plot) "
+        "from a saved bench/results/<timestamp>.json",
     )
     p.add_argument(
         "--report",
@@ -255,8 +261,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def rerender(args: argparse.Namespace) -> int:
+    """--render: the report of an earlier run, from its JSON, with that run's own options."""
+    raw = json.loads(open(args.render).read())
+    saved = argparse.Namespace(**{**vars(args), **raw["args"]})
+    saved.report = args.report
+    cells = [
+        Cell(
+            c["app"],
+            c["conns"],
+            c["server"],
+            [Sample(**s) for s in c["samples"]],
+            c.get("failures", []),
+            shape=c.get("shape", ""),
+        )
+        for c in raw["cells"]
+    ]
+    threads = saved.ferricorn_threads
+    report = render(
+        cells, raw["meta"], server_table(threads, 1), saved, server_table(threads, 2)
+    )
+    print(report)
+    if args.report:
+        publish(report, raw, saved)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        return rerender(args)
     if shutil.which("wrk") is None:
         log(
             "bench: wrk is not installed. Install it with:\n    apt-get install -y wrk\n"
@@ -419,8 +453,6 @@ def main(argv: list[str] | None = None) -> int:
     env["load average at end"] = loadavg()
     env["wall time"] = f"{time.monotonic() - t_start:.0f} s"
     meta = {"started": started, "env": env}
-    report = render(cells, meta, servers, args, tables[2])
-    print(report)
     raw = {
         "meta": meta,
         "args": {k: v for k, v in vars(args).items()},
@@ -436,12 +468,16 @@ def main(argv: list[str] | None = None) -> int:
             for c in cells
         ],
     }
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     if not args.no_save:
+        # The samples first: whatever happens while rendering, the measurements are kept.
         RESULTS.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
+        (RESULTS / f"{stamp}.json").write_text(json.dumps(raw, indent=1))
+    report = render(cells, meta, servers, args, tables[2])
+    print(report)
+    if not args.no_save:
         md = RESULTS / f"{stamp}.md"
         md.write_text(report)
-        (RESULTS / f"{stamp}.json").write_text(json.dumps(raw, indent=1))
         log(f"bench: wrote {md} and {md.with_suffix('.json')}")
     if args.report:
         publish(report, raw, args)

@@ -76,9 +76,9 @@ def setup_venv() -> None:
         pip("install", "-q", *PIP_SPECS)
 
 
-def prepare_django_db() -> None:
+def prepare_django_db(path: Path = DJANGO_DB) -> None:
     """(Re)create the django_orm row's SQLite file, once per bench run and outside any timing."""
-    env = dict(os.environ, BENCH_DJANGO_DB=str(DJANGO_DB))
+    env = dict(os.environ, BENCH_DJANGO_DB=str(path))
     out = subprocess.run(
         [str(VENV_BIN / "python"), "-m", "djangoproj.setupdb"],
         cwd=APPS_DIR,

@@ -47,6 +47,15 @@ class Cell:
         return (max(rps) - min(rps)) / statistics.median(rps) if len(rps) > 1 else 0.0
 
 
+def ratio(num: float, ref: Cell | None) -> str:
+    """num / ref's median rps, or "" when there is nothing to divide by (no samples, or no
+    request finished in the run: a very short run at many connections)."""
+    if ref is None or not ref.samples:
+        return ""
+    den = ref.med("rps")
+    return f"{num / den:.2f}" if den > 0 else ""
+
+
 def fmt_rps(x: float) -> str:
     return f"{x / 1000:.1f}k" if x >= 10000 else f"{x:,.0f}"
 
@@ -132,8 +141,7 @@ def _rows(
         vs = []
         for _label, ref_name, only in ratios:
             ref = by_key.get((c.app, c.conns, ref_name, ""))
-            ok = ref and ref.samples and (only is None or c.app in only)
-            vs.append(f"{rps / ref.med('rps'):.2f}" if ok else "")
+            vs.append(ratio(rps, ref) if only is None or c.app in only else "")
         wrk_cpu = c.med("wrk_cpu")
         srv_cpu = c.med("server_cpu")
         other = c.med("other_cpu")
@@ -145,6 +153,11 @@ def _rows(
             f"| {rss} | {c.med('pss_mb'):.1f} | {srv_cpu * 100:.0f}% | {wrk_cpu * 100:.0f}% "
             f"| {other * 100:.0f}% | " + " | ".join(vs) + " |"
         )
+        if rps == 0:
+            notes.append(
+                f"- {c.app}/{c.conns}/{c.server}: no request finished within the run "
+                "(too short for this many connections?); no ratio is computed from it."
+            )
         if wrk_cpu >= 0.9:
             notes.append(
                 f"- {c.app}/{c.conns}/{c.server}: {load} used {wrk_cpu * 100:.0f}% of its "
@@ -205,7 +218,7 @@ def _summary(cells: list[Cell], by_key: dict) -> list[str]:
             if peer is None or not peer.samples:
                 ratios.append("—")
                 continue
-            ratios.append(f"{rps / peer.med('rps'):.2f}")
+            ratios.append(ratio(rps, peer) or "—")
             if peer.server != CEILING and (best is None or peer.med("rps") > best.med("rps")):
                 best = peer
         best_p99 = f"{fmt_ms(best.med('p99'))} ({best.server})" if best else "—"
@@ -234,11 +247,11 @@ def _scaling(cells: list[Cell], by_key: dict, notes: list[str]) -> list[str]:
         rps1, rps2 = one.med("rps"), c.med("rps")
         ref_name = ASGI_BASELINE if c.app in ASGI_APPS else BASELINE
         ref = by_key.get((c.app, c.conns, ref_name, "w2"))
-        vs = f"{rps2 / ref.med('rps'):.2f}" if ref and ref.samples else ""
+        vs = ratio(rps2, ref)
         wrk_cpu = c.med("wrk_cpu")
         lines.append(
             f"| {c.app} | {c.conns} | {c.server} | {fmt_rps(rps1)} | {fmt_rps(rps2)} "
-            f"| {rps2 / rps1:.2f} | {fmt_ms(one.med('p99'))} | {fmt_ms(c.med('p99'))} "
+            f"| {ratio(rps2, one)} | {fmt_ms(one.med('p99'))} | {fmt_ms(c.med('p99'))} "
             f"| {c.med('rss_mb'):.1f} ({c.med('max_proc_rss_mb'):.1f}) "
             f"| {c.med('server_cpu') * 100:.0f}% | {wrk_cpu * 100:.0f}% | {vs} |"
         )

@@ -241,6 +241,15 @@ def test_a_short_report_run_says_so_above_its_figures():
     assert "Short run" not in full and "![" not in full
 
 
+
+def test_a_run_where_no_request_finished_gives_no_ratio_and_a_note():
+    args = run.parse_args(["--report", "-r", "1"])
+    cells = _report_cells()
+    cells[1].samples[0].rps = 0.0  # granian plaintext at 64: nothing finished
+    md = render(cells, {"started": "now", "env": {}}, server_table(1), args, server_table(1, 2))
+    assert "| plaintext | 64 | 120.0k | 3.00 | — | — | 2.40 | 0.80 |" in md
+    assert "- plaintext/64/granian: no request finished within the run" in md
+
 if __name__ == "__main__":
     tests = [fn for name, fn in sorted(globals().items()) if name.startswith("test_")]
     for fn in tests:

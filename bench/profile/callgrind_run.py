@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.common import APPS, APPS_DIR, ASGI_APPS, DJANGO_DB, HOST, VENV_BIN, app_spec  # noqa: E402
+from harness.common import APPS, APPS_DIR, ASGI_APPS, HOST, VENV_BIN, app_spec  # noqa: E402
 from harness.install import prepare_django_db  # noqa: E402
 from harness.measure import check_response, free_port  # noqa: E402
 from harness.procfs import session_pids  # noqa: E402
@@ -39,7 +39,9 @@ from harness.wrk import parse_wrk  # noqa: E402
 from profile_classify import classify, difference, render  # noqa: E402
 
 
-def run_once(app: str, seconds: int, conns: int, out: Path) -> tuple[dict[str, int], int]:
+def run_once(
+    app: str, seconds: int, conns: int, out: Path, db: Path
+) -> tuple[dict[str, int], int]:
     """One server life under callgrind: start, warm up, `seconds` of wrk (0: none), stop.
     Returns the worker's instructions by part and the requests wrk counted."""
     out.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,7 @@ def run_once(app: str, seconds: int, conns: int, out: Path) -> tuple[dict[str, i
     env = dict(
         os.environ,
         PYTHONPATH=str(APPS_DIR),
-        BENCH_DJANGO_DB=str(DJANGO_DB),
+        BENCH_DJANGO_DB=str(db),
         VALGRIND_OPTS=f"--separate-threads=yes --callgrind-out-file={out}/cg.%p",
     )
     cmd = [
@@ -118,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("valgrind") is None:
         print("needs valgrind: apt-get install -y valgrind", file=sys.stderr)
         return 3
-    if args.app == "django_orm":
-        prepare_django_db()
     out = Path(args.keep or tempfile.mkdtemp(prefix="ferricorn-cg-"))
+    out.mkdir(parents=True, exist_ok=True)
+    # Its own database: a bench run may be using bench/.data's at the same time.
+    db = out / "django.sqlite3"
+    if args.app == "django_orm":
+        prepare_django_db(db)
     try:
-        idle, _ = run_once(args.app, 0, args.connections, out / "idle")
-        loaded, requests = run_once(args.app, args.seconds, args.connections, out / "loaded")
+        idle, _ = run_once(args.app, 0, args.connections, out / "idle", db)
+        loaded, requests = run_once(args.app, args.seconds, args.connections, out / "loaded", db)
     finally:
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
