@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -36,17 +35,33 @@ from harness.install import prepare_django_db  # noqa: E402
 from harness.measure import check_response, free_port  # noqa: E402
 from harness.procfs import session_pids  # noqa: E402
 from harness.wrk import parse_wrk  # noqa: E402
+from harness.servers import server_table  # noqa: E402
+from cgparse import parse  # noqa: E402
 from profile_classify import classify, difference, render  # noqa: E402
 
 
+def server_argv(server: str, app: str, port: int) -> list[str]:
+    """The command line under valgrind: ferricorn as below; a peer as the bench runs it
+    (harness/servers.py, one worker), started as `python -m <tool>` (valgrind runs no scripts)."""
+    if server == "ferricorn":
+        kind = ["-k", "asgi", "--asgi-lifespan", "off"] if app in ASGI_APPS else []
+        return [
+            str(VENV_BIN / "python"), "-m", "ferricorn", "-w", "1", *kind,
+            "-b", f"{HOST}:{port}", "--timeout", "600", "--graceful-timeout", "120",
+            app_spec(app).target,
+        ]
+    argv = server_table(1)[server].argv(app, port)
+    return [str(VENV_BIN / "python"), "-m", Path(argv[0]).name, *argv[1:]]
+
+
 def run_once(
-    app: str, seconds: int, conns: int, out: Path, db: Path
-) -> tuple[dict[str, int], int]:
+    server: str, app: str, seconds: int, conns: int, out: Path, db: Path
+) -> tuple[dict[str, int], int, int]:
     """One server life under callgrind: start, warm up, `seconds` of wrk (0: none), stop.
-    Returns the worker's instructions by part and the requests wrk counted."""
+    Returns ferricorn's worker instructions by part (empty for a peer), the instructions of all
+    the server's processes together, and the requests wrk counted."""
     out.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    kind = ["-k", "asgi", "--asgi-lifespan", "off"] if app in ASGI_APPS else []
     # Options for the tool go through VALGRIND_OPTS, not argv: ferricorn writes its process title
     # over the argv area, which under valgrind is valgrind's own command line, and a forked
     # worker re-reads --callgrind-out-file from there.
@@ -54,14 +69,10 @@ def run_once(
         os.environ,
         PYTHONPATH=str(APPS_DIR),
         BENCH_DJANGO_DB=str(db),
-        VALGRIND_OPTS=f"--separate-threads=yes --callgrind-out-file={out}/cg.%p",
+        VALGRIND_OPTS="--separate-threads=yes --trace-children=yes "
+        f"--callgrind-out-file={out}/cg.%p",
     )
-    cmd = [
-        "valgrind", "--tool=callgrind",
-        str(VENV_BIN / "python"), "-m", "ferricorn", "-w", "1", *kind,
-        "-b", f"{HOST}:{port}", "--timeout", "600", "--graceful-timeout", "120",
-        app_spec(app).target,
-    ]
+    cmd = ["valgrind", "--tool=callgrind", *server_argv(server, app, port)]
     logf = open(out / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(cmd, cwd=APPS_DIR, env=env, stdout=logf, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -69,11 +80,9 @@ def run_once(
     worker = 0
     try:
         deadline = time.monotonic() + 900
-        while b"Booting worker" not in (out / "server.log").read_bytes():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((out / "server.log").read_text("utf-8", "replace")[-3000:])
-            time.sleep(1)
         while True:  # the worker imports the app before it answers
+            if proc.poll() is not None:
+                raise RuntimeError((out / "server.log").read_text("utf-8", "replace")[-3000:])
             try:
                 check_response(app, port)
                 break
@@ -83,7 +92,8 @@ def run_once(
                 time.sleep(1)
         for _ in range(WARMUP_REQUESTS - 1):
             check_response(app, port)
-        worker = next(pid for pid in session_pids(proc.pid) if _ppid(pid) == proc.pid)
+        if server == "ferricorn":
+            worker = next(pid for pid in session_pids(proc.pid) if _ppid(pid) == proc.pid)
         if seconds > 0:
             spec = app_spec(app)
             wrk = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "60s"]
@@ -99,10 +109,13 @@ def run_once(
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
         logf.close()
+    everything = sum(parse(f.read_text()).total for f in out.glob("cg.*") if f.stat().st_size)
+    if server != "ferricorn":
+        return {}, everything, requests
     files = sorted(glob.glob(f"{out}/cg.{worker}-*"))
     if not files:
         raise RuntimeError(f"no callgrind files for worker {worker} in {out}")
-    return classify(files), requests
+    return classify(files), everything, requests
 
 
 # Requests before counting starts to matter: imports, caches and first-request paths are in both
@@ -113,6 +126,12 @@ WARMUP_REQUESTS = 30
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("app", choices=APPS)
+    p.add_argument(
+        "--server",
+        default="ferricorn",
+        choices=["ferricorn", "granian", "granian-asgi", "uvicorn", "gunicorn-gthread"],
+        help="a peer gets only the total of all its processes (no split by part)",
+    )
     p.add_argument("--seconds", type=int, default=20, help="seconds of load under callgrind")
     p.add_argument("--connections", type=int, default=4)
     p.add_argument("--keep", metavar="DIR", help="keep the callgrind files in DIR")
@@ -127,12 +146,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.app == "django_orm":
         prepare_django_db(db)
     try:
-        idle, _ = run_once(args.app, 0, args.connections, out / "idle", db)
-        loaded, requests = run_once(args.app, args.seconds, args.connections, out / "loaded", db)
+        idle, idle_all, _ = run_once(args.server, args.app, 0, args.connections, out / "idle", db)
+        loaded, loaded_all, requests = run_once(
+            args.server, args.app, args.seconds, args.connections, out / "loaded", db
+        )
     finally:
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)
-    print(render(args.app, requests, difference(loaded, idle)))
+    if loaded:
+        print(render(args.app, requests, difference(loaded, idle)))
+    print(
+        f"{args.server} {args.app}: {(loaded_all - idle_all) / max(1, requests):,.0f} "
+        f"instructions per request, all processes of the server ({requests} requests)"
+    )
     return 0
 
 
