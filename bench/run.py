@@ -9,7 +9,9 @@ repo, never built in place by hand) or send traffic anywhere but 127.0.0.1.
 Method (see bench/README.md): one worker per server; the server pinned to one core and wrk to the
 other; for each round, each app and each connection count, every server is started, checked,
 warmed up, loaded with `wrk -t1 -cN -dD --latency`, sampled (RSS, CPU) and stopped. The server
-order rotates each round, and the table reports the median over rounds.
+order rotates each round, and the table reports the median over rounds. `--report` runs the
+whole suite (every app, 64 and 256 connections, 2-worker scaling rows) and writes
+docs/benchmarks.md and docs/benchmarks.png.
 
 Stdlib only, Python 3.9+.
 """
