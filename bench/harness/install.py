@@ -19,7 +19,10 @@ import time
 from pathlib import Path
 
 from harness.common import (
+    APP_PINS,
+    APPS_DIR,
     CARGO_TARGET,
+    DJANGO_DB,
     FERRICORN_MARKER,
     HYPER_BIN,
     HYPER_DIR,
@@ -48,7 +51,8 @@ def installed_versions() -> dict[str, str | None]:
         "import importlib.metadata as m, json\n"
         "out = {}\n"
         "for n in ('granian', 'gunicorn', 'uvicorn', 'uvloop', 'httptools', 'websockets',\n"
-        "          'ferricorn'):\n"
+        "          'ferricorn', 'flask', 'jinja2', 'fastapi', 'starlette', 'pydantic',\n"
+        "          'django', 'matplotlib'):\n"
         "    try: out[n] = m.version(n)\n"
         "    except m.PackageNotFoundError: out[n] = None\n"
         "print(json.dumps(out))\n"
@@ -68,8 +72,22 @@ def setup_venv() -> None:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         pip("install", "-q", "--upgrade", "pip")
     have = installed_versions()
-    if any(have.get(name) != ver for name, ver in PINS.items()):
+    if any(have.get(name) != ver for name, ver in {**PINS, **APP_PINS}.items()):
         pip("install", "-q", *PIP_SPECS)
+
+
+def prepare_django_db(path: Path = DJANGO_DB) -> None:
+    """(Re)create the django_orm row's SQLite file, once per bench run and outside any timing."""
+    env = dict(os.environ, BENCH_DJANGO_DB=str(path))
+    out = subprocess.run(
+        [str(VENV_BIN / "python"), "-m", "djangoproj.setupdb"],
+        cwd=APPS_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    log(f"bench: django database {out.strip()}")
 
 
 def repo_revision() -> str:

@@ -9,6 +9,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.common import APPS_DIR, HOST, base_app, is_ws
+from harness.common import APPS_DIR, DJANGO_DB, HOST, REAL_APPS, app_spec, base_app, is_ws
 from harness.procfs import CLK_TCK, core_ticks, cpu_seconds, memory_mb, session_pids
 from harness.servers import Server
 from harness.wrk import parse_wrk, pinned, run_wrk, wrk_argv
@@ -34,7 +35,7 @@ def free_port() -> int:
 class Running:
     """A started server: its process group, log file and port. Stop it with stop()."""
 
-    def __init__(self, argv: list[str], port: int, cpu: int | None) -> None:
+    def __init__(self, argv: list[str], port: int, cpu: str | None) -> None:
         self.port = port
         # Outlives this method: the server writes to it until stop() closes and removes it.
         self.logf = tempfile.NamedTemporaryFile(  # noqa: SIM115
@@ -43,6 +44,7 @@ class Running:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(APPS_DIR) + os.pathsep + env.get("PYTHONPATH", "")
         env["PYTHONUNBUFFERED"] = "1"
+        env["BENCH_DJANGO_DB"] = str(DJANGO_DB)
         env.pop("GUNICORN_CMD_ARGS", None)
         env.pop("FERRICORN_CMD_ARGS", None)
         self.proc = subprocess.Popen(
@@ -115,10 +117,61 @@ class Running:
             pass
 
 
+def lua_body(lua: Path) -> bytes:
+    """The `wrk.body = '...'` of a wrk script, so that the check sends what the load sends."""
+    m = re.search(r"^wrk\.body\s*=\s*'([^']*)'", lua.read_text(), re.MULTILINE)
+    if not m:
+        raise ValueError(f"{lua}: no single-quoted wrk.body line")
+    return m.group(1).encode()
+
+
+def _real_ok(app: str, body: bytes) -> bool:
+    """What a correct answer of each real app looks like (bench/apps/)."""
+    if app == "flask_json":
+        return json.loads(body) == {"message": "Hello, World!"}
+    if app == "flask_jinja":
+        return body.count(b'<tr class="') == 20 and b"<p>20 items</p>" in body
+    if app == "django_orm":
+        items = json.loads(body)["items"]
+        return len(items) == 20 and items[0]["name"] == "Item number 1"
+    if app == "fastapi_post":
+        return json.loads(body) == {
+            "name": "Widget",
+            "quantity": 4,
+            "total": 10.0,
+            "tags": ["blue", "small"],
+        }
+    raise ValueError(f"no check for {app}")
+
+
+def _check_real(app: str, port: int) -> None:
+    spec = app_spec(app)
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        if spec.lua is not None:
+            conn.request(
+                "POST",
+                spec.path,
+                body=lua_body(spec.lua),
+                headers={"Content-Type": "application/json"},
+            )
+        else:
+            conn.request("GET", spec.path)
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    if resp.status != 200 or not _real_ok(app, body):
+        raise RuntimeError(f"{app}: status {resp.status}, body {body[:200]!r}")
+
+
 def check_response(app: str, port: int) -> None:
     """One request by hand before any load: a server that answers wrongly is not benchmarked."""
     if is_ws(app):
         ws_check(port)
+        return
+    if app in REAL_APPS:
+        _check_real(app, port)
         return
     app = base_app(app)
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
@@ -176,10 +229,22 @@ class Sample:
     other_cpu: float  # cores busy with neither the server, wrk nor this script (share of a core)
 
 
-def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> Sample:
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's processes may go: `taskset -c` lists (None: not pinned), and the cores whose
+    busy time is sampled for the `other` column."""
+
+    server: str | None
+    wrk: str | None
+    cpus: tuple[int, ...]
+
+
+def measure(
+    server: Server, app: str, conns: int, args: argparse.Namespace, where: Placement
+) -> Sample:
     port = free_port()
     argv = server.argv(app, port)
-    run = Running(argv, port, args.server_cpu)
+    run = Running(argv, port, where.server)
     try:
         run.wait_ready(args.start_timeout)
         check_response(app, port)
@@ -188,10 +253,10 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
         def load_argv(seconds: int) -> list[str]:
             if ws:
                 return ws_load_argv(args, conns, seconds, port)
-            return wrk_argv(args, base_app(app), conns, seconds, port)
+            return wrk_argv(args, app, conns, seconds, port)
 
         if args.warmup > 0:
-            run_wrk(pinned(load_argv(args.warmup), args.wrk_cpu))
+            run_wrk(pinned(load_argv(args.warmup), where.wrk))
         peak = [0.0]
         done = threading.Event()
 
@@ -199,9 +264,7 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
             while not done.wait(1.0):
                 peak[0] = max(peak[0], memory_mb(run.sid)[0])
 
-        cpus = sorted(
-            {c for c in (args.server_cpu, args.wrk_cpu) if c is not None}
-        ) or sorted(os.sched_getaffinity(0))
+        cpus = list(where.cpus)
 
         sampler = threading.Thread(target=sample_peak, daemon=True)
         cpu0 = cpu_seconds(run.sid)
@@ -209,7 +272,7 @@ def measure(server: Server, app: str, conns: int, args: argparse.Namespace) -> S
         self0 = time.process_time()
         t0 = time.monotonic()
         sampler.start()
-        out, _wall, wrk_cpu_s = run_wrk(pinned(load_argv(args.duration), args.wrk_cpu))
+        out, _wall, wrk_cpu_s = run_wrk(pinned(load_argv(args.duration), where.wrk))
         wall = time.monotonic() - t0
         cpu1 = cpu_seconds(run.sid)
         st1 = core_ticks(cpus)

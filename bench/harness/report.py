@@ -11,9 +11,12 @@ from harness.common import (
     ASGI_HTTP_APPS,
     ASGI_SECOND,
     BASELINE,
+    ASGI_APPS,
     BENCH,
     CEILING,
     HOST,
+    REAL_ASGI_APPS,
+    REAL_WSGI_APPS,
     VENV_BIN,
     WS_APPS,
     base_app,
@@ -32,6 +35,9 @@ class Cell:
     server: str
     samples: list[Sample] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # "" for a main row (one worker, pinned); "w1" / "w2" for a scaling row (that many workers,
+    # server and wrk sharing every core).
+    shape: str = ""
 
     def med(self, attr: str) -> float:
         return statistics.median(getattr(s, attr) for s in self.samples)
@@ -39,6 +45,15 @@ class Cell:
     def spread(self) -> float:
         rps = [s.rps for s in self.samples]
         return (max(rps) - min(rps)) / statistics.median(rps) if len(rps) > 1 else 0.0
+
+
+def ratio(num: float, ref: Cell | None) -> str:
+    """num / ref's median rps, or "" when there is nothing to divide by (no samples, or no
+    request finished in the run: a very short run at many connections)."""
+    if ref is None or not ref.samples:
+        return ""
+    den = ref.med("rps")
+    return f"{num / den:.2f}" if den > 0 else ""
 
 
 def fmt_rps(x: float) -> str:
@@ -73,6 +88,29 @@ _TABLES = [
         "ws-load CPU",
         [("vs granian-asgi", ASGI_BASELINE, None), ("vs uvicorn", ASGI_SECOND, None)],
     ),
+    (
+        "Real apps, WSGI (Flask, Django)",
+        tuple(REAL_WSGI_APPS),
+        "rps",
+        "wrk CPU",
+        [("vs granian", BASELINE, None), ("vs gunicorn-gthread", "gunicorn-gthread", None)],
+    ),
+    (
+        "Real apps, ASGI (FastAPI)",
+        tuple(REAL_ASGI_APPS),
+        "rps",
+        "wrk CPU",
+        [("vs granian-asgi", ASGI_BASELINE, None), ("vs uvicorn", ASGI_SECOND, None)],
+    ),
+]
+
+# The headline: ferricorn's median over each peer's, per app and connection count. Columns are
+# (header, peer for WSGI apps, peer for ASGI apps); None where the peer does not run that kind.
+_SUMMARY_PEERS = [
+    ("/ granian (tuned)", BASELINE, ASGI_BASELINE),
+    ("/ uvicorn", None, ASGI_SECOND),
+    ("/ gunicorn gthread", "gunicorn-gthread", None),
+    ("/ hyper (no Python)", CEILING, None),
 ]
 
 
@@ -102,9 +140,8 @@ def _rows(
         rps = c.med("rps")
         vs = []
         for _label, ref_name, only in ratios:
-            ref = by_key.get((c.app, c.conns, ref_name))
-            ok = ref and ref.samples and (only is None or c.app in only)
-            vs.append(f"{rps / ref.med('rps'):.2f}" if ok else "")
+            ref = by_key.get((c.app, c.conns, ref_name, ""))
+            vs.append(ratio(rps, ref) if only is None or c.app in only else "")
         wrk_cpu = c.med("wrk_cpu")
         srv_cpu = c.med("server_cpu")
         other = c.med("other_cpu")
@@ -116,6 +153,11 @@ def _rows(
             f"| {rss} | {c.med('pss_mb'):.1f} | {srv_cpu * 100:.0f}% | {wrk_cpu * 100:.0f}% "
             f"| {other * 100:.0f}% | " + " | ".join(vs) + " |"
         )
+        if rps == 0:
+            notes.append(
+                f"- {c.app}/{c.conns}/{c.server}: no request finished within the run "
+                "(too short for this many connections?); no ratio is computed from it."
+            )
         if wrk_cpu >= 0.9:
             notes.append(
                 f"- {c.app}/{c.conns}/{c.server}: {load} used {wrk_cpu * 100:.0f}% of its "
@@ -151,10 +193,97 @@ def _rows(
     return lines
 
 
+def _summary(cells: list[Cell], by_key: dict) -> list[str]:
+    """ferricorn against every peer at once: rps ratios and both servers' p99."""
+    lines = [
+        "| app | conns | ferricorn rps | p99 ms | "
+        + " | ".join(h for h, _w, _a in _SUMMARY_PEERS)
+        + " | best peer's p99 ms |",
+        "|---|---:|---:|---:|" + "---:|" * (len(_SUMMARY_PEERS) + 1),
+    ]
+    seen: set[tuple[str, int]] = set()
+    for c in cells:
+        if (c.app, c.conns) in seen:
+            continue
+        seen.add((c.app, c.conns))
+        asgi = c.app in ASGI_APPS
+        ours = by_key.get((c.app, c.conns, "ferricorn-asgi" if asgi else "ferricorn", ""))
+        if ours is None or not ours.samples:
+            continue
+        rps = ours.med("rps")
+        ratios = []
+        best = None
+        for _h, wsgi_peer, asgi_peer in _SUMMARY_PEERS:
+            peer = by_key.get((c.app, c.conns, asgi_peer if asgi else wsgi_peer, ""))
+            if peer is None or not peer.samples:
+                ratios.append("—")
+                continue
+            ratios.append(ratio(rps, peer) or "—")
+            if peer.server != CEILING and (best is None or peer.med("rps") > best.med("rps")):
+                best = peer
+        best_p99 = f"{fmt_ms(best.med('p99'))} ({best.server})" if best else "—"
+        lines.append(
+            f"| {c.app} | {c.conns} | {fmt_rps(rps)} | {fmt_ms(ours.med('p99'))} | "
+            + " | ".join(ratios)
+            + f" | {best_p99} |"
+        )
+    return lines if len(lines) > 2 else []
+
+
+def _scaling(cells: list[Cell], by_key: dict, notes: list[str]) -> list[str]:
+    """-w 1 against -w 2 for each server, both measured with server and wrk sharing the cores."""
+    lines = [
+        "| app | conns | server | rps -w1 | rps -w2 | -w2 / -w1 | p99 ms -w1 | p99 ms -w2 "
+        "| RSS MB -w2 | srv CPU -w2 | wrk CPU -w2 | -w2 vs granian |",
+        "|---|---:|---|" + "---:|" * 9,
+    ]
+    for c in cells:
+        if c.shape != "w2":
+            continue
+        one = by_key.get((c.app, c.conns, c.server, "w1"))
+        if not c.samples or one is None or not one.samples:
+            lines.append(f"| {c.app} | {c.conns} | {c.server} | failed |" + " |" * 8)
+            continue
+        rps1, rps2 = one.med("rps"), c.med("rps")
+        ref_name = ASGI_BASELINE if c.app in ASGI_APPS else BASELINE
+        ref = by_key.get((c.app, c.conns, ref_name, "w2"))
+        vs = ratio(rps2, ref)
+        wrk_cpu = c.med("wrk_cpu")
+        lines.append(
+            f"| {c.app} | {c.conns} | {c.server} | {fmt_rps(rps1)} | {fmt_rps(rps2)} "
+            f"| {ratio(rps2, one)} | {fmt_ms(one.med('p99'))} | {fmt_ms(c.med('p99'))} "
+            f"| {c.med('rss_mb'):.1f} ({c.med('max_proc_rss_mb'):.1f}) "
+            f"| {c.med('server_cpu') * 100:.0f}% | {wrk_cpu * 100:.0f}% | {vs} |"
+        )
+        if wrk_cpu >= 0.9:
+            notes.append(
+                f"- {c.app}/{c.conns}/{c.server} -w2: wrk used {wrk_cpu * 100:.0f}% of a core; "
+                "the load generator, not the server, may set this figure."
+            )
+        errors = sum(s.errors for s in c.samples + one.samples)
+        if errors:
+            notes.append(f"- {c.app}/{c.conns}/{c.server} scaling: {errors:.0f} wrk errors.")
+    return lines
+
+
+SCALING_CAVEAT = (
+    "Both columns were measured with the server (all its workers) and wrk free to run on every "
+    "core of this 2-core machine, so the load generator takes a share of the same cores the "
+    "workers use. A -w2 / -w1 ratio above 1 says a second worker turns the spare capacity into "
+    "throughput here; it is not a scaling factor on dedicated cores (that needs a machine with "
+    "cores to spare for wrk), and a ratio near 1 can mean wrk, not the server, ran out of core."
+)
+
+
 def render(
-    cells: list[Cell], meta: dict, servers: dict[str, Server], args: argparse.Namespace
+    cells: list[Cell],
+    meta: dict,
+    servers: dict[str, Server],
+    args: argparse.Namespace,
+    servers_w2: dict[str, Server] | None = None,
 ) -> str:
-    by_key = {(c.app, c.conns, c.server): c for c in cells}
+    by_key = {(c.app, c.conns, c.server, c.shape): c for c in cells}
+    main = [c for c in cells if not c.shape]
     lines = [
         f"# ferricorn bench {meta['started']}",
         "",
@@ -170,32 +299,47 @@ def render(
             "round trip of one message)."
         ),
     ]
+    # The headline table belongs to the published page (--report); a console run keeps to the
+    # detailed tables.
+    summary = _summary(main, by_key) if getattr(args, "report", False) else []
+    if summary:
+        lines += [
+            "",
+            "## ferricorn against each peer",
+            "",
+            "ferricorn's median rps divided by each peer's (one worker each, same app, same "
+            "connections; the ASGI rows compare ferricorn -k asgi with the ASGI peers).",
+            "",
+        ] + summary
     notes: list[str] = []
-    groups = [[c for c in cells if _table_of(c.app) == i] for i in range(len(_TABLES))]
+    groups = [[c for c in main if _table_of(c.app) == i] for i in range(len(_TABLES))]
     shown = [i for i, g in enumerate(groups) if g]
     for i in shown:
-        if len(shown) > 1:
+        if len(shown) > 1 or summary:
             lines += ["", f"## {_TABLES[i][0]}"]
         lines.append("")
         lines += _rows(groups[i], by_key, _TABLES[i], notes)
+    if any(c.shape == "w2" for c in cells):
+        lines += ["", "## 2-worker scaling", "", SCALING_CAVEAT, ""]
+        lines += _scaling(cells, by_key, notes)
     if notes:
         lines += ["", "Notes:"] + notes
     lines += ["", "## Command lines", ""]
     for name in args.servers:
         s = servers[name]
-        cmd = (
-            " ".join(s.argv("APP", 0))
-            .replace(f"{HOST}:0", f"{HOST}:PORT")
-            .replace("--port 0", "--port PORT")
-        )
-        cmd = cmd.replace(str(VENV_BIN) + "/", "").replace(str(BENCH) + "/", "bench/")
-        lines.append(f"- **{name}** ({s.note}): `{cmd}`")
+        lines.append(f"- **{name}** ({s.note}): `{_cmd(s)}`")
+    if servers_w2 is not None and any(c.shape for c in cells):
+        shown_w2 = sorted({c.server for c in cells if c.shape == "w2"}, key=args.servers.index)
+        for name in shown_w2:
+            lines.append(f"- **{name}**, scaling rows: `{_cmd(servers_w2[name])}` (and -w1 as above)")
     wrk_cmd = " ".join(wrk_argv(args, "plaintext", 64, args.duration, 0)).replace(
         ":0/", ":PORT/"
     )
     lines.append(
         f"- **wrk**: `{wrk_cmd.replace('-c64', '-cCONNS')}` "
-        "(echo adds `-s bench/apps/post1m.lua`: 1 MiB POST body)"
+        "(echo adds `-s bench/apps/post1m.lua`: 1 MiB POST body; fastapi_post adds "
+        "`-s bench/apps/post_item.lua`: a small JSON POST; the real apps request their route: "
+        "flask_json `/json`, flask_jinja `/page`, django_orm `/rows`, fastapi_post `/items`)"
     )
     if any(is_ws(c.app) for c in cells):
         ws_cmd = " ".join(ws_load_argv(args, 32, args.duration, 0)).replace(":0/", ":PORT/")
@@ -206,9 +350,19 @@ def render(
         )
     lines.append(
         "- Every server runs with cwd bench/apps and PYTHONPATH=bench/apps; APP is "
-        "`benchapps:<app>` (the ASGI servers run the `asgi_*` apps)."
+        "`benchapps:<app>` (the ASGI servers run the `asgi_*` apps), `flaskapp:app`, "
+        "`djangoproj.wsgi:application` or `fastapiapp:app`."
     )
     lines += ["", "## Environment", ""]
     for k, v in meta["env"].items():
         lines.append(f"- {k}: {v}")
     return "\n".join(lines) + "\n"
+
+
+def _cmd(s: Server) -> str:
+    cmd = (
+        " ".join(s.argv("APP", 0))
+        .replace(f"{HOST}:0", f"{HOST}:PORT")
+        .replace("--port 0", "--port PORT")
+    )
+    return cmd.replace(str(VENV_BIN) + "/", "").replace(str(BENCH) + "/", "bench/")

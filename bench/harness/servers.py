@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from harness.common import ASGI_APPS, HOST, HYPER_BIN, VENV_BIN, WSGI_APPS, is_ws
+from harness.common import ALL_WSGI_APPS, ASGI_APPS, HOST, HYPER_BIN, VENV_BIN, app_spec, is_ws
 
 
 @dataclass
@@ -18,7 +18,7 @@ class Server:
 
     name: str
     argv: Callable[[str, int], list[str]]
-    apps: tuple[str, ...] = tuple(WSGI_APPS)
+    apps: tuple[str, ...] = tuple(ALL_WSGI_APPS)
     note: str = ""
 
 
@@ -26,8 +26,10 @@ def _venv(tool: str) -> str:
     return str(VENV_BIN / tool)
 
 
-def server_table(ferricorn_threads: int) -> dict[str, Server]:
-    """Every server the harness knows; each one at its best for one worker (PERFORMANCE.md)."""
+def server_table(ferricorn_threads: int, workers: int = 1) -> dict[str, Server]:
+    """Every server the harness knows, each at its best for `workers` worker processes
+    (PERFORMANCE.md measured the one-worker options; more workers only change the count)."""
+    w = str(workers)
     return {
         "hyper": Server(
             "hyper",
@@ -46,13 +48,13 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 "--port",
                 str(port),
                 "--workers",
-                "1",
+                w,
                 "--blocking-threads",
                 "1",
                 "--runtime-threads",
                 "1",
                 "--no-ws",
-                f"benchapps:{app}",
+                app_spec(app).target,
             ],
             note="tuned: one blocking (Python) thread, one runtime thread",
         ),
@@ -67,8 +69,8 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 "--port",
                 str(port),
                 "--workers",
-                "1",
-                f"benchapps:{app}",
+                w,
+                app_spec(app).target,
             ],
             note="granian at its WSGI defaults (no thread tuning)",
         ),
@@ -77,10 +79,10 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
             lambda app, port: [
                 _venv("gunicorn"),
                 "-w",
-                "1",
+                w,
                 "-b",
                 f"{HOST}:{port}",
-                f"benchapps:{app}",
+                app_spec(app).target,
             ],
             note="sync worker (no keep-alive: one connection per request)",
         ),
@@ -89,14 +91,14 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
             lambda app, port: [
                 _venv("gunicorn"),
                 "-w",
-                "1",
+                w,
                 "-k",
                 "gthread",
                 "--threads",
                 "1",
                 "-b",
                 f"{HOST}:{port}",
-                f"benchapps:{app}",
+                app_spec(app).target,
             ],
             note="gthread worker, one thread (keeps connections alive)",
         ),
@@ -104,13 +106,15 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
             "ferricorn",
             lambda app, port: [
                 _venv("ferricorn"),
+                "-w",
+                w,
                 "-b",
                 f"{HOST}:{port}",
                 "--threads",
                 str(ferricorn_threads),
-                f"benchapps:{app}",
+                app_spec(app).target,
             ],
-            note="release build; one worker is its default",
+            note="release build",
         ),
         "uvicorn": Server(
             "uvicorn",
@@ -121,7 +125,7 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 "--port",
                 str(port),
                 "--workers",
-                "1",
+                w,
                 "--loop",
                 "uvloop",
                 "--http",
@@ -133,7 +137,7 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 "--no-access-log",
                 "--lifespan",
                 "off",
-                f"benchapps:{app}",
+                app_spec(app).target,
             ],
             apps=tuple(ASGI_APPS),
             note="ASGI, uvloop + httptools, websockets-sansio (uvicorn's default ws)",
@@ -149,7 +153,7 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 "--port",
                 str(port),
                 "--workers",
-                "1",
+                w,
                 "--runtime-threads",
                 "1",
                 "--loop",
@@ -158,7 +162,7 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 "asyncio",
                 # Websockets off for the HTTP rows only, like the WSGI baseline.
                 *([] if is_ws(app) else ["--no-ws"]),
-                f"benchapps:{app}",
+                app_spec(app).target,
             ],
             apps=tuple(ASGI_APPS),
             note="ASGI baseline, tuned per PERFORMANCE.md (`--no-ws` on HTTP rows only)",
@@ -170,12 +174,12 @@ def server_table(ferricorn_threads: int) -> dict[str, Server]:
                 "-k",
                 "asgi",
                 "-w",
-                "1",
+                w,
                 "--asgi-lifespan",
                 "off",
                 "-b",
                 f"{HOST}:{port}",
-                f"benchapps:{app}",
+                app_spec(app).target,
             ],
             apps=tuple(ASGI_APPS),
             note="release build, ASGI worker (uvloop when installed), no access log (its default)",

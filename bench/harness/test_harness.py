@@ -13,11 +13,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import run
-from harness.measure import Sample
+from harness import plot
+from harness.common import app_spec
+from harness.measure import Sample, _real_ok, lua_body
+from harness.publish import document
 from harness.procfs import cpu_seconds, memory_mb, session_pids
 from harness.report import Cell, render
 from harness.servers import server_table
-from harness.wrk import parse_wrk
+from harness.wrk import parse_wrk, wrk_argv
 from harness.wsload import parse_ws_load
 
 WRK_OUT = """Running 3s test @ http://127.0.0.1:8000/
@@ -146,6 +149,107 @@ def test_asgi_rows_get_their_own_tables_with_ratios_to_granian_asgi_and_uvicorn(
         if line.startswith("|"):
             assert line.count("|") == 16, line  # 15 columns, header, separator and rows alike
 
+
+def test_real_apps_request_their_route_and_the_post_carries_its_lua_script():
+    args = run.parse_args(["--apps", "real"])
+    assert args.apps == ["flask_json", "flask_jinja", "django_orm", "fastapi_post"]
+    # WSGI real apps bring the WSGI servers, fastapi the ASGI ones
+    assert "granian" in args.servers and "uvicorn" in args.servers
+    argv = wrk_argv(args, "django_orm", 64, 5, 8000)
+    assert argv[-1] == "http://127.0.0.1:8000/rows" and "-s" not in argv
+    argv = wrk_argv(args, "fastapi_post", 64, 5, 8000)
+    assert argv[-1] == "http://127.0.0.1:8000/items"
+    assert argv[argv.index("-s") + 1].endswith("post_item.lua")
+    assert wrk_argv(args, "echo", 64, 5, 8000)[-2].endswith("post1m.lua")
+    table = server_table(1)
+    assert table["granian"].argv("flask_jinja", 1)[-1] == "flaskapp:app"
+    assert table["ferricorn-asgi"].argv("fastapi_post", 1)[-1] == "fastapiapp:app"
+    assert "fastapi_post" not in table["ferricorn"].apps
+    assert app_spec("plaintext").target == "benchapps:plaintext"
+
+
+def test_the_post_check_sends_the_body_wrk_sends_and_knows_a_right_answer():
+    body = lua_body(app_spec("fastapi_post").lua)
+    assert body.startswith(b'{"name": "Widget"')
+    assert _real_ok("fastapi_post", b'{"name":"Widget","quantity":4,"total":10.0,"tags":["blue","small"]}')
+    assert not _real_ok("flask_json", b'{"message": "Hello"}')
+    page = b'<tr class="odd">' * 20 + b"<p>20 items</p>"
+    assert _real_ok("flask_jinja", page)
+    assert not _real_ok("flask_jinja", page.replace(b'<tr class="odd">', b"", 1))
+
+
+def test_report_mode_measures_everything_at_two_connection_counts_and_scales_workers():
+    args = run.parse_args(["--report"])
+    assert args.connections == [64, 256] and "django_orm" in args.apps
+    assert "asgi_ws_echo" in args.apps and args.scale_apps
+    plain = run.parse_args([])
+    assert plain.connections == [64] and plain.scale_apps == [] and not plain.report
+    assert server_table(1, 2)["ferricorn"].argv("json", 1)[1:3] == ["-w", "2"]
+    assert server_table(1, 2)["uvicorn"].argv("asgi_json", 1).count("2") == 1
+
+
+def _report_cells() -> list[Cell]:
+    cells = []
+    for server, rps in (("hyper", 150000), ("granian", 100000), ("gunicorn-gthread", 50000),
+                        ("ferricorn", 120000)):
+        cells.append(Cell("plaintext", 64, server, [_sample(rps)]))
+    for server, rps in (("granian-asgi", 10000), ("uvicorn", 8000), ("ferricorn-asgi", 12000)):
+        cells.append(Cell("fastapi_post", 64, server, [_sample(rps)]))
+    for server, w1, w2 in (("granian", 80000, 100000), ("ferricorn", 90000, 135000)):
+        cells.append(Cell("plaintext", 64, server, [_sample(w1)], shape="w1"))
+        cells.append(Cell("plaintext", 64, server, [_sample(w2)], shape="w2"))
+    return cells
+
+
+def test_the_report_puts_ferricorn_against_each_peer_and_shows_worker_scaling():
+    args = run.parse_args(["--report", "-r", "1", "--servers",
+                           "hyper,granian,gunicorn-gthread,ferricorn,granian-asgi,uvicorn,"
+                           "ferricorn-asgi"])
+    md = render(_report_cells(), {"started": "now", "env": {"CPU": "x"}}, server_table(1), args,
+                server_table(1, 2))
+    assert "## ferricorn against each peer" in md
+    # plaintext: / granian 1.20, / uvicorn —, / gthread 2.40, / hyper 0.80
+    assert "| plaintext | 64 | 120.0k | 3.00 | 1.20 | — | 2.40 | 0.80 | 3.00 (granian) |" in md
+    assert "| fastapi_post | 64 | 12.0k | 3.00 | 1.20 | 1.50 | — | — |" in md
+    assert "## Real apps, ASGI (FastAPI)" in md
+    assert "## 2-worker scaling" in md and "load generator takes a share" in md
+    assert "| plaintext | 64 | ferricorn | 90.0k | 135.0k | 1.50 |" in md
+    assert "- **ferricorn**, scaling rows: `ferricorn -w 2 " in md
+
+
+def test_the_plot_panels_hold_ratios_to_tuned_granian_latency_and_scaling():
+    raw = {"cells": [
+        {"app": c.app, "conns": c.conns, "server": c.server, "shape": c.shape,
+         "samples": [vars(s) for s in c.samples]} for c in _report_cells()
+    ]}
+    panels = plot.series(raw)
+    wsgi = panels["rps / tuned granian, 64 connections (higher is better) — WSGI"]
+    assert wsgi["apps"] == ["plaintext"] and "uvicorn" not in wsgi["servers"]
+    assert wsgi["servers"]["ferricorn"] == [1.2] and wsgi["servers"]["granian"] == [1.0]
+    asgi = panels["rps / tuned granian, 64 connections (higher is better) — ASGI"]
+    assert asgi["apps"] == ["fastapi_post"] and asgi["servers"]["uvicorn"] == [0.8]
+    assert "ferricorn" not in asgi["servers"]
+    scaling = next(v for k, v in panels.items() if k.startswith("-w 2"))
+    assert scaling["servers"]["ferricorn"] == [1.5]
+
+
+def test_a_short_report_run_says_so_above_its_figures():
+    args = run.parse_args(["--report", "-d", "2", "-r", "1"])
+    page = document("# ferricorn bench now\nbody\n", args, plotted=True)
+    assert page.startswith("# Benchmarks\n") and "**Short run**" in page
+    assert "![" in page and "(benchmarks.png)" in page and page.endswith("body\n")
+    full = document("# ferricorn bench now\nbody\n", run.parse_args(["--report"]), False)
+    assert "Short run" not in full and "![" not in full
+
+
+
+def test_a_run_where_no_request_finished_gives_no_ratio_and_a_note():
+    args = run.parse_args(["--report", "-r", "1"])
+    cells = _report_cells()
+    cells[1].samples[0].rps = 0.0  # granian plaintext at 64: nothing finished
+    md = render(cells, {"started": "now", "env": {}}, server_table(1), args, server_table(1, 2))
+    assert "| plaintext | 64 | 120.0k | 3.00 | — | — | 2.40 | 0.80 |" in md
+    assert "- plaintext/64/granian: no request finished within the run" in md
 
 if __name__ == "__main__":
     tests = [fn for name, fn in sorted(globals().items()) if name.startswith("test_")]

@@ -8,7 +8,7 @@ import re
 import subprocess
 import time
 
-from harness.common import ECHO_LUA, HOST
+from harness.common import HOST, app_spec
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 
@@ -59,13 +59,14 @@ def wrk_argv(
         args.wrk_timeout,
         "--latency",
     ]
-    if app == "echo":
-        argv += ["-s", str(ECHO_LUA)]
-    argv.append(f"http://{HOST}:{port}/")
+    spec = app_spec(app)
+    if spec.lua is not None:
+        argv += ["-s", str(spec.lua)]
+    argv.append(f"http://{HOST}:{port}{spec.path}")
     return argv
 
 
-def pinned(argv: list[str], cpu: int | None) -> list[str]:
+def pinned(argv: list[str], cpu: int | str | None) -> list[str]:
     return ["taskset", "-c", str(cpu)] + argv if cpu is not None else argv
 
 

@@ -75,18 +75,41 @@ fn send_stream(
     sr: &Bound<'_, StartResponse>,
     result: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
+    // The whole declared body went out with the head; what the iterable still yields is past
+    // Content-Length, dropped as gunicorn drops it (the iterable still runs to its end).
+    let mut complete = false;
     for item in result.try_iter()? {
         let data = body_bytes(&item?)?;
+        if complete {
+            continue;
+        }
         let mut srm = sr.borrow_mut();
         // gunicorn's rule: the head waits for the first non-empty chunk, so an app may still
         // change its mind (start_response with exc_info) until then
         if data.is_empty() && !srm.head_sent() {
             continue;
         }
+        if !srm.head_sent() && covers_declared_length(&mut srm, &data) {
+            // One chunk holding the whole body (Django's and werkzeug's responses are such
+            // iterables): head and body as one reply, like a list. As two messages, the I/O
+            // thread woke for the head alone and wrote head and body in two syscalls.
+            let Some(head) = srm.take_pending() else {
+                return Err(never_started());
+            };
+            complete = true;
+            if srm.send_complete(py, Reply::Complete(head, data)).is_err() {
+                log::debug!("client went away; stopping the response");
+                return Ok(());
+            }
+            continue;
+        }
         if srm.send_head(py)?.is_err() || srm.send(py, Reply::Chunk(data)).is_err() {
             log::debug!("client went away; stopping the response");
             return Ok(());
         }
+    }
+    if complete {
+        return Ok(());
     }
     let mut srm = sr.borrow_mut();
     if srm.head_sent() {
@@ -98,6 +121,13 @@ fn send_stream(
     };
     let _ = srm.send_complete(py, Reply::Complete(head, Bytes::new()));
     Ok(())
+}
+
+/// The pending head declares a Content-Length that `data` alone fills.
+fn covers_declared_length(sr: &mut StartResponse, data: &[u8]) -> bool {
+    sr.pending_mut()
+        .and_then(|head| head.content_length)
+        .is_some_and(|n| data.len() as u64 >= n)
 }
 
 fn send_file(

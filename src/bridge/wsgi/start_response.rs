@@ -17,6 +17,9 @@ pub struct StartResponse {
     /// Set by start_response, not yet on the wire.
     pending: Option<ResponseHead>,
     head_sent: bool,
+    /// A `Complete` went out: the response is over for the connection, which reads the next
+    /// reply as the next request's, so nothing more may follow it (`send` drops it).
+    complete: bool,
     /// With a post_request hook: the last status and headers given, as the app gave them.
     recorded: Option<Recorded>,
 }
@@ -30,6 +33,7 @@ impl StartResponse {
             responder,
             pending: None,
             head_sent: false,
+            complete: false,
             recorded: None,
         }
     }
@@ -87,11 +91,16 @@ impl StartResponse {
     /// Marks the head as gone out with `reply` (a `Complete`).
     pub fn send_complete(&mut self, py: Python<'_>, reply: Reply) -> Result<(), ClientGone> {
         self.head_sent = true;
-        self.send(py, reply)
+        let sent = self.send(py, reply);
+        self.complete = true;
+        sent
     }
 
     /// Hands a reply to the connection, waiting for room with the GIL released.
     pub fn send(&mut self, py: Python<'_>, reply: Reply) -> Result<(), ClientGone> {
+        if self.complete {
+            return Ok(());
+        }
         match self.responder.try_send(reply) {
             Ok(()) => Ok(()),
             Err(TrySend::Gone) => Err(ClientGone),
