@@ -64,6 +64,7 @@ impl Pki {
             client_auth: ClientAuth::None,
             ciphers: None,
             versions: Versions::Default,
+            alpn: vec![b"http/1.1".to_vec()],
         }
     }
 }
@@ -207,4 +208,17 @@ fn bad_ciphers_and_old_versions_stop_at_parse_time() {
         assert_ne!(code, 0);
         assert!(output.contains(args[0]), "{output}");
     }
+}
+
+#[test]
+fn alpn_follows_http_protocols_in_preference_order() {
+    assert_eq!(
+        super::alpn_from_protocols(&["h2".into(), "h1".into()]),
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    assert_eq!(
+        super::alpn_from_protocols(&["h1".into()]),
+        vec![b"http/1.1".to_vec()]
+    );
+    assert_eq!(super::alpn_from_protocols(&[]), vec![b"http/1.1".to_vec()]);
 }
