@@ -473,3 +473,31 @@ def test_ctl_reports_an_unreachable_socket(tmp_path: Path) -> None:
     )
     assert out.returncode == 1
     assert out.stderr.startswith("Error: cannot connect to")
+
+
+def test_show_dirty_and_dirty_add_remove_drive_the_dirty_pool(controlled):
+    _, sock = controlled("--dirty-app", "dirty_apps:Counter", "--dirty-workers", "1")
+
+    def booted() -> list[int]:
+        data = ctl(sock, "show", "dirty")
+        return [w["pid"] for w in data["workers"] if w["booted"] and not w["stopping"]]
+
+    first = wait_until(lambda: booted() if len(booted()) == 1 else None, 20)
+    shown = ctl(sock, "show", "dirty")
+    assert shown["enabled"] is True
+    assert shown["apps"][0]["import_path"] == "dirty_apps:Counter"
+    added = ctl(sock, "dirty", "add", "1")
+    assert added["success"] is True and added["spawned"] == 1
+    assert added["target_workers"] == 2
+    both = wait_until(lambda: booted() if len(booted()) == 2 else None, 20)
+    assert set(first) < set(both)
+    removed = ctl(sock, "dirty", "remove", "1")
+    assert removed["success"] is True and removed["removed"] == 1
+    wait_until(lambda: len(booted()) == 1, 20)
+
+
+def test_dirty_commands_say_so_when_there_is_no_dirty_pool(controlled):
+    _, sock = controlled()
+    assert ctl(sock, "show", "dirty")["enabled"] is False
+    reply = ctl(sock, "dirty", "add", "1")
+    assert reply == {"success": False, "error": "Dirty arbiter not running"}
