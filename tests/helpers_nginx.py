@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,23 @@ class Nginx:
         for proc in self.procs:
             proc.terminate()
             proc.wait(10)
+
+
+needs_nginx = pytest.mark.skipif(NGINX is None, reason=SKIP_REASON)
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[Callable[[str, Path | tuple[str, int]], Path]]:
+    """``nginx(servers, ready)`` starts nginx with ``servers`` inside its ``http {}`` block and
+    returns its directory once ``ready`` (a unix socket path, or a (host, port) on 127.0.0.1)
+    accepts. Stopped after the test."""
+    directory = tmp_path / "nginx"
+    directory.mkdir()
+    runner = Nginx(directory)
+
+    def start(servers: str, ready: Path | tuple[str, int]) -> Path:
+        runner.start(servers, ready if isinstance(ready, Path) else ready[1])
+        return directory
+
+    yield start
+    runner.stop()

@@ -31,7 +31,7 @@ import httpx
 import pytest
 import yaml
 from conftest import APPS
-from nginx_helper import needs_nginx, nginx  # noqa: F401 - nginx is a fixture
+from helpers_nginx import needs_nginx, nginx  # noqa: F401 - nginx is a fixture
 from websockets.sync.client import connect
 
 DEPLOY = Path(__file__).resolve().parent.parent / "docs" / "deploy"
