@@ -17,12 +17,12 @@ pub const SETTINGS: &[Setting] = &[
         short: "HTTP protocol versions to support (comma-separated, order = preference).",
         desc: "HTTP protocol versions to support (comma-separated, order = preference).\n\
 \n\
-h1 is HTTP/1.x; h2 is HTTP/2. Without TLS, h2 takes effect through \
---http2-cleartext (or --http). HTTP/2 streams become jobs like HTTP/1 requests: \
+h1 is HTTP/1.x; h2 is HTTP/2. Over TLS the list is the ALPN offer, in this \
+order; without TLS, h2 takes effect through --http2-cleartext (or --http). HTTP/2 streams become jobs like HTTP/1 requests: \
 WSGI and ASGI apps run unchanged (environ SERVER_PROTOCOL HTTP/2.0, scope \
 http_version 2). WebSocket over HTTP/2 (RFC 8441) is not offered.",
         cost: "With h2: one HTTP/2 connection can carry many requests at once; each in-flight stream holds buffers and a job slot.",
-        compat: Compat::Partial("h2 is served over cleartext (http2_cleartext) here; ALPN needs TLS, which is not built in yet"),
+        compat: Compat::Full,
     },
     Setting {
         name: "http2_cleartext",

@@ -42,7 +42,8 @@ worker when it boots, so the workers a HUP starts use a renewed key.",
         desc: "SSL certificate file.\n\
 \n\
 Setting it serves HTTPS on every listener (TCP and unix sockets), terminated \
-in the worker by rustls: TLS 1.2 and 1.3, ALPN `http/1.1`. The file holds the \
+in the worker by rustls: TLS 1.2 and 1.3, ALPN from --http-protocols (`http/1.1`, \
+and `h2` when listed). The file holds the \
 PEM certificate chain, leaf first. Requests see `wsgi.url_scheme` `https` \
 (ASGI: `scheme` `https`/`wss`, and the `tls` scope extension). An unreadable \
 or invalid file stops the server before it binds. Each worker reads the file \
