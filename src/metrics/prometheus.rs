@@ -1,6 +1,6 @@
 //! `--metrics-bind`: the master answers `GET /metrics` in Prometheus' text format.
 //!
-//! The master never starts a thread (fork safety, ARCHITECTURE.md), so this is not a server
+//! The master never starts a thread (fork safety, docs/internals.md), so this is not a server
 //! task but a few non-blocking sockets the master loop polls next to its signal pipe: accept,
 //! read one request head, write one HTTP/1.0 answer, close. A scrape that stalls is dropped
 //! after `SCRAPE_TIMEOUT`; nothing here ever blocks the loop. Rendering is a pure function of

@@ -2,7 +2,7 @@
 //! master from its own poll loop.
 //!
 //! gunicorn runs this server on an asyncio thread; the master here never starts a thread (fork
-//! safety, ARCHITECTURE.md), so, like the metrics endpoint, it is a listening socket and a few
+//! safety, docs/internals.md), so, like the metrics endpoint, it is a listening socket and a few
 //! non-blocking client sockets polled next to the signal pipe. Each turn of the loop moves every
 //! client as far as it can without blocking: read, decode frames (`protocol`), run commands
 //! (`commands`), write replies. A slow or silent client only holds its own buffer; a malformed
