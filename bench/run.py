@@ -412,12 +412,15 @@ def main(argv: list[str] | None = None) -> int:
     n = 0
     t_start = time.monotonic()
     try:
-        for rnd in range(args.rounds):
-            order = (
-                args.servers[rnd % len(args.servers) :]
-                + args.servers[: rnd % len(args.servers)]
-            )
-            for app, conns, shape in plan:
+        # Rounds innermost: a cell's servers are measured minutes apart, not a whole pass of
+        # the plan apart, so drift on the machine (neighbours, clocks) falls on both sides of
+        # each ratio alike; the order rotates every round.
+        for app, conns, shape in plan:
+            for rnd in range(args.rounds):
+                order = (
+                    args.servers[rnd % len(args.servers) :]
+                    + args.servers[: rnd % len(args.servers)]
+                )
                 for name in order:
                     cell = index.get((app, conns, name, shape))
                     if cell is None:
