@@ -240,6 +240,8 @@ def test_a_short_report_run_says_so_above_its_figures():
     assert "![" in page and "(benchmarks.png)" in page and page.endswith("body\n")
     full = document("# ferricorn bench now\nbody\n", run.parse_args(["--report"]), False)
     assert "Short run" not in full and "![" not in full
+    shorter = document("# ferricorn bench now\nbody\n", run.parse_args(["--report", "-d", "6"]), 0)
+    assert "**Shorter runs**" in shorter and "Short run" not in shorter
 
 
 
