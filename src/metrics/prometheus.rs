@@ -211,8 +211,10 @@ impl MetricsServer {
 /// closes the connection).
 fn advance(s: &mut Scrape, body: &mut dyn FnMut() -> String) -> bool {
     if s.answer.is_none() {
-        if !matches!(read_available(&mut s.stream, &mut s.head, MAX_HEAD), Ok(true))
-            || s.head.len() > MAX_HEAD
+        if !matches!(
+            read_available(&mut s.stream, &mut s.head, MAX_HEAD),
+            Ok(true)
+        ) || s.head.len() > MAX_HEAD
         {
             return false;
         }

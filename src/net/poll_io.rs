@@ -47,7 +47,12 @@ impl Accept for TcpListener {
 /// Accepts up to `room` clients the kernel has ready, handing each to `add`. Stops early when
 /// the backlog is empty or accept fails (EMFILE and friends: the next turn tries again, and
 /// the rest wait in the backlog meanwhile).
-pub fn accept_ready<L: Accept>(listener: &L, room: usize, what: &str, mut add: impl FnMut(L::Stream)) {
+pub fn accept_ready<L: Accept>(
+    listener: &L,
+    room: usize,
+    what: &str,
+    mut add: impl FnMut(L::Stream),
+) {
     for _ in 0..room {
         match listener.accept_nonblocking() {
             Ok(s) => add(s),
@@ -149,7 +154,10 @@ mod tests {
     fn outbox_writes_what_fits_and_resumes() {
         let mut out = Outbox::default();
         out.push(b"hello world");
-        let mut sock = Tight { got: Vec::new(), room: 5 };
+        let mut sock = Tight {
+            got: Vec::new(),
+            room: 5,
+        };
         assert!(!out.flush(&mut sock).unwrap());
         assert_eq!(out.pending(), 6);
         sock.room = 100;

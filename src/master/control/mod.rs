@@ -285,7 +285,9 @@ fn run_requests(c: &mut Client, handle: &mut dyn FnMut(&Request) -> Answer) {
         match protocol::take_request(&mut c.inbuf) {
             Ok(None) => return,
             Ok(Some(req)) => match handle(&req) {
-                Answer::Done(Ok(data)) => c.out.push(&protocol::encode(&protocol::ok(&req.id, data))),
+                Answer::Done(Ok(data)) => {
+                    c.out.push(&protocol::encode(&protocol::ok(&req.id, data)))
+                }
                 Answer::Done(Err(msg)) => c
                     .out
                     .push(&protocol::encode(&protocol::error(&req.id, &msg))),
@@ -347,8 +349,8 @@ fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
     use serde_json::json;
+    use std::io::{Read, Write};
 
     fn serve_until_reply(server: &mut ControlServer, client: &mut UnixStream) -> Value {
         client.set_nonblocking(true).unwrap();
