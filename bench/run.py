@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if "django_orm" in args.apps + args.scale_apps:
         prepare_django_db()
 
-    tables = {1: server_table(args.ferricorn_threads, 1), 2: server_table(args.ferricorn_threads, 2)}
+    tables = {w: server_table(args.ferricorn_threads, w) for w in (1, 2)}
     servers = tables[1]
     versions = installed_versions()
     started = time.strftime("%Y-%m-%d %H:%M:%S")
