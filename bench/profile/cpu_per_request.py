@@ -50,7 +50,7 @@ def parse_perf(stderr: str) -> dict[str, float]:
     return out
 
 
-def one_run(server: str, app: str, seconds: int) -> tuple[float, float, float]:
+def one_run(server: str, app: str, seconds: int, conns: int) -> tuple[float, float, float]:
     spec = app_spec(app)
     port = free_port()
     running = Running(server_table(1)[server].argv(app, port), port, "1")
@@ -59,7 +59,7 @@ def one_run(server: str, app: str, seconds: int) -> tuple[float, float, float]:
         check_response(app, port)
         url = f"http://{HOST}:{port}{spec.path}"
         lua = ["-s", str(spec.lua)] if spec.lua else []
-        wrk = ["taskset", "-c", "0", "wrk", "-t1", "-c64", "--latency", *lua, url]
+        wrk = ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", "--latency", *lua, url]
         subprocess.run([*wrk[:5], "-d2s", *wrk[5:]], capture_output=True, check=True)  # warm-up
         pids = ",".join(str(p) for p in session_pids(running.sid))
         perf = subprocess.Popen(
@@ -87,18 +87,22 @@ def main() -> None:
     p.add_argument("app", choices=ALL_WSGI_APPS + [a for a in ASGI_APPS if not is_ws(a)])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=int, default=5, help="measured seconds per run")
+    p.add_argument("-c", "--connections", type=int, default=64)
+    p.add_argument("--servers", help="comma-separated (default: ferricorn and the tuned peers)")
     args = p.parse_args()
     if args.app == "django_orm":
         prepare_django_db()
     servers = ASGI_SERVERS if args.app in ASGI_APPS else WSGI_SERVERS
+    if args.servers:
+        servers = args.servers.split(",")
     got: dict[str, list[tuple[float, float, float]]] = {s: [] for s in servers}
     for rnd in range(args.rounds):
         for server in servers[rnd % len(servers):] + servers[: rnd % len(servers)]:
-            rps, cpu_us, ctx = one_run(server, args.app, args.seconds)
+            rps, cpu_us, ctx = one_run(server, args.app, args.seconds, args.connections)
             got[server].append((rps, cpu_us, ctx))
             print(f"round {rnd + 1} {server:15s} {rps:10,.0f} rps  {cpu_us:8.1f} us CPU/req  "
                   f"{ctx:6.3f} ctx switches/req", flush=True)
-    print(f"\n{args.app}, medians over {args.rounds} rounds:")
+    print(f"\n{args.app}, {args.connections} connections, medians over {args.rounds} rounds:")
     for server, runs in got.items():
         rps, cpu, ctx = (statistics.median(r[i] for r in runs) for i in range(3))
         print(f"  {server:15s} {rps:10,.0f} rps  {cpu:8.1f} us CPU/req  {ctx:6.3f} ctx/req")
