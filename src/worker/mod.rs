@@ -20,6 +20,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use boot::EARLY_STOP;
+pub(crate) use boot::ignore_master_signals;
 pub use boot::{boot, BootOptions, ABORT_GRACE};
 pub use reload::ReloadOptions;
 
