@@ -248,6 +248,10 @@ def test_a_run_without_leaks_is_flat_and_each_kind_of_leak_is_named():
     assert a["errors"]["kill"]["read"] > 0 and a["errors"]["none"]["read"] == 0
     assert a["threads"] == {"master": [1, 1], "worker": [3, 3]}
     assert a["master_steps"]["hup"] == [0] * 9
+    gens = a["generations"]
+    assert [g["generation"] for g in gens] == list(range(10))  # 9 HUPs
+    assert gens[0]["workers"] >= 2 and gens[0]["born_first"] == 0
+    assert gens[0]["first"] == 10000 and gens[0]["plateau"] == 25000
 
     assert analyse(synthetic_run(master_leak=5.0))["not_flat"] == ["master_rss"]
     # 5 KiB/s within each life: 200 KiB in a worker's 40 s, but 2.9 MiB over the run
@@ -268,6 +272,7 @@ def test_the_page_states_the_verdict_rule_numbers_and_how_to_reproduce():
     assert "`python3 bench/soak.py`" in page and "## The rule" in page
     assert "| master RSS | 600 samples, 2nd half | 19.5 MiB |" in page
     assert "`[ERROR] Worker (pid:N) was sent SIGKILL!` × 2" in page
+    assert "| 0 | 3 | 0–45 | 9.8 MiB | 24.4 MiB | 24.4 MiB | 44 | 1 killed, 2 retired |" in page
     for line in page.splitlines():
         if line.startswith("| series") or line.startswith("| master") or line.startswith(
                 "| workers") or line.startswith("| total"):

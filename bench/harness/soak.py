@@ -303,6 +303,42 @@ def event_steps(points: list[tuple[float, float]], events: list[dict], kind: str
     return steps
 
 
+def generation_rows(raw: dict, min_life: float) -> list[dict]:
+    """Per generation of workers (HUPs before their birth): how many, when born, and the
+    medians of their RSS at the first sample, their plateau (second half of a life of at least
+    `min_life` s) and their last sample, of their lives, and how they ended."""
+    windows = worker_windows(raw, 0, min_life)
+    rows: dict[int, dict] = {}
+    for key, proc in raw["procs"].items():
+        if proc["role"] != "worker":
+            continue
+        pts = series(raw, int(key), 0)
+        if not pts:
+            continue
+        row = rows.setdefault(proc["generation"], {"born": [], "first": [], "plateau": [],
+                                                   "last": [], "life": [], "causes": {}})
+        row["born"].append(proc["born"])
+        row["first"].append(pts[0][1])
+        row["last"].append(pts[-1][1])
+        row["life"].append(pts[-1][0] - pts[0][0])
+        if int(key) in windows:
+            row["plateau"].append(statistics.median(y for _, y in windows[int(key)]))
+        cause = proc["cause"] or "alive"
+        row["causes"][cause] = row["causes"].get(cause, 0) + 1
+    out = []
+    for gen in sorted(rows):
+        r = rows[gen]
+
+        def med(values: list[float]) -> float | None:
+            return statistics.median(values) if values else None
+
+        out.append({"generation": gen, "workers": len(r["born"]), "born_first": min(r["born"]),
+                    "born_last": max(r["born"]), "first": med(r["first"]),
+                    "plateau": med(r["plateau"]), "last": med(r["last"]),
+                    "life": med(r["life"]), "causes": r["causes"]})
+    return out
+
+
 def analyse(raw: dict) -> dict:
     """Every figure the report states, from a run's raw JSON (bench/results/soak-*.json)."""
     args = raw["args"]
@@ -346,6 +382,7 @@ def analyse(raw: dict) -> dict:
         drift = verdict(start, lsq_slope(sorted(born)), duration, floor)
         drift["judged"] = len(born)
         out[f"generations_{name}"] = drift
+    out["generations"] = generation_rows(raw, min_life)
     threads: dict[str, list[int]] = {"master": [], "worker": []}
     for s in raw["samples"]:
         for key, v in s["p"].items():

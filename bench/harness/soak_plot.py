@@ -32,6 +32,7 @@ def plot_data(raw: dict) -> dict:
             "generation": proc["generation"],
             "rss": [(t, v / mib) for t, v in series(raw, pid, 0)],
             "fds": series(raw, pid, 2),
+            "idle_fds": series(raw, pid, 2, "idle"),
         })
     return {
         "master_rss": [(t, v / mib) for t, v in series(raw, master, 0)],
@@ -71,13 +72,15 @@ def draw(d: dict, png: str, title: str) -> None:
             label = f"workers, generation {gen}"
             labelled.add(gen)
         ax_rss.plot(*xy(w["rss"]), color=color, linewidth=0.9, label=label)
-        ax_fds.plot(*xy(w["fds"]), color=color, linewidth=0.7)
+        ax_fds.plot(*xy(w["fds"]), color=color, linewidth=0.5, alpha=0.6)
+        ax_fds.plot(*xy(w["idle_fds"]), color=color, linestyle="none", marker=".",
+                    markersize=3)
     ax_rss.set_ylabel("RSS per process (MiB)")
     ax_rss.set_title(title, fontsize=10)
     ax_tot.plot(*xy(d["total_rss"]), color="tab:purple", linewidth=1.0)
     ax_tot.set_ylabel("total RSS (MiB)")
     ax_fds.plot(*xy(d["master_fds"]), color="black", linewidth=1.4)
-    ax_fds.set_ylabel("open fds")
+    ax_fds.set_ylabel("open fds\n(dots: idle)")
     for t0, t1, rps in d["throughput"]:
         ax_rps.plot([t0, t1], [rps, rps], color="tab:green", linewidth=1.5)
     ax_rps.set_ylabel("requests/s")

@@ -148,6 +148,21 @@ def render(raw: dict, a: dict, png: str | None, findings: str = "") -> str:
                           f"{g['judged']} workers' plateaus", g, fds, end=False))
     lines.append(_row("total RSS (not judged)", f"{a['total_rss']['n']} samples, 2nd half",
                       a["total_rss"], False, verdict=False))
+    lines += [
+        "",
+        "Workers per generation (the HUPs sent before they appeared; medians):",
+        "",
+        "| generation | workers | born (s) | RSS at first sample | plateau | last sample | life (s) "
+        "| ended |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for g in a["generations"]:
+        born = (f"{g['born_first']:.0f}" if g["born_first"] == g["born_last"]
+                else f"{g['born_first']:.0f}–{g['born_last']:.0f}")
+        plateau = _mib(g["plateau"]) if g["plateau"] is not None else "—"
+        ended = ", ".join(f"{n} {c}" for c, n in sorted(g["causes"].items()))
+        lines.append(f"| {g['generation']} | {g['workers']} | {born} | {_mib(g['first'])} | "
+                     f"{plateau} | {_mib(g['last'])} | {g['life']:.0f} | {ended} |")
     wr = a["workers_rss"]
     causes = a["worker_causes"]
     steps = a["master_steps"]
