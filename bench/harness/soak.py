@@ -185,7 +185,8 @@ def attribute_errors(
 ) -> dict[str, dict[str, int]]:
     """Errors summed per cause ("kill", "hup", "none"), per kind (`ERROR_KINDS`), plus the
     number of segments and of requests under each cause."""
-    out = {c: {k: 0 for k in (*ERROR_KINDS, "segments", "requests")} for c in ("kill", "hup", "none")}
+    kinds = (*ERROR_KINDS, "segments", "requests")
+    out = {c: {k: 0 for k in kinds} for c in ("kill", "hup", "none")}
     for seg in segments:
         row = out[segment_cause(seg, events, kill_grace, hup_grace)]
         row["segments"] += 1

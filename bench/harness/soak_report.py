@@ -152,8 +152,8 @@ def render(raw: dict, a: dict, png: str | None, findings: str = "") -> str:
         "",
         "Workers per generation (the HUPs sent before they appeared; medians):",
         "",
-        "| generation | workers | born (s) | RSS at first sample | plateau | last sample | life (s) "
-        "| ended |",
+        "| generation | workers | born (s) | RSS at first sample | plateau | last sample "
+        "| life (s) | ended |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for g in a["generations"]:

@@ -2,9 +2,9 @@
 
 One call is one connection: the client sends a frame (4-byte big-endian length, then a
 pickle of ``(app_path, action, args, kwargs)``); the dirty worker that accepts it answers
-``ACK`` + its pid (4 bytes) as soon as it starts the call, then its reply frames (below). The ack tells the client whether the call was
-started: a worker dying before it means the call never ran (retried), after it means it may
-have partly run (reported, never retried).
+``ACK`` + its pid (4 bytes) as soon as it starts the call, then its reply frames (below).
+The ack tells the client whether the call was started: a worker dying before it means the
+call never ran (retried), after it means it may have partly run (reported, never retried).
 
 Reply frames are ``("ok", result)``, ``("err", error_dict)``, or for an action returning a
 generator, ``("chunk", item)`` frames then ``("end", None)`` (or ``err``).
