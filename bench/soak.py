@@ -53,23 +53,29 @@ ECHO_BODY = b"soak" * 4096  # what soak.lua POSTs
 
 
 def _status(pid: int) -> dict[str, int]:
+    """PPid, VmRSS, RssAnon and Threads of a process; Zombie is 1 for a dead, unreaped one."""
     out = {}
     with open(f"/proc/{pid}/status", "rb") as f:
         for line in f:
             key, _, rest = line.partition(b":")
             if key in (b"PPid", b"VmRSS", b"RssAnon", b"Threads"):
                 out[key.decode()] = int(rest.split()[0])
+            elif key == b"State":
+                out["Zombie"] = int(rest.split()[0] in (b"Z", b"X"))
     return out
 
 
 def proc_stats(sid: int) -> dict[int, Stat]:
-    """Every process of the server's session; a process gone while being read is left out."""
+    """Every live process of the server's session; a process gone while being read, or dead
+    and not reaped yet (a killed worker for a moment), is left out."""
     stats = {}
     for pid in session_pids(sid):
         try:
             st = _status(pid)
             fds = len(os.listdir(f"/proc/{pid}/fd"))
         except (OSError, ValueError, IndexError):
+            continue
+        if st.get("Zombie"):
             continue
         stats[pid] = Stat(st.get("PPid", 0), st.get("VmRSS", 0), st.get("RssAnon", 0), fds,
                           st.get("Threads", 0))

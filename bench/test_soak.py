@@ -98,7 +98,7 @@ def test_the_tracker_knows_master_workers_generations_and_how_each_worker_ended(
     assert tr.procs[105].cause == "exited"  # died of something we did not send
     data = json.loads(json.dumps(tr.to_json()))
     assert data["samples"][0]["p"]["101"] == [30000, 15000, 20, 3]
-    assert data["events"] == [{"t": 1.0, "kind": "kill", "pid": 101},
+    assert data["events"] == [{"t": 1.0, "kind": "kill", "pid": 101, "fds": 20},
                               {"t": 3.0, "kind": "hup", "pid": 100}]
     assert data["procs"]["104"]["generation"] == 1
 

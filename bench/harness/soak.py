@@ -83,8 +83,13 @@ class Tracker:
     hups: int = 0
 
     def note_event(self, t: float, kind: str, pid: int) -> None:
-        """Record a HUP sent to the master (`pid`) or a SIGKILL sent to worker `pid`."""
-        self.events.append({"t": round(t, 3), "kind": kind, "pid": pid})
+        """Record a HUP sent to the master (`pid`) or a SIGKILL sent to worker `pid`; a kill
+        also records the fds its victim had at the last sample (its connections among them)."""
+        event = {"t": round(t, 3), "kind": kind, "pid": pid}
+        if kind == "kill":
+            last = self.samples[-1]["p"] if self.samples else {}
+            event["fds"] = last[str(pid)][2] if str(pid) in last else None
+        self.events.append(event)
         if kind == "hup":
             self.hups += 1
         elif kind == "kill" and pid in self.procs:
