@@ -52,6 +52,16 @@ ECHO_BODY = b"soak" * 4096  # what soak.lua POSTs
 # --- /proc ------------------------------------------------------------------------------------
 
 
+PF_EXITING = 0x4  # include/linux/sched.h: the process is being torn down
+
+
+def _exiting(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    flags = int(stat[stat.rfind(b")") + 2 :].split()[6])
+    return bool(flags & PF_EXITING)
+
+
 def _status(pid: int) -> dict[str, int]:
     """PPid, VmRSS, RssAnon and Threads of a process; Zombie is 1 for a dead, unreaped one."""
     out = {}
@@ -66,16 +76,18 @@ def _status(pid: int) -> dict[str, int]:
 
 
 def proc_stats(sid: int) -> dict[int, Stat]:
-    """Every live process of the server's session; a process gone while being read, or dead
-    and not reaped yet (a killed worker for a moment), is left out."""
+    """Every live process of the server's session; a process gone while being read, exiting
+    (its memory going away), or dead and not reaped yet, is left out."""
     stats = {}
     for pid in session_pids(sid):
         try:
+            if _exiting(pid):
+                continue
             st = _status(pid)
             fds = len(os.listdir(f"/proc/{pid}/fd"))
         except (OSError, ValueError, IndexError):
             continue
-        if st.get("Zombie"):
+        if st.get("Zombie") or "VmRSS" not in st:
             continue
         stats[pid] = Stat(st.get("PPid", 0), st.get("VmRSS", 0), st.get("RssAnon", 0), fds,
                           st.get("Threads", 0))

@@ -32,6 +32,7 @@ from harness.soak import (  # noqa: E402
     pooled_slope,
     schedule,
     segment_cause,
+    series,
     verdict,
 )
 from harness.soak_plot import plot_data  # noqa: E402
@@ -178,6 +179,15 @@ def test_a_series_is_judged_on_its_second_half_so_a_warm_up_is_not_a_leak():
     assert judge_series([], 600, RSS_FLOOR_KIB)["flat"]
 
 
+def test_a_series_leaves_out_what_a_death_looks_like():
+    raw = {"procs": {"7": {"killed_at": 2.5}, "8": {"killed_at": None}},
+           "samples": [{"t": 1.0, "p": {"7": [900, 400, 40, 2], "8": [800, 400, 12, 2]}},
+                       {"t": 2.0, "p": {"7": [910, 400, 40, 2], "8": [0, 0, 3, 1]}},
+                       {"t": 3.0, "p": {"7": [500, 100, 0, 1], "8": [820, 410, 12, 2]}}]}
+    assert series(raw, 7, 0) == [(1.0, 900), (2.0, 910)]  # after our SIGKILL: a death
+    assert series(raw, 8, 2) == [(1.0, 12), (3.0, 12)]  # no memory: it was exiting
+
+
 def test_event_steps_measure_how_much_a_series_moved_across_each_event():
     pts = [(t, 100.0 if t < 30 else 164.0) for t in range(60)]
     events = [{"t": 29.5, "kind": "hup", "pid": 1}, {"t": 10.5, "kind": "kill", "pid": 2}]
@@ -273,6 +283,7 @@ def test_the_page_states_the_verdict_rule_numbers_and_how_to_reproduce():
     assert "| master RSS | 600 samples, 2nd half | 19.5 MiB |" in page
     assert "`[ERROR] Worker (pid:N) was sent SIGKILL!` × 2" in page
     assert "| 0 | 3 | 0–45 | 9.8 MiB | 24.4 MiB | 24.4 MiB | 44 | 1 killed, 2 retired |" in page
+    assert "| 90.0 | 14 | 42 | 16 |" in page  # the kill's row: victim, its fds, the run's errors
     for line in page.splitlines():
         if line.startswith("| series") or line.startswith("| master") or line.startswith(
                 "| workers") or line.startswith("| total"):

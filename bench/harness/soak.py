@@ -266,9 +266,19 @@ def judge_series(points: list[tuple[float, float]], duration: float, floor: floa
 def series(raw: dict, pid: int, column: int, source: str = "samples") -> list[tuple[float, float]]:
     """(t, value) of one process over the samples it appears in; column 0 RSS, 1 RssAnon,
     2 fds, 3 threads. `source` "idle" reads the samples taken between two wrk runs, when no
-    client is connected."""
+    client is connected.
+
+    Left out: samples taken once the soak had sent the process SIGKILL, and samples without
+    memory (RSS 0: the process was exiting, its memory already gone). They show a death, not
+    the process's use."""
     key = str(pid)
-    return [(s["t"], s["p"][key][column]) for s in raw.get(source, []) if key in s["p"]]
+    proc = raw["procs"].get(key, {})
+    killed = proc.get("killed_at")
+    return [
+        (s["t"], s["p"][key][column])
+        for s in raw.get(source, [])
+        if key in s["p"] and s["p"][key][0] > 0 and (killed is None or s["t"] < killed)
+    ]
 
 
 def total_series(raw: dict, column: int = 0) -> list[tuple[float, float]]:

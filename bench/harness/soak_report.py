@@ -11,6 +11,7 @@ from harness.soak import (
     KIB_PER_MIB,
     REL_LIMIT,
     RSS_FLOOR_KIB,
+    errors_of,
 )
 
 FULL_DURATION = 600
@@ -175,10 +176,13 @@ def render(raw: dict, a: dict, png: str | None, findings: str = "") -> str:
         "",
         f"{a['workers_seen']} workers were seen: {causes['killed']} killed by the soak, "
         f"{causes['retired']} retired after a HUP, {causes['exited']} exited otherwise, "
-        f"{causes['alive']} alive at the end. A worker's RSS at its first sample was "
-        f"{_mib(wr['first_sample_median'])} (median) and its plateau {_mib(wr['start'])}; the "
-        f"workers' own slopes had a median of {_kib_min(wr['each_slope_per_min_median'])} and a "
-        f"largest of {_kib_min(wr['each_slope_per_min_max'])}. Threads: master "
+        f"{causes['alive']} alive at the end. "
+        + (f"Of the {wr['judged']} judged, a worker's RSS at its first sample was "
+           f"{_mib(wr['first_sample_median'])} (median) and its plateau {_mib(wr['start'])}; "
+           f"their own slopes had a median of {_kib_min(wr['each_slope_per_min_median'])} and "
+           f"a largest of {_kib_min(wr['each_slope_per_min_max'])}. "
+           if wr["judged"] else f"None lived {args['min_life']:g} s, so none was judged. ")
+        + "Threads: master "
         f"{a['threads']['master'][0]}–{a['threads']['master'][1]}, workers "
         f"{a['threads']['worker'][0]}–{a['threads']['worker'][1]}. The master's RSS across "
         f"events (median 5 s after − 5 s before): per HUP {mean_step('hup')}, per kill "
@@ -219,13 +223,27 @@ def render(raw: dict, a: dict, png: str | None, findings: str = "") -> str:
         "",
         "## Events",
         "",
-        f"{len(hups)} HUPs at " + (", ".join(f"{e['t']:.0f}" for e in hups) or "—") + " s; "
-        f"{len(kills)} kills at " + (", ".join(f"{e['t']:.0f}" for e in kills) or "—")
-        + " s (seconds since the load started; pids in the results JSON).",
-        "",
-        "## Environment",
+        f"{len(hups)} HUPs at " + (", ".join(f"{e['t']:.0f}" for e in hups) or "—") + " s "
+        f"(seconds since the load started); {len(kills)} kills:",
         "",
     ]
+    if kills:
+        lines += [
+            "| at (s) | worker | its fds at the last sample | errors in the wrk run it fell in "
+            "(or the next) |",
+            "|---|---|---|---|",
+        ]
+        for e in kills:
+            hit = [s for s in raw["segments"] if s["t1"] > e["t"]]
+            errs = str(errors_of(hit[0])) if hit else "— (after the last run)"
+            fds = "—" if e.get("fds") is None else str(e["fds"])
+            lines.append(f"| {e['t']:.1f} | {e['pid']} | {fds} | {errs} |")
+        lines += [
+            "",
+            "A worker's fds at rest are in the idle samples (the fds row above); the rest are "
+            "its connections, which a SIGKILL cuts.",
+        ]
+    lines += ["", "## Environment", ""]
     lines += [f"- **{k}**: {v}" for k, v in meta["env"].items()]
     lines += [f"- **server log**: {log_line(meta['log'])}"]
     if meta.get("failures"):

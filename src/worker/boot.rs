@@ -220,7 +220,10 @@ mod tests {
     fn children_ignore_the_master_signals_and_only_the_dirty_one_also_usr1() {
         let http: Vec<_> = ignored_signals(&[]).collect();
         assert!(http.contains(&libc::SIGHUP) && http.contains(&libc::SIGUSR2));
-        assert!(!http.contains(&libc::SIGUSR1), "tokio's USR1 handler must survive");
+        assert!(
+            !http.contains(&libc::SIGUSR1),
+            "tokio's USR1 handler must survive"
+        );
         for own in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
             assert!(!http.contains(&own));
         }
