@@ -87,7 +87,9 @@ def render(raw: dict, a: dict, png: str | None, findings: str = "") -> str:
         ]
     lines += [verdict_line(a), ""]
     if findings.strip():
-        lines += ["## Findings", "", findings.strip(), ""]
+        lines += ["## Findings", "", "(Written by hand after the run, then put on the page with "
+                  "`soak.py --render RESULTS_JSON --findings FILE`; everything else is generated.)",
+                  "", findings.strip(), ""]
     if png:
         lines += [
             f"![RSS per process over time with HUPs and kills marked, fds, and throughput]({png})",
