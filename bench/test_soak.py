@@ -277,7 +277,8 @@ def test_the_page_states_the_verdict_rule_numbers_and_how_to_reproduce():
     raw = synthetic_run()
     page = render(raw, analyse(raw), "soak.png", findings="Nothing grew.")
     assert page.startswith("# Soak benchmark\n")
-    assert "**Verdict: memory is flat**" in page and "## Findings\n\nNothing grew." in page
+    assert "**Verdict: memory is flat**" in page and "## Findings\n\n(Written by hand" in page
+    assert "\n\nNothing grew.\n" in page
     assert "![" in page and "(soak.png)" in page and "Short run" not in page
     assert "`python3 bench/soak.py`" in page and "## The rule" in page
     assert "| master RSS | 600 samples, 2nd half | 19.5 MiB |" in page
