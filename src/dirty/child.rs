@@ -54,28 +54,9 @@ fn serve(py: Python<'_>, spec: ChildSpec<'_>) -> PyResult<i32> {
 }
 
 /// The master's signal actions were detached after the fork; Python's handlers (installed by
-/// the serving loop) take TERM/INT/QUIT. Signals meant for the master's process group must not
-/// kill a dirty worker, and it dies with the master. (The serving loop then takes USR1 to reopen the logs.)
+/// the serving loop) take TERM/INT/QUIT, and USR1 to reopen the logs (ignored until then).
 fn reset_signals() {
-    for sig in [
-        libc::SIGHUP,
-        libc::SIGWINCH,
-        libc::SIGTTIN,
-        libc::SIGTTOU,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ] {
-        // SAFETY: setting a disposition to SIG_IGN has no memory-safety preconditions.
-        unsafe {
-            libc::signal(sig, libc::SIG_IGN);
-        }
-    }
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number: the kernel sends us QUIT if the master
-    // dies without stopping us.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
-    }
+    crate::worker::ignore_master_signals(&[libc::SIGUSR1]);
 }
 
 /// Runs the stash process to its end; returns the exit code.

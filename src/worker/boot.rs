@@ -34,7 +34,7 @@ pub fn boot(py: Python<'_>, listeners: Vec<Listener>, opts: BootOptions, link: M
     log::info!("Booting worker with pid: {pid}");
     link.heartbeats.slot(link.slot).beat(now_ms(), 0);
     let early = catch_early_stop();
-    ignore_master_signals();
+    ignore_master_signals(&[]);
     if let Err(e) = enable_fault_handler(py) {
         log::warn!("could not enable faulthandler: {e}");
     }
@@ -147,19 +147,31 @@ fn catch_early_stop() -> Vec<signal_hook_registry::SigId> {
         .collect()
 }
 
-/// The master's control signals mean nothing to a worker; a HUP sent to the whole process
-/// group must not kill it. TERM/INT/QUIT are the worker's own (installed by its runtime), and
-/// so is USR1 (reopen logs): not ignored here, because the handler the master installed stays
-/// in place (with its actions detached, it swallows the signal) and tokio's registration only
-/// adds an action to it; `SIG_IGN` would replace that handler for good.
-fn ignore_master_signals() {
-    for sig in [
-        libc::SIGHUP,
-        libc::SIGWINCH,
-        libc::SIGTTIN,
-        libc::SIGTTOU,
-        libc::SIGUSR2,
-    ] {
+/// The master's control signals, which mean nothing to the processes it forks.
+const MASTER_SIGNALS: [libc::c_int; 5] = [
+    libc::SIGHUP,
+    libc::SIGWINCH,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+    libc::SIGUSR2,
+];
+
+/// What a forked child ignores: the master's control signals, plus `also`.
+fn ignored_signals(also: &[libc::c_int]) -> impl Iterator<Item = libc::c_int> + '_ {
+    MASTER_SIGNALS.into_iter().chain(also.iter().copied())
+}
+
+/// A forked child (HTTP or dirty worker, the stash) ignores the master's control signals, so
+/// that one sent to the whole process group does not kill it, plus the signals in `also`; and
+/// it dies with the master.
+///
+/// TERM/INT/QUIT are the child's own. An HTTP worker passes no `also`: its USR1 (reopen logs)
+/// is not ignored, because the handler the master installed stays in place (with its actions
+/// detached, it swallows the signal) and tokio's registration only adds an action to it;
+/// `SIG_IGN` would replace that handler for good. A dirty child ignores USR1 until its Python
+/// serving loop installs its own handler for it.
+pub(crate) fn ignore_master_signals(also: &[libc::c_int]) {
+    for sig in ignored_signals(also) {
         // SAFETY: setting a disposition to SIG_IGN has no memory-safety preconditions.
         unsafe {
             libc::signal(sig, libc::SIG_IGN);
@@ -199,3 +211,24 @@ fn take_abort_signal() {
 
 /// How long the master lets a timed-out worker print its stacks before SIGKILL.
 pub const ABORT_GRACE: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_ignore_the_master_signals_and_only_the_dirty_one_also_usr1() {
+        let http: Vec<_> = ignored_signals(&[]).collect();
+        assert!(http.contains(&libc::SIGHUP) && http.contains(&libc::SIGUSR2));
+        assert!(
+            !http.contains(&libc::SIGUSR1),
+            "tokio's USR1 handler must survive"
+        );
+        for own in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+            assert!(!http.contains(&own));
+        }
+        let dirty: Vec<_> = ignored_signals(&[libc::SIGUSR1]).collect();
+        assert_eq!(dirty.len(), http.len() + 1);
+        assert!(dirty.contains(&libc::SIGUSR1));
+    }
+}

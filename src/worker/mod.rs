@@ -19,6 +19,7 @@ use pyo3::prelude::*;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
+pub(crate) use boot::ignore_master_signals;
 use boot::EARLY_STOP;
 pub use boot::{boot, BootOptions, ABORT_GRACE};
 pub use reload::ReloadOptions;

@@ -111,20 +111,75 @@ def _never_started(app_path: str, action: str) -> DirtyWorkerError:
     )
 
 
-class _Call:
-    """One call's connection, sync side: started (acked) by a dirty worker, then read frame
-    by frame. The whole call is bounded by the client's timeout; each wait for a frame also
-    by ``--dirty-timeout`` (the master kills the worker at the same deadline)."""
+class _CallBase:
+    """What a call's sync and async sides share: its bounds, its ack, and what a failed wait
+    for a reply frame means. The whole call is bounded by the client's timeout; each wait for
+    a frame also by ``--dirty-timeout`` (the master kills the worker at the same deadline)."""
 
-    def __init__(
-        self, client: DirtyClient, app_path: str, action: str, request: bytes
-    ) -> None:
+    # what a wait that ran out raises on each side: socket.timeout, asyncio.TimeoutError
+    # (both TimeoutError from Python 3.11 on)
+    _TIMEOUTS: tuple[type[BaseException], ...] = (socket.timeout, asyncio.TimeoutError)
+
+    def __init__(self, client: DirtyClient, app_path: str, action: str, now: float) -> None:
         self.pool = client._pool()
         self.timeout = client.timeout
         self.app_path = app_path
         self.action = action
-        self.deadline = time.monotonic() + client.timeout
+        self.deadline = now + client.timeout
         self.pid = 0
+
+    def _client_timeout(self) -> DirtyTimeoutError:
+        return DirtyTimeoutError(
+            "Timeout waiting for dirty app response", timeout=self.timeout
+        )
+
+    def _acked(self, sock: socket.socket, head: bytes) -> bool:
+        """Whether the worker started the call (its pid kept); False when it went away before
+        acking. A malformed ack closes ``sock`` and raises."""
+        try:
+            pid = proto.started_by(head)
+        except ValueError as e:
+            sock.close()
+            raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
+        if pid is None:
+            return False
+        self.pid = pid
+        return True
+
+    def _frame_limit(self, started: float) -> float:
+        """When the wait for the next frame, begun at ``started``, gives up."""
+        if self.pool.dirty_timeout:
+            return min(self.deadline, started + self.pool.dirty_timeout)
+        return self.deadline
+
+    def _failed(
+        self, error: Exception, elapsed: float, limit: float
+    ) -> tuple[DirtyError, BaseException | None]:
+        """The error (and its cause) a caller gets for ``error`` raised while waiting
+        ``elapsed`` seconds for a frame whose wait was bounded by ``limit``."""
+        if isinstance(error, self._TIMEOUTS):
+            if limit < self.deadline:
+                return _dirty_timeout(self.pool), None
+            return self._client_timeout(), None
+        if isinstance(error, (EOFError, ConnectionResetError)):
+            # the master killed it at --dirty-timeout, or it died on its own
+            if self.pool.dirty_timeout and elapsed >= self.pool.dirty_timeout - 0.05:
+                return _dirty_timeout(self.pool), None
+            return _died(self.app_path, self.action, self.pid), None
+        if isinstance(error, OSError):
+            return DirtyConnectionError(f"Communication error: {error}"), error
+        # an unpicklable reply is a protocol error
+        return DirtyProtocolError(f"Bad reply from the dirty worker: {error}"), error
+
+
+class _Call(_CallBase):
+    """One call's connection, sync side: started (acked) by a dirty worker, then read frame
+    by frame."""
+
+    def __init__(
+        self, client: DirtyClient, app_path: str, action: str, request: bytes
+    ) -> None:
+        super().__init__(client, app_path, action, time.monotonic())
         path = self.pool.socket_for(app_path)
         for _ in range(_ATTEMPTS):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -155,66 +210,34 @@ class _Call:
         except OSError as e:
             sock.close()
             raise DirtyConnectionError(f"Communication error: {e}") from e
-        if len(head) < proto.ACK_SIZE:
-            return False
-        try:
-            self.pid = proto.parse_ack(head)
-        except ValueError as e:
-            sock.close()
-            raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
-        return True
-
-    def _client_timeout(self) -> DirtyTimeoutError:
-        return DirtyTimeoutError(
-            "Timeout waiting for dirty app response", timeout=self.timeout
-        )
+        return self._acked(sock, head)
 
     def frame(self) -> Any:
         """The next reply frame."""
         started = time.monotonic()
-        limit = self.deadline
-        if self.pool.dirty_timeout:
-            limit = min(limit, started + self.pool.dirty_timeout)
+        limit = self._frame_limit(started)
         try:
             self.sock.settimeout(max(limit - time.monotonic(), 0.001))
             return proto.recv_frame(self.sock)
-        except socket.timeout:
+        except Exception as e:
             self.close()
-            if limit < self.deadline:
-                raise _dirty_timeout(self.pool) from None
-            raise self._client_timeout() from None
-        except (EOFError, ConnectionResetError):
-            self.close()
-            elapsed = time.monotonic() - started
-            if self.pool.dirty_timeout and elapsed >= self.pool.dirty_timeout - 0.05:
-                raise _dirty_timeout(self.pool) from None
-            raise _died(self.app_path, self.action, self.pid) from None
-        except OSError as e:
-            self.close()
-            raise DirtyConnectionError(f"Communication error: {e}") from e
-        except Exception as e:  # an unpicklable reply is a protocol error
-            self.close()
-            raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
+            error, cause = self._failed(e, time.monotonic() - started, limit)
+            raise error from cause
 
     def close(self) -> None:
         self.sock.close()
 
 
-class _AsyncCall:
+class _AsyncCall(_CallBase):
     """``_Call`` on an asyncio loop: a non-blocking socket and the loop's ``sock_*`` calls,
     so waiting for the dirty worker never blocks the loop."""
 
     def __init__(
         self, client: DirtyClient, app_path: str, action: str, request: bytes
     ) -> None:
-        self.pool = client._pool()
-        self.timeout = client.timeout
-        self.app_path = app_path
-        self.action = action
-        self.request = request
         self.loop = asyncio.get_running_loop()
-        self.deadline = self.loop.time() + client.timeout
-        self.pid = 0
+        super().__init__(client, app_path, action, self.loop.time())
+        self.request = request
         self.sock: socket.socket | None = None
         self.buf = bytearray()
 
@@ -238,14 +261,7 @@ class _AsyncCall:
                 raise DirtyConnectionError(
                     f"Failed to reach the dirty pool: {e}", socket_path=path
                 ) from e
-            if len(head) == proto.ACK_SIZE:
-                try:
-                    self.pid = proto.parse_ack(head)
-                except ValueError as e:
-                    sock.close()
-                    raise DirtyProtocolError(
-                        f"Bad reply from the dirty worker: {e}"
-                    ) from e
+            if self._acked(sock, head):
                 self.sock = sock
                 return
             sock.close()
@@ -276,49 +292,23 @@ class _AsyncCall:
         return out
 
     async def _recv_frame(self, sock: socket.socket) -> Any:
-        head = await self._recv_exact(sock, 4)
-        if len(head) < 4:
-            raise EOFError
-        size = int.from_bytes(head, "big")
-        data = await self._recv_exact(sock, size)
-        if len(data) < size:
-            raise EOFError
-        return proto.loads(data)
+        size = proto.frame_size(await self._recv_exact(sock, proto.HEAD_SIZE))
+        return proto.frame_object(await self._recv_exact(sock, size), size)
 
     def _left(self, limit: float) -> float:
         return max(limit - self.loop.time(), 0.001)
-
-    def _client_timeout(self) -> DirtyTimeoutError:
-        return DirtyTimeoutError(
-            "Timeout waiting for dirty app response", timeout=self.timeout
-        )
 
     async def frame(self) -> Any:
         sock = self.sock
         assert sock is not None
         started = self.loop.time()
-        limit = self.deadline
-        if self.pool.dirty_timeout:
-            limit = min(limit, started + self.pool.dirty_timeout)
+        limit = self._frame_limit(started)
         try:
             return await asyncio.wait_for(self._recv_frame(sock), self._left(limit))
-        except asyncio.TimeoutError:
+        except Exception as e:
             self.close()
-            if limit < self.deadline:
-                raise _dirty_timeout(self.pool) from None
-            raise self._client_timeout() from None
-        except (EOFError, ConnectionResetError):
-            self.close()
-            elapsed = self.loop.time() - started
-            if self.pool.dirty_timeout and elapsed >= self.pool.dirty_timeout - 0.05:
-                raise _dirty_timeout(self.pool) from None
-            raise _died(self.app_path, self.action, self.pid) from None
-        except OSError as e:
-            self.close()
-            raise DirtyConnectionError(f"Communication error: {e}") from e
-        except Exception as e:  # an unpicklable reply is a protocol error
-            self.close()
-            raise DirtyProtocolError(f"Bad reply from the dirty worker: {e}") from e
+            error, cause = self._failed(e, self.loop.time() - started, limit)
+            raise error from cause
 
     def close(self) -> None:
         if self.sock is not None:
@@ -344,7 +334,7 @@ class DirtyClient:
 
     @staticmethod
     def _request(app_path: str, action: str, args: Any, kwargs: Any) -> bytes:
-        return proto.frame((app_path, action, args, kwargs))
+        return proto.request(app_path, action, args, kwargs)
 
     # -- sync ---------------------------------------------------------------------------------
 
