@@ -433,12 +433,12 @@ fn check_transfer_encoding(value: &[u8]) -> Result<(), RequestError> {
     if codings.iter().any(|c| c.is_empty()) {
         return Err(RequestError::BadFraming("empty transfer coding"));
     }
-    let is_chunked = |c: &&[u8]| c.eq_ignore_ascii_case(b"chunked");
-    let chunked = codings.iter().filter(is_chunked).count();
+    let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+    let chunked = codings.iter().filter(|c| is_chunked(c)).count();
     if chunked > 1 {
         return Err(RequestError::BadFraming("chunked applied more than once"));
     }
-    if chunked == 1 && !codings.last().is_some_and(is_chunked) {
+    if chunked == 1 && !codings.last().is_some_and(|c| is_chunked(c)) {
         return Err(RequestError::BadFraming("chunked is not the final coding"));
     }
     if let Some(unknown) = codings.iter().find(|c| !is_chunked(c)) {
