@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     if "django_orm" in args.apps + args.scale_apps:
         prepare_django_db()
 
-    tables = {1: server_table(args.ferricorn_threads, 1), 2: server_table(args.ferricorn_threads, 2)}
+    tables = {w: server_table(args.ferricorn_threads, w) for w in (1, 2)}
     servers = tables[1]
     versions = installed_versions()
     started = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -412,12 +412,15 @@ def main(argv: list[str] | None = None) -> int:
     n = 0
     t_start = time.monotonic()
     try:
-        for rnd in range(args.rounds):
-            order = (
-                args.servers[rnd % len(args.servers) :]
-                + args.servers[: rnd % len(args.servers)]
-            )
-            for app, conns, shape in plan:
+        # Rounds innermost: a cell's servers are measured minutes apart, not a whole pass of
+        # the plan apart, so drift on the machine (neighbours, clocks) falls on both sides of
+        # each ratio alike; the order rotates every round.
+        for app, conns, shape in plan:
+            for rnd in range(args.rounds):
+                order = (
+                    args.servers[rnd % len(args.servers) :]
+                    + args.servers[: rnd % len(args.servers)]
+                )
                 for name in order:
                     cell = index.get((app, conns, name, shape))
                     if cell is None:

@@ -17,6 +17,25 @@ DOC_MD = REPO / "docs" / "benchmarks.md"
 DOC_PNG = REPO / "docs" / "benchmarks.png"
 # What a run must at least be for its figures to stand in the docs without a warning.
 FULL_DURATION, FULL_ROUNDS = 10, 3
+# Below this many seconds a run only checks that the harness works.
+CHECK_DURATION = 5
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The `run.py --report` invocation that measured this page: the options that differ from
+    the report's defaults, so the page can be reproduced as it was made."""
+    from harness.common import DEFAULT_ASGI_SERVERS, DEFAULT_SERVERS
+
+    words = ["python3 bench/run.py --report"]
+    if args.duration != FULL_DURATION:
+        words.append(f"-d {args.duration}")
+    if args.warmup != 2:
+        words.append(f"--warmup {args.warmup}")
+    if args.rounds != FULL_ROUNDS:
+        words.append(f"-r {args.rounds}")
+    if sorted(args.servers) != sorted(DEFAULT_SERVERS + DEFAULT_ASGI_SERVERS):
+        words.append(f"--servers {','.join(args.servers)}")
+    return " ".join(words)
 
 
 def document(report: str, args: argparse.Namespace, plotted: bool) -> str:
@@ -26,15 +45,23 @@ def document(report: str, args: argparse.Namespace, plotted: bool) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Measured {started} by `python3 bench/run.py --report` (bench/README.md explains the "
+        f"Measured {started} by `{command_line(args)}` (bench/README.md explains the "
         "method, the apps and every column). Regenerate this page and the plot with the same "
         "command on a quiet machine; it rewrites both files.",
         "",
     ]
-    if args.duration < FULL_DURATION or args.rounds < FULL_ROUNDS:
+    if args.duration < CHECK_DURATION or args.rounds < FULL_ROUNDS:
         lines += [
             f"> **Short run** ({args.duration} s × {args.rounds} round(s)): a check that the "
             "harness works, not a measurement. The figures below are noisy; do not quote them.",
+            "",
+        ]
+    elif args.duration < FULL_DURATION:
+        lines += [
+            f"> **Shorter runs** than the full report ({args.duration} s × {args.rounds} rounds "
+            f"instead of {FULL_DURATION} s × {FULL_ROUNDS}): medians of real runs, with more "
+            "run-to-run noise. Read each ratio next to the spread column: a ratio within the "
+            "spreads of both servers is not a difference.",
             "",
         ]
     if plotted:

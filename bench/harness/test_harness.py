@@ -13,11 +13,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import run
+
 from harness import plot
 from harness.common import app_spec
 from harness.measure import Sample, _real_ok, lua_body
-from harness.publish import document
 from harness.procfs import cpu_seconds, memory_mb, session_pids
+from harness.publish import document
 from harness.report import Cell, render
 from harness.servers import server_table
 from harness.wrk import parse_wrk, wrk_argv
@@ -171,7 +172,8 @@ def test_real_apps_request_their_route_and_the_post_carries_its_lua_script():
 def test_the_post_check_sends_the_body_wrk_sends_and_knows_a_right_answer():
     body = lua_body(app_spec("fastapi_post").lua)
     assert body.startswith(b'{"name": "Widget"')
-    assert _real_ok("fastapi_post", b'{"name":"Widget","quantity":4,"total":10.0,"tags":["blue","small"]}')
+    item = b'{"name":"Widget","quantity":4,"total":10.0,"tags":["blue","small"]}'
+    assert _real_ok("fastapi_post", item)
     assert not _real_ok("flask_json", b'{"message": "Hello"}')
     page = b'<tr class="odd">' * 20 + b"<p>20 items</p>"
     assert _real_ok("flask_jinja", page)
@@ -240,6 +242,8 @@ def test_a_short_report_run_says_so_above_its_figures():
     assert "![" in page and "(benchmarks.png)" in page and page.endswith("body\n")
     full = document("# ferricorn bench now\nbody\n", run.parse_args(["--report"]), False)
     assert "Short run" not in full and "![" not in full
+    shorter = document("# ferricorn bench now\nbody\n", run.parse_args(["--report", "-d", "6"]), 0)
+    assert "**Shorter runs**" in shorter and "Short run" not in shorter
 
 
 

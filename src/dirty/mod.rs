@@ -5,7 +5,7 @@
 //! This module owns the pool's configuration (`DirtyOptions`), its master-side bookkeeping
 //! (`pool`), the slot a dirty worker reports through (`link`) and what a forked dirty child
 //! does (`child`). The forking itself is the master's (src/master/dirty.rs); the serving loop
-//! and the client are Python (python/ferricorn/dirty/). See ARCHITECTURE.md.
+//! and the client are Python (python/ferricorn/dirty/). See docs/internals.md.
 
 pub mod child;
 pub mod link;

@@ -1,7 +1,7 @@
 //! Parses and validates one HTTP/1.x request head from the connection's read buffer.
 //!
 //! `httparse` does the tokenising; this module adds what a server must decide on top of it and
-//! what hyper would have decided differently (see ARCHITECTURE.md): gunicorn's separate limits on
+//! what hyper would have decided differently (see docs/internals.md): gunicorn's separate limits on
 //! the request line and on header fields, 414/431/501/505 instead of a blanket 400, and refusing
 //! every ambiguous framing (Content-Length with Transfer-Encoding, duplicate lengths, codings we
 //! cannot decode) instead of guessing. It never touches a socket, so tests feed it bytes.

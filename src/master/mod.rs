@@ -1,6 +1,6 @@
 //! The arbiter: the master process that owns the listening sockets, forks workers and keeps the
 //! right number of healthy ones alive. It never serves a request and never starts a thread, so
-//! every fork happens from a single-threaded process (see ARCHITECTURE.md).
+//! every fork happens from a single-threaded process (see docs/internals.md).
 //!
 //! Its loop, like gunicorn's: wait for a signal or a worker's wake-up (at most half a second),
 //! reap exited workers, kill hung ones, retire old or bloated ones once their replacements are

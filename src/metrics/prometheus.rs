@@ -1,18 +1,19 @@
 //! `--metrics-bind`: the master answers `GET /metrics` in Prometheus' text format.
 //!
-//! The master never starts a thread (fork safety, ARCHITECTURE.md), so this is not a server
+//! The master never starts a thread (fork safety, docs/internals.md), so this is not a server
 //! task but a few non-blocking sockets the master loop polls next to its signal pipe: accept,
 //! read one request head, write one HTTP/1.0 answer, close. A scrape that stalls is dropped
 //! after `SCRAPE_TIMEOUT`; nothing here ever blocks the loop. Rendering is a pure function of
 //! a `Snapshot`, tested without sockets.
 
 use std::fmt::Write as _;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::shm::{Totals, BUCKETS_US};
+use crate::net::poll_io::{accept_ready, pollfd, read_available, Outbox};
 
 /// Longest a scrape may take to send its request and read the answer.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -130,8 +131,8 @@ pub fn respond(head: &[u8], body: impl FnOnce() -> String) -> Vec<u8> {
 struct Scrape {
     stream: TcpStream,
     head: Vec<u8>,
-    /// The answer and how much of it is written, once the head is complete.
-    answer: Option<(Vec<u8>, usize)>,
+    /// The answer, once the head is complete.
+    answer: Option<Outbox>,
     deadline: Instant,
 }
 
@@ -191,27 +192,15 @@ impl MetricsServer {
     /// answers, drop finished or stalled scrapes. `body` renders the metrics when a
     /// `GET /metrics` head is complete.
     pub fn service(&mut self, body: &mut dyn FnMut() -> String) {
-        while self.scrapes.len() < MAX_SCRAPES {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    self.scrapes.push(Scrape {
-                        stream,
-                        head: Vec::new(),
-                        answer: None,
-                        deadline: Instant::now() + SCRAPE_TIMEOUT,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // EMFILE and friends: try again on the next turn of the loop
-                    log::debug!("metrics: accept failed: {e}");
-                    break;
-                }
-            }
-        }
+        let room = MAX_SCRAPES.saturating_sub(self.scrapes.len());
+        accept_ready(&self.listener, room, "metrics", |stream| {
+            self.scrapes.push(Scrape {
+                stream,
+                head: Vec::new(),
+                answer: None,
+                deadline: Instant::now() + SCRAPE_TIMEOUT,
+            })
+        });
         let now = Instant::now();
         self.scrapes
             .retain_mut(|s| now < s.deadline && advance(s, &mut *body));
@@ -222,52 +211,33 @@ impl MetricsServer {
 /// closes the connection).
 fn advance(s: &mut Scrape, body: &mut dyn FnMut() -> String) -> bool {
     if s.answer.is_none() {
-        let mut buf = [0u8; 1024];
-        loop {
-            match s.stream.read(&mut buf) {
-                Ok(0) => return false,
-                Ok(n) => s.head.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
-            }
-            if s.head.len() > MAX_HEAD {
-                return false;
-            }
+        if !matches!(
+            read_available(&mut s.stream, &mut s.head, MAX_HEAD),
+            Ok(true)
+        ) || s.head.len() > MAX_HEAD
+        {
+            return false;
         }
         let complete =
             s.head.windows(4).any(|w| w == b"\r\n\r\n") || s.head.windows(2).any(|w| w == b"\n\n");
         if !complete {
             return true;
         }
-        s.answer = Some((respond(&s.head, body), 0));
+        let mut answer = Outbox::default();
+        answer.push(&respond(&s.head, body));
+        s.answer = Some(answer);
     }
-    let Some((answer, written)) = &mut s.answer else {
+    let Some(answer) = &mut s.answer else {
         return false;
     };
-    while *written < answer.len() {
-        match s.stream.write(&answer[*written..]) {
-            Ok(0) => return false,
-            Ok(n) => *written += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
-fn pollfd(fd: std::os::fd::RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
+    // still open only while the answer is partly written
+    matches!(answer.flush(&mut s.stream), Ok(false))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     fn snapshot() -> Snapshot {
         let mut totals = Totals::default();

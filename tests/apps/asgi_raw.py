@@ -98,6 +98,10 @@ async def scope_app(scope, receive, send) -> None:
     await respond_json(send, {"scope": tag(scope), "body_length": len(body)})
 
 
+# /sleep: requests asleep in the app right now, and the most there ever were at once
+SLEEPING = {"now": 0, "peak": 0}
+
+
 async def body_app(scope, receive, send) -> None:
     """Request and response bodies.
 
@@ -183,8 +187,14 @@ async def body_app(scope, receive, send) -> None:
         return
     if path == "/sleep":
         await drain(receive)
-        await asyncio.sleep(float(query.get("s", "1")))
-        await respond_json(send, {"slept": float(query.get("s", "1")), "pid": os.getpid()})
+        SLEEPING["now"] += 1
+        SLEEPING["peak"] = max(SLEEPING["peak"], SLEEPING["now"])
+        try:
+            await asyncio.sleep(float(query.get("s", "1")))
+        finally:
+            SLEEPING["now"] -= 1
+        slept = float(query.get("s", "1"))
+        await respond_json(send, {"slept": slept, "pid": os.getpid(), "peak": SLEEPING["peak"]})
         return
     if path == "/loop":
         await drain(receive)

@@ -2,7 +2,7 @@
 //! master from its own poll loop.
 //!
 //! gunicorn runs this server on an asyncio thread; the master here never starts a thread (fork
-//! safety, ARCHITECTURE.md), so, like the metrics endpoint, it is a listening socket and a few
+//! safety, docs/internals.md), so, like the metrics endpoint, it is a listening socket and a few
 //! non-blocking client sockets polled next to the signal pipe. Each turn of the loop moves every
 //! client as far as it can without blocking: read, decode frames (`protocol`), run commands
 //! (`commands`), write replies. A slow or silent client only holds its own buffer; a malformed
@@ -15,7 +15,7 @@ pub mod requests;
 pub mod stacks;
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
+use crate::net::poll_io::{accept_ready, pollfd, read_available, Outbox};
 use protocol::{Request, MAX_FRAME};
 
 /// Clients served at once; more wait in the listen backlog.
@@ -126,8 +127,7 @@ pub fn forget_worker(pid: i32, slot: usize) {
 struct Client {
     stream: UnixStream,
     inbuf: Vec<u8>,
-    out: Vec<u8>,
-    written: usize,
+    out: Outbox,
     /// The request id and stack dump waiting for an answer.
     pending: Option<(Value, stacks::Dump)>,
     /// Close once `out` is written (after a protocol error, a refusal or the peer's EOF).
@@ -203,7 +203,7 @@ impl ControlServer {
             out.push(pollfd(self.listener.as_raw_fd(), libc::POLLIN));
         }
         for c in &self.clients {
-            if c.written < c.out.len() {
+            if !c.out.is_empty() {
                 out.push(pollfd(c.stream.as_raw_fd(), libc::POLLOUT));
             } else if c.pending.is_none() {
                 out.push(pollfd(c.stream.as_raw_fd(), libc::POLLIN));
@@ -221,35 +221,24 @@ impl ControlServer {
 
     /// Accepts, reads, runs and answers whatever is possible without blocking.
     pub fn service(&mut self, handle: &mut dyn FnMut(&Request) -> Answer) {
-        while self.clients.len() < MAX_CLIENTS {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    let mut c = Client {
-                        stream,
-                        inbuf: Vec::new(),
-                        out: Vec::new(),
-                        written: 0,
-                        pending: None,
-                        closing: false,
-                        idle_since: Instant::now(),
-                    };
-                    if let Err(why) = peer_allowed(&c.stream) {
-                        log::warn!("control socket: refused a client: {why}");
-                        c.out = protocol::encode(&protocol::error(&Value::from(0), &why));
-                        c.closing = true;
-                    }
-                    self.clients.push(c);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    log::debug!("control socket: accept failed: {e}");
-                    break;
-                }
+        let room = MAX_CLIENTS.saturating_sub(self.clients.len());
+        accept_ready(&self.listener, room, "control socket", |stream| {
+            let mut c = Client {
+                stream,
+                inbuf: Vec::new(),
+                out: Outbox::default(),
+                pending: None,
+                closing: false,
+                idle_since: Instant::now(),
+            };
+            if let Err(why) = peer_allowed(&c.stream) {
+                log::warn!("control socket: refused a client: {why}");
+                c.out
+                    .push(&protocol::encode(&protocol::error(&Value::from(0), &why)));
+                c.closing = true;
             }
-        }
+            self.clients.push(c);
+        });
         let now = Instant::now();
         self.clients
             .retain_mut(|c| now.duration_since(c.idle_since) < IDLE_TIMEOUT && advance(c, handle));
@@ -262,53 +251,32 @@ fn advance(c: &mut Client, handle: &mut dyn FnMut(&Request) -> Answer) -> bool {
         let Some(data) = dump.poll() else {
             return true;
         };
-        c.out.extend(protocol::encode(&protocol::ok(id, data)));
+        c.out.push(&protocol::encode(&protocol::ok(id, data)));
         c.pending = None;
     }
-    if !c.closing && c.pending.is_none() && c.written >= c.out.len() {
-        match read_some(c) {
+    if !c.closing && c.pending.is_none() && c.out.is_empty() {
+        // at most one frame's worth per turn
+        let before = c.inbuf.len();
+        match read_available(&mut c.stream, &mut c.inbuf, MAX_FRAME + 4) {
             Ok(true) => {}
             Ok(false) => c.closing = true,
             Err(_) => return false,
         }
+        if c.inbuf.len() > before {
+            c.idle_since = Instant::now();
+        }
         run_requests(c, handle);
     }
-    while c.written < c.out.len() {
-        match c.stream.write(&c.out[c.written..]) {
-            Ok(0) => return false,
-            Ok(n) => {
-                c.written += n;
-                c.idle_since = Instant::now();
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
+    let before = c.out.pending();
+    let flushed = c.out.flush(&mut c.stream);
+    if c.out.pending() < before {
+        c.idle_since = Instant::now();
     }
-    c.out.clear();
-    c.written = 0;
-    !(c.closing && c.pending.is_none())
-}
-
-/// Reads what is available, at most one frame's worth per turn (a client pouring bytes in
-/// cannot keep the master here). False on EOF.
-fn read_some(c: &mut Client) -> io::Result<bool> {
-    let mut buf = [0u8; 16 * 1024];
-    let mut taken = 0;
-    while taken <= MAX_FRAME + 4 {
-        match c.stream.read(&mut buf) {
-            Ok(0) => return Ok(false),
-            Ok(n) => {
-                c.inbuf.extend_from_slice(&buf[..n]);
-                taken += n;
-                c.idle_since = Instant::now();
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match flushed {
+        Ok(true) => !(c.closing && c.pending.is_none()),
+        Ok(false) => true,
+        Err(_) => false,
     }
-    Ok(true)
 }
 
 /// Runs every complete request buffered, in order, until one must wait (a stack dump).
@@ -318,11 +286,11 @@ fn run_requests(c: &mut Client, handle: &mut dyn FnMut(&Request) -> Answer) {
             Ok(None) => return,
             Ok(Some(req)) => match handle(&req) {
                 Answer::Done(Ok(data)) => {
-                    c.out.extend(protocol::encode(&protocol::ok(&req.id, data)))
+                    c.out.push(&protocol::encode(&protocol::ok(&req.id, data)))
                 }
                 Answer::Done(Err(msg)) => c
                     .out
-                    .extend(protocol::encode(&protocol::error(&req.id, &msg))),
+                    .push(&protocol::encode(&protocol::error(&req.id, &msg))),
                 Answer::Later(dump) => {
                     c.pending = Some((req.id, dump));
                     return;
@@ -330,7 +298,7 @@ fn run_requests(c: &mut Client, handle: &mut dyn FnMut(&Request) -> Answer) {
             },
             Err(e) => {
                 log::debug!("control socket: {e}");
-                c.out.extend(protocol::encode(&protocol::error(
+                c.out.push(&protocol::encode(&protocol::error(
                     &Value::from(0),
                     &e.to_string(),
                 )));
@@ -378,18 +346,11 @@ fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
     }
 }
 
-fn pollfd(fd: std::os::fd::RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::io::{Read, Write};
 
     fn serve_until_reply(server: &mut ControlServer, client: &mut UnixStream) -> Value {
         client.set_nonblocking(true).unwrap();
