@@ -346,11 +346,7 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
             check_transfer_encoding(codings)?;
             Framing::Chunked
         }
-        (None, _) => {
-            return Err(RequestError::BadFraming(
-                "more than one Transfer-Encoding",
-            ))
-        }
+        (None, _) => return Err(RequestError::BadFraming("more than one Transfer-Encoding")),
     };
     out.keep_alive = match version {
         Version::Http11 | Version::Http2 => !connection_close,
@@ -411,10 +407,7 @@ pub(crate) fn check_method(method: &[u8]) -> Result<(), RequestError> {
 /// Leading zeros are digits like any other (`000…05` is 5), however many there are.
 pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
     let significant = value.iter().position(|&b| b != b'0').unwrap_or(value.len());
-    if value.is_empty()
-        || value.len() - significant > 20
-        || !value.iter().all(u8::is_ascii_digit)
-    {
+    if value.is_empty() || value.len() - significant > 20 || !value.iter().all(u8::is_ascii_digit) {
         return Err(RequestError::BadFraming("invalid Content-Length"));
     }
     value
@@ -473,7 +466,6 @@ fn trim_ows(v: &[u8]) -> &[u8] {
 pub(crate) fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -602,10 +594,24 @@ mod tests {
 
     #[test]
     fn methods_follow_gunicorns_default_rule() {
-        for ok in ["GET", "M-SEARCH", "BASELINE-CONTROL", "M3THOD", "ABCDEFGHIJKLMNOPQRST"] {
+        for ok in [
+            "GET",
+            "M-SEARCH",
+            "BASELINE-CONTROL",
+            "M3THOD",
+            "ABCDEFGHIJKLMNOPQRST",
+        ] {
             assert!(check_method(ok.as_bytes()).is_ok(), "{ok}");
         }
-        for bad in ["get", "Get", "GE#T", "GO", "ABCDEFGHIJKLMNOPQRSTU", "G(T", "G\u{e9}T"] {
+        for bad in [
+            "get",
+            "Get",
+            "GE#T",
+            "GO",
+            "ABCDEFGHIJKLMNOPQRSTU",
+            "G(T",
+            "G\u{e9}T",
+        ] {
             assert!(check_method(bad.as_bytes()).is_err(), "{bad}");
         }
     }
@@ -626,17 +632,19 @@ mod tests {
     #[test]
     fn leading_zeros_never_make_a_length_too_long() {
         assert_eq!(parse_content_length(b"000000000000000000000000005"), Ok(5));
-        assert_eq!(
-            parse_content_length(b"18446744073709551615"),
-            Ok(u64::MAX)
-        );
+        assert_eq!(parse_content_length(b"18446744073709551615"), Ok(u64::MAX));
         assert!(parse_content_length(b"18446744073709551616").is_err());
         assert!(parse_content_length(b"0018446744073709551616").is_err());
     }
 
     #[test]
     fn chunked_must_be_the_final_coding_else_400() {
-        for te in ["chunked, gzip", "chunked, foo", "chunked, identity", "chunked,chunked"] {
+        for te in [
+            "chunked, gzip",
+            "chunked, foo",
+            "chunked, identity",
+            "chunked,chunked",
+        ] {
             let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
             assert_eq!(status(&raw), 400, "{te}");
         }
@@ -649,12 +657,18 @@ mod tests {
         let h = parse("GET http://a.example/p HTTP/1.1\r\nHost: b.example\r\nX: 1\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(h.headers[0], (Bytes::from("Host"), Bytes::from("a.example")));
+        assert_eq!(
+            h.headers[0],
+            (Bytes::from("Host"), Bytes::from("a.example"))
+        );
         assert_eq!(h.headers.len(), 2);
         let h = parse("GET http://a.example:81/p HTTP/1.0\r\n\r\n")
             .unwrap()
             .unwrap();
-        assert_eq!(h.headers, vec![(Bytes::from("Host"), Bytes::from("a.example:81"))]);
+        assert_eq!(
+            h.headers,
+            vec![(Bytes::from("Host"), Bytes::from("a.example:81"))]
+        );
         // still required on HTTP/1.1, and still checked
         assert_eq!(status("GET http://a.example/ HTTP/1.1\r\n\r\n"), 400);
         assert_eq!(

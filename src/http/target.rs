@@ -214,7 +214,11 @@ mod tests {
             "http://a:8x/",
             "ftp://example.com/",
         ] {
-            assert_eq!(form("GET", target), Err(RequestError::BadTarget), "{target}");
+            assert_eq!(
+                form("GET", target),
+                Err(RequestError::BadTarget),
+                "{target}"
+            );
         }
     }
 
@@ -224,8 +228,19 @@ mod tests {
         assert_eq!(t.authority.as_deref(), Some(&b"example.com:443"[..]));
         assert!(t.path.is_empty() && t.query.is_empty());
         assert!(form("CONNECT", "[::1]:443").is_ok());
-        for target in ["/", "example.com", "example.com:", ":443", "http://e.com:443/", "*"] {
-            assert_eq!(form("CONNECT", target), Err(RequestError::BadTarget), "{target}");
+        for target in [
+            "/",
+            "example.com",
+            "example.com:",
+            ":443",
+            "http://e.com:443/",
+            "*",
+        ] {
+            assert_eq!(
+                form("CONNECT", target),
+                Err(RequestError::BadTarget),
+                "{target}"
+            );
         }
     }
 

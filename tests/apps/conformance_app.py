@@ -107,6 +107,8 @@ async def asgi_app(scope, receive, send):
 
 
 async def _asgi_reply(send, method: str, payload: bytes) -> None:
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in _headers_for(method, payload)]
+    headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in _headers_for(method, payload)
+    ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -175,7 +175,13 @@ TE = ("Transfer-Encoding", "chunked")
 F = "request-line"
 
 valid(F, "9112 §3", "get_origin_form", msg("GET / HTTP/1.1"), seen())
-valid(F, "9112 §3.2.1", "path_and_query", msg("GET /a/b?x=1&y=2 HTTP/1.1"), seen("GET", "/a/b?x=1&y=2"))
+valid(
+    F,
+    "9112 §3.2.1",
+    "path_and_query",
+    msg("GET /a/b?x=1&y=2 HTTP/1.1"),
+    seen("GET", "/a/b?x=1&y=2"),
+)
 valid(
     F,
     "9112 §3.2.1",
@@ -330,78 +336,139 @@ for name, line, status in [
     rfc = "9112 §2.3" if "version" in name else "9112 §3"
     invalid(F, rfc, name, msg(line), status)
 invalid(
-    F, "9112 §3", "request_line_over_limit", msg("GET /" + "a" * 87 + " HTTP/1.1"), 414,
+    F,
+    "9112 §3",
+    "request_line_over_limit",
+    msg("GET /" + "a" * 87 + " HTTP/1.1"),
+    414,
     args=SMALL_LIMITS,
 )
 invalid(
-    F, "9112 §2.2", "two_leading_empty_lines", b"\r\n\r\n" + msg("GET / HTTP/1.1"), 400,
+    F,
+    "9112 §2.2",
+    "two_leading_empty_lines",
+    b"\r\n\r\n" + msg("GET / HTTP/1.1"),
+    400,
     note="one empty line is ignored (SHOULD); more is not a request",
 )
-invalid(F, "9112 §2.2", "bare_lf_after_request_line", b"GET / HTTP/1.1\nHost: example.com\r\n\r\n", 400)
-invalid(F, "9112 §2.2", "bare_cr_after_request_line", b"GET / HTTP/1.1\rHost: example.com\r\n\r\n", 400)
 invalid(
-    F, "9112 §3.2", "absolute_form_without_host_on_http11", msg("GET http://example.com/ HTTP/1.1", host=False),
-    400, note="the target's authority does not excuse the missing Host field",
+    F, "9112 §2.2", "bare_lf_after_request_line", b"GET / HTTP/1.1\nHost: example.com\r\n\r\n", 400
+)
+invalid(
+    F, "9112 §2.2", "bare_cr_after_request_line", b"GET / HTTP/1.1\rHost: example.com\r\n\r\n", 400
+)
+invalid(
+    F,
+    "9112 §3.2",
+    "absolute_form_without_host_on_http11",
+    msg("GET http://example.com/ HTTP/1.1", host=False),
+    400,
+    note="the target's authority does not excuse the missing Host field",
 )
 
 
 # == header field syntax =====================================================================
 F = "header-syntax"
 
-valid(F, "9112 §5.1", "no_space_after_colon", msg("GET / HTTP/1.1", "X-A:1"), seen("GET", "/", ("X-A", "1")))
 valid(
-    F, "9112 §5.1", "ows_around_value_trimmed", msg("GET / HTTP/1.1", "X-A: \t  v  \t"),
+    F,
+    "9112 §5.1",
+    "no_space_after_colon",
+    msg("GET / HTTP/1.1", "X-A:1"),
+    seen("GET", "/", ("X-A", "1")),
+)
+valid(
+    F,
+    "9112 §5.1",
+    "ows_around_value_trimmed",
+    msg("GET / HTTP/1.1", "X-A: \t  v  \t"),
     seen("GET", "/", ("X-A", "v")),
 )
 valid(
-    F, "9110 §5.5", "inner_whitespace_kept", msg("GET / HTTP/1.1", "X-A: a  b\tc"),
+    F,
+    "9110 §5.5",
+    "inner_whitespace_kept",
+    msg("GET / HTTP/1.1", "X-A: a  b\tc"),
     seen("GET", "/", ("X-A", "a  b\tc")),
 )
-valid(F, "9110 §5.5", "empty_value", msg("GET / HTTP/1.1", "X-Empty:"), seen("GET", "/", ("X-Empty", "")))
 valid(
-    F, "9110 §5.5", "obs_text_in_value", msg("GET / HTTP/1.1", b"X-A: \x80caf\xe9\xff"),
+    F,
+    "9110 §5.5",
+    "empty_value",
+    msg("GET / HTTP/1.1", "X-Empty:"),
+    seen("GET", "/", ("X-Empty", "")),
+)
+valid(
+    F,
+    "9110 §5.5",
+    "obs_text_in_value",
+    msg("GET / HTTP/1.1", b"X-A: \x80caf\xe9\xff"),
     seen("GET", "/", ("X-A", "\x80caf\xe9\xff")),
 )
 valid(
-    F, "9110 §5.5", "visible_punctuation_in_value", msg("GET / HTTP/1.1", 'X-A: "q" (c) <a>; b=c, d'),
+    F,
+    "9110 §5.5",
+    "visible_punctuation_in_value",
+    msg("GET / HTTP/1.1", 'X-A: "q" (c) <a>; b=c, d'),
     seen("GET", "/", ("X-A", '"q" (c) <a>; b=c, d')),
 )
 valid(
-    F, "9110 §5.1", "token_punctuation_in_name", msg("GET / HTTP/1.1", "X-A.B~C!: v"),
+    F,
+    "9110 §5.1",
+    "token_punctuation_in_name",
+    msg("GET / HTTP/1.1", "X-A.B~C!: v"),
     seen("GET", "/", ("X-A.B~C!", "v")),
 )
 valid(
-    F, "9110 §5.1", "names_are_case_insensitive", msg("GET / HTTP/1.1", "x-lower: 1", "X-UPPER: 2"),
+    F,
+    "9110 §5.1",
+    "names_are_case_insensitive",
+    msg("GET / HTTP/1.1", "x-lower: 1", "X-UPPER: 2"),
     seen("GET", "/", ("x-lower", "1"), ("X-UPPER", "2")),
 )
 valid(
-    F, "9110 §5.3", "repeated_field_kept_in_order", msg("GET / HTTP/1.1", "X-A: 1", "X-B: b", "X-A: 2"),
+    F,
+    "9110 §5.3",
+    "repeated_field_kept_in_order",
+    msg("GET / HTTP/1.1", "X-A: 1", "X-B: b", "X-A: 2"),
     seen("GET", "/", ("X-A", "1"), ("X-B", "b"), ("X-A", "2")),
 )
 valid(
-    F, "9110 §5.1", "underscore_name_dropped",
+    F,
+    "9110 §5.1",
+    "underscore_name_dropped",
     msg("GET / HTTP/1.1", "X_Custom: forged", "X-Custom: real"),
     seen("GET", "/", ("X-Custom", "real")),
     note="gunicorn's header_map=drop: X_Custom and X-Custom would share one environ key",
 )
 valid(
-    F, "9112 §5", "fields_at_count_limit",
+    F,
+    "9112 §5",
+    "fields_at_count_limit",
     msg("GET / HTTP/1.1", *[f"X-{i}: v" for i in range(4)]),
     seen("GET", "/", *[(f"X-{i}", "v") for i in range(4)]),
     args=SMALL_LIMITS,
 )
 valid(
-    F, "9112 §5", "field_at_size_limit", msg("GET / HTTP/1.1", "X-A: " + "v" * 43),
-    seen("GET", "/", ("X-A", "v" * 43)), args=SMALL_LIMITS,
+    F,
+    "9112 §5",
+    "field_at_size_limit",
+    msg("GET / HTTP/1.1", "X-A: " + "v" * 43),
+    seen("GET", "/", ("X-A", "v" * 43)),
+    args=SMALL_LIMITS,
 )
 valid(
-    F, "9112 §5", "many_fields_without_count_limit",
+    F,
+    "9112 §5",
+    "many_fields_without_count_limit",
     msg("GET / HTTP/1.1", *[f"X-{i}: v" for i in range(150)]),
     seen("GET", "/", *[(f"X-{i}", "v") for i in range(150)]),
     args=NO_LINE_OR_FIELD_COUNT_LIMIT,
 )
 valid(
-    F, "9112 §5", "hundred_fields_is_the_default_limit",
+    F,
+    "9112 §5",
+    "hundred_fields_is_the_default_limit",
     msg("GET / HTTP/1.1", *[f"X-{i}: v" for i in range(99)]),
     seen("GET", "/", *[(f"X-{i}", "v") for i in range(99)]),
 )
@@ -425,32 +492,104 @@ for name, field_line in [
     ("line_without_colon", b"X-A v"),
     ("whitespace_only_line", b" "),
 ]:
-    invalid(F, "9110 §5.1/§5.5" if "value" in name else "9112 §5", name, msg("GET / HTTP/1.1", field_line), 400)
-invalid(F, "9112 §5.2", "obs_fold_with_space", msg("GET / HTTP/1.1", "X-A: a", " b"), 400,
-        note="RFC 9112 §5.2: a server MUST reject obs-fold with 400 or replace it; we reject")
+    invalid(
+        F,
+        "9110 §5.1/§5.5" if "value" in name else "9112 §5",
+        name,
+        msg("GET / HTTP/1.1", field_line),
+        400,
+    )
+invalid(
+    F,
+    "9112 §5.2",
+    "obs_fold_with_space",
+    msg("GET / HTTP/1.1", "X-A: a", " b"),
+    400,
+    note="RFC 9112 §5.2: a server MUST reject obs-fold with 400 or replace it; we reject",
+)
 invalid(F, "9112 §5.2", "obs_fold_with_tab", msg("GET / HTTP/1.1", "X-A: a", "\tb"), 400)
-invalid(F, "9112 §2.2", "whitespace_before_first_field", b"GET / HTTP/1.1\r\n Host: example.com\r\n\r\n", 400,
-        note="RFC 9112 §2.2: such a line MUST be rejected or consumed whole; we reject")
-invalid(F, "9112 §2.2", "bare_lf_between_fields", b"GET / HTTP/1.1\r\nHost: example.com\nX-A: 1\r\n\r\n", 400,
-        note="RFC 9112 §2.2 MAY accept bare LF; we never do (see README)")
+invalid(
+    F,
+    "9112 §2.2",
+    "whitespace_before_first_field",
+    b"GET / HTTP/1.1\r\n Host: example.com\r\n\r\n",
+    400,
+    note="RFC 9112 §2.2: such a line MUST be rejected or consumed whole; we reject",
+)
+invalid(
+    F,
+    "9112 §2.2",
+    "bare_lf_between_fields",
+    b"GET / HTTP/1.1\r\nHost: example.com\nX-A: 1\r\n\r\n",
+    400,
+    note="RFC 9112 §2.2 MAY accept bare LF; we never do (see README)",
+)
 invalid(F, "9112 §2.2", "bare_lf_ends_head", b"GET / HTTP/1.1\r\nHost: example.com\r\n\n", 400)
 invalid(F, "9112 §2.2", "all_bare_lf", b"GET / HTTP/1.1\nHost: example.com\n\n", 400)
-invalid(F, "9112 §2.2", "bare_cr_ends_field", b"GET / HTTP/1.1\r\nHost: example.com\rX-A: 1\r\n\r\n", 400)
-invalid(F, "9112 §5", "fields_over_count_limit", msg("GET / HTTP/1.1", *[f"X-{i}: v" for i in range(5)]),
-        431, args=SMALL_LIMITS)
-invalid(F, "9112 §5", "field_over_size_limit", msg("GET / HTTP/1.1", "X-A: " + "v" * 44), 431,
-        args=SMALL_LIMITS)
-invalid(F, "9112 §5", "over_hundred_fields_by_default",
-        msg("GET / HTTP/1.1", *[f"X-{i}: v" for i in range(100)]), 431)
-invalid(F, "9112 §5.2", "obs_fold_even_with_permit_obsolete_folding",
-        msg("GET / HTTP/1.1", "X-A: a", " b"), 400, args=GUNICORN_LENIENT,
-        note="--permit-obsolete-folding is accepted for gunicorn configs and has no effect")
-invalid(F, "9112 §5.1", "space_before_colon_even_with_strip_header_spaces",
-        msg("GET / HTTP/1.1", "X-A : v"), 400, args=GUNICORN_LENIENT)
-invalid(F, "9110 §9.1", "lowercase_method_even_with_casefold", msg("get / HTTP/1.1"), 400,
-        args=GUNICORN_LENIENT, note="--casefold-http-method has no effect: methods are case-sensitive")
-invalid(F, "9110 §2.5", "http12_even_with_unconventional_version", msg("GET / HTTP/1.2"), 505,
-        args=GUNICORN_LENIENT)
+invalid(
+    F,
+    "9112 §2.2",
+    "bare_cr_ends_field",
+    b"GET / HTTP/1.1\r\nHost: example.com\rX-A: 1\r\n\r\n",
+    400,
+)
+invalid(
+    F,
+    "9112 §5",
+    "fields_over_count_limit",
+    msg("GET / HTTP/1.1", *[f"X-{i}: v" for i in range(5)]),
+    431,
+    args=SMALL_LIMITS,
+)
+invalid(
+    F,
+    "9112 §5",
+    "field_over_size_limit",
+    msg("GET / HTTP/1.1", "X-A: " + "v" * 44),
+    431,
+    args=SMALL_LIMITS,
+)
+invalid(
+    F,
+    "9112 §5",
+    "over_hundred_fields_by_default",
+    msg("GET / HTTP/1.1", *[f"X-{i}: v" for i in range(100)]),
+    431,
+)
+invalid(
+    F,
+    "9112 §5.2",
+    "obs_fold_even_with_permit_obsolete_folding",
+    msg("GET / HTTP/1.1", "X-A: a", " b"),
+    400,
+    args=GUNICORN_LENIENT,
+    note="--permit-obsolete-folding is accepted for gunicorn configs and has no effect",
+)
+invalid(
+    F,
+    "9112 §5.1",
+    "space_before_colon_even_with_strip_header_spaces",
+    msg("GET / HTTP/1.1", "X-A : v"),
+    400,
+    args=GUNICORN_LENIENT,
+)
+invalid(
+    F,
+    "9110 §9.1",
+    "lowercase_method_even_with_casefold",
+    msg("get / HTTP/1.1"),
+    400,
+    args=GUNICORN_LENIENT,
+    note="--casefold-http-method has no effect: methods are case-sensitive",
+)
+invalid(
+    F,
+    "9110 §2.5",
+    "http12_even_with_unconventional_version",
+    msg("GET / HTTP/1.2"),
+    505,
+    args=GUNICORN_LENIENT,
+)
 
 
 # == Host ====================================================================================
@@ -468,8 +607,13 @@ for name, value in [
     ("host_empty_value", ""),
 ]:
     sent = f"Host: {value}" if value else "Host:"
-    valid(F, "9112 §3.2", name, msg("GET / HTTP/1.1", sent, host=False),
-          seen("GET", "/", ("Host", value), host=False))
+    valid(
+        F,
+        "9112 §3.2",
+        name,
+        msg("GET / HTTP/1.1", sent, host=False),
+        seen("GET", "/", ("Host", value), host=False),
+    )
 for name, value in [
     ("host_with_space", "exa mple.com"),
     ("host_list", "a.example, b.example"),
@@ -484,11 +628,18 @@ for name, value in [
 ]:
     invalid(F, "9112 §3.2", name, msg("GET / HTTP/1.1", f"Host: {value}", host=False), 400)
 invalid(F, "9112 §3.2", "duplicate_host_same_value", msg("GET / HTTP/1.1", f"Host: {HOST}"), 400)
-invalid(F, "9112 §3.2", "duplicate_host_other_case", msg("GET / HTTP/1.1", "host: other.example"), 400)
+invalid(
+    F, "9112 §3.2", "duplicate_host_other_case", msg("GET / HTTP/1.1", "host: other.example"), 400
+)
 invalid(F, "9112 §3.2", "missing_host_http11", msg("GET / HTTP/1.1", "X-A: 1", host=False), 400)
-invalid(F, "9112 §3.2", "bad_host_with_absolute_form",
-        b"GET http://a.example/ HTTP/1.1\r\nHost: a b\r\n\r\n", 400,
-        note="an invalid Host is refused even when the target's authority replaces it")
+invalid(
+    F,
+    "9112 §3.2",
+    "bad_host_with_absolute_form",
+    b"GET http://a.example/ HTTP/1.1\r\nHost: a b\r\n\r\n",
+    400,
+    note="an invalid Host is refused even when the target's authority replaces it",
+)
 
 
 # == Content-Length ==========================================================================
@@ -506,41 +657,121 @@ def cl_seen(value: str, body: bytes, target: str = "/cl", method: str = "POST") 
 valid(F, "9112 §6.2", "cl_body", post_cl("5", b"hello"), cl_seen("5", b"hello"))
 valid(F, "9112 §6.2", "cl_zero", post_cl("0", b""), cl_seen("0", b""))
 valid(F, "9110 §8.6", "cl_leading_zeros", post_cl("005", b"hello"), cl_seen("005", b"hello"))
-valid(F, "9110 §8.6", "cl_21_digits_of_leading_zeros", post_cl("0" * 20 + "5", b"hello"),
-      cl_seen("0" * 20 + "5", b"hello"), note="1*DIGIT has no length limit; the value must fit")
-valid(F, "9112 §5.1", "cl_ows_trimmed", msg("POST /cl HTTP/1.1", "Content-Length: \t5 \t", body=b"hello"),
-      cl_seen("5", b"hello"))
-valid(F, "9110 §9.3.1", "cl_body_on_get", msg("GET /g HTTP/1.1", "Content-Length: 3", body=b"abc"),
-      cl_seen("3", b"abc", "/g", "GET"))
-valid(F, "9110 §9.3.2", "cl_body_on_head", msg("HEAD /h HTTP/1.1", "Content-Length: 3", body=b"abc"),
-      cl_seen("3", b"abc", "/h", "HEAD"))
-valid(F, "9110 §9.3.5", "cl_body_on_delete", msg("DELETE /d HTTP/1.1", "Content-Length: 3", body=b"abc"),
-      cl_seen("3", b"abc", "/d", "DELETE"))
-valid(F, "9112 §6.2", "cl_every_byte_value", post_cl("256", bytes(range(256))), cl_seen("256", bytes(range(256))))
+valid(
+    F,
+    "9110 §8.6",
+    "cl_21_digits_of_leading_zeros",
+    post_cl("0" * 20 + "5", b"hello"),
+    cl_seen("0" * 20 + "5", b"hello"),
+    note="1*DIGIT has no length limit; the value must fit",
+)
+valid(
+    F,
+    "9112 §5.1",
+    "cl_ows_trimmed",
+    msg("POST /cl HTTP/1.1", "Content-Length: \t5 \t", body=b"hello"),
+    cl_seen("5", b"hello"),
+)
+valid(
+    F,
+    "9110 §9.3.1",
+    "cl_body_on_get",
+    msg("GET /g HTTP/1.1", "Content-Length: 3", body=b"abc"),
+    cl_seen("3", b"abc", "/g", "GET"),
+)
+valid(
+    F,
+    "9110 §9.3.2",
+    "cl_body_on_head",
+    msg("HEAD /h HTTP/1.1", "Content-Length: 3", body=b"abc"),
+    cl_seen("3", b"abc", "/h", "HEAD"),
+)
+valid(
+    F,
+    "9110 §9.3.5",
+    "cl_body_on_delete",
+    msg("DELETE /d HTTP/1.1", "Content-Length: 3", body=b"abc"),
+    cl_seen("3", b"abc", "/d", "DELETE"),
+)
+valid(
+    F,
+    "9112 §6.2",
+    "cl_every_byte_value",
+    post_cl("256", bytes(range(256))),
+    cl_seen("256", bytes(range(256))),
+)
 BIG = bytes(i % 251 for i in range(200_000))
 valid(F, "9112 §6.2", "cl_200k_body", post_cl(str(len(BIG)), BIG), cl_seen(str(len(BIG)), BIG))
-valid(F, "9112 §6.2", "cl_at_body_limit", post_cl("64", b"x" * 64), cl_seen("64", b"x" * 64), args=SMALL_LIMITS)
-valid(F, "9112 §6.2", "cl_http10", msg("POST /cl HTTP/1.0", "Content-Length: 5", body=b"hello", host=False),
-      seen("POST", "/cl", ("Content-Length", "5"), body=b"hello", version="1.0", host=False), closed=True)
-valid(F, "9112 §6.3", "no_length_means_no_body",
-      msg("POST /none HTTP/1.1") + msg("GET /next HTTP/1.1"),
-      seen("POST", "/none"), seen("GET", "/next"),
-      note="RFC 9112 §6.3 rule 7: a request without CL or TE has a zero-length body")
-valid(F, "9112 §6.3", "content_type_and_length",
-      msg("POST /ct HTTP/1.1", "Content-Type: text/plain; charset=utf-8", "Content-Length: 2", body=b"ok"),
-      seen("POST", "/ct", ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "2"), body=b"ok"))
-valid(F, "9110 §5.1", "underscore_content_length_is_not_framing",
-      msg("POST /u HTTP/1.1", "Content_Length: 37") + msg("GET /next HTTP/1.1"),
-      seen("POST", "/u"), seen("GET", "/next"),
-      note="the dropped Content_Length never frames a body, so what follows is the next request")
+valid(
+    F,
+    "9112 §6.2",
+    "cl_at_body_limit",
+    post_cl("64", b"x" * 64),
+    cl_seen("64", b"x" * 64),
+    args=SMALL_LIMITS,
+)
+valid(
+    F,
+    "9112 §6.2",
+    "cl_http10",
+    msg("POST /cl HTTP/1.0", "Content-Length: 5", body=b"hello", host=False),
+    seen("POST", "/cl", ("Content-Length", "5"), body=b"hello", version="1.0", host=False),
+    closed=True,
+)
+valid(
+    F,
+    "9112 §6.3",
+    "no_length_means_no_body",
+    msg("POST /none HTTP/1.1") + msg("GET /next HTTP/1.1"),
+    seen("POST", "/none"),
+    seen("GET", "/next"),
+    note="RFC 9112 §6.3 rule 7: a request without CL or TE has a zero-length body",
+)
+valid(
+    F,
+    "9112 §6.3",
+    "content_type_and_length",
+    msg(
+        "POST /ct HTTP/1.1",
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Length: 2",
+        body=b"ok",
+    ),
+    seen(
+        "POST",
+        "/ct",
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", "2"),
+        body=b"ok",
+    ),
+)
+valid(
+    F,
+    "9110 §5.1",
+    "underscore_content_length_is_not_framing",
+    msg("POST /u HTTP/1.1", "Content_Length: 37") + msg("GET /next HTTP/1.1"),
+    seen("POST", "/u"),
+    seen("GET", "/next"),
+    note="the dropped Content_Length never frames a body, so what follows is the next request",
+)
 
 for name, value in [
     ("cl_duplicate_equal", ("5", "5")),
     ("cl_duplicate_different", ("5", "6")),
 ]:
-    invalid(F, "9110 §8.6", name,
-            msg("POST /cl HTTP/1.1", f"Content-Length: {value[0]}", f"Content-Length: {value[1]}", body=b"hello!"),
-            400, note="RFC 9110 §8.6 MAY accept identical values; we refuse any repeat, as gunicorn")
+    invalid(
+        F,
+        "9110 §8.6",
+        name,
+        msg(
+            "POST /cl HTTP/1.1",
+            f"Content-Length: {value[0]}",
+            f"Content-Length: {value[1]}",
+            body=b"hello!",
+        ),
+        400,
+        note="RFC 9110 §8.6 MAY accept identical values; we refuse any repeat, as gunicorn",
+    )
 for name, value in [
     ("cl_list_equal", "5,5"),
     ("cl_space_inside", "5 5"),
@@ -558,7 +789,13 @@ for name, value in [
 ]:
     invalid(F, "9110 §8.6", name, post_cl(value, b"hello"), 400)
 invalid(F, "9112 §6.2", "cl_over_body_limit", post_cl("65", b"x" * 65), 413, args=SMALL_LIMITS)
-invalid(F, "9110 §8.6", "cl_obs_fold_value", msg("POST /cl HTTP/1.1", "Content-Length: 0", " 5", body=b"hello"), 400)
+invalid(
+    F,
+    "9110 §8.6",
+    "cl_obs_fold_value",
+    msg("POST /cl HTTP/1.1", "Content-Length: 0", " 5", body=b"hello"),
+    400,
+)
 
 
 # == Transfer-Encoding =======================================================================
@@ -573,22 +810,69 @@ def te_seen(value: str, body: bytes) -> Seen:
     return seen("POST", "/te", ("Transfer-Encoding", value), body=body)
 
 
-valid(F, "9112 §7.1", "te_chunked", post_te("chunked", chunked(b"hello")), te_seen("chunked", b"hello"))
-valid(F, "9112 §7", "te_name_case_insensitive", post_te("CHUNKED", chunked(b"hi")), te_seen("CHUNKED", b"hi"))
+valid(
+    F,
+    "9112 §7.1",
+    "te_chunked",
+    post_te("chunked", chunked(b"hello")),
+    te_seen("chunked", b"hello"),
+)
+valid(
+    F,
+    "9112 §7",
+    "te_name_case_insensitive",
+    post_te("CHUNKED", chunked(b"hi")),
+    te_seen("CHUNKED", b"hi"),
+)
 valid(F, "9112 §7", "te_capitalised", post_te("Chunked", chunked(b"hi")), te_seen("Chunked", b"hi"))
-valid(F, "9112 §5.1", "te_leading_tab_is_ows", msg("POST /te HTTP/1.1", "Transfer-Encoding:\tchunked", body=chunked(b"hi")),
-      te_seen("chunked", b"hi"))
-valid(F, "9112 §5.1", "te_trailing_space_is_ows", msg("POST /te HTTP/1.1", "Transfer-Encoding: chunked  ", body=chunked(b"hi")),
-      te_seen("chunked", b"hi"))
-valid(F, "9112 §7.1", "te_empty_chunked_body", post_te("chunked", b"0\r\n\r\n"), te_seen("chunked", b""))
-valid(F, "9112 §7.1", "te_several_chunks", post_te("chunked", chunked(b"abc", b"def", b"g")),
-      te_seen("chunked", b"abcdefg"))
-valid(F, "9110 §9.3.1", "te_chunked_on_get", msg("GET /te HTTP/1.1", "Transfer-Encoding: chunked", body=chunked(b"q")),
-      seen("GET", "/te", TE, body=b"q"))
-valid(F, "9110 §5.1", "underscore_transfer_encoding_is_not_framing",
-      msg("POST /u HTTP/1.1", "Transfer_Encoding: chunked", "Content-Length: 10", body=b"5\r\nhello\r\n"),
-      seen("POST", "/u", ("Content-Length", "10"), body=b"5\r\nhello\r\n"),
-      note="the dropped Transfer_Encoding neither frames the body nor conflicts with Content-Length")
+valid(
+    F,
+    "9112 §5.1",
+    "te_leading_tab_is_ows",
+    msg("POST /te HTTP/1.1", "Transfer-Encoding:\tchunked", body=chunked(b"hi")),
+    te_seen("chunked", b"hi"),
+)
+valid(
+    F,
+    "9112 §5.1",
+    "te_trailing_space_is_ows",
+    msg("POST /te HTTP/1.1", "Transfer-Encoding: chunked  ", body=chunked(b"hi")),
+    te_seen("chunked", b"hi"),
+)
+valid(
+    F,
+    "9112 §7.1",
+    "te_empty_chunked_body",
+    post_te("chunked", b"0\r\n\r\n"),
+    te_seen("chunked", b""),
+)
+valid(
+    F,
+    "9112 §7.1",
+    "te_several_chunks",
+    post_te("chunked", chunked(b"abc", b"def", b"g")),
+    te_seen("chunked", b"abcdefg"),
+)
+valid(
+    F,
+    "9110 §9.3.1",
+    "te_chunked_on_get",
+    msg("GET /te HTTP/1.1", "Transfer-Encoding: chunked", body=chunked(b"q")),
+    seen("GET", "/te", TE, body=b"q"),
+)
+valid(
+    F,
+    "9110 §5.1",
+    "underscore_transfer_encoding_is_not_framing",
+    msg(
+        "POST /u HTTP/1.1",
+        "Transfer_Encoding: chunked",
+        "Content-Length: 10",
+        body=b"5\r\nhello\r\n",
+    ),
+    seen("POST", "/u", ("Content-Length", "10"), body=b"5\r\nhello\r\n"),
+    note="the dropped Transfer_Encoding neither frames the body nor conflicts with Content-Length",
+)
 
 for name, value, status in [
     ("te_chunked_twice", "chunked, chunked", 400),
@@ -614,17 +898,53 @@ for name, value, status in [
     if "not_last" in name or "then_identity" in name:
         note = "RFC 9112 §6.3: chunked not final MUST get 400 and close"
     invalid(F, "9112 §6.1", name, post_te(value, chunked(b"hello")), status, note=note)
-invalid(F, "9112 §6.1", "te_on_http10", post_te("chunked", chunked(b"hello"), version="1.0"), 400,
-        note="RFC 9112 §6.1: TE in HTTP/1.0 means faulty framing; we refuse it, as gunicorn")
-invalid(F, "9112 §6.1", "te_two_fields_chunked",
-        msg("POST /te HTTP/1.1", "Transfer-Encoding: chunked", "Transfer-Encoding: chunked", body=chunked(b"x")), 400)
-invalid(F, "9112 §6.1", "te_two_fields_gzip_then_chunked",
-        msg("POST /te HTTP/1.1", "Transfer-Encoding: gzip", "Transfer-Encoding: chunked", body=chunked(b"x")), 400,
-        note="more than one Transfer-Encoding field is refused whatever they hold")
-invalid(F, "9110 §5.5", "te_vertical_tab_before_chunked",
-        msg("POST /te HTTP/1.1", b"Transfer-Encoding: \x0bchunked", body=chunked(b"x")), 400)
-invalid(F, "9112 §5.2", "te_obs_folded",
-        msg("POST /te HTTP/1.1", "Transfer-Encoding:", " chunked", body=chunked(b"x")), 400)
+invalid(
+    F,
+    "9112 §6.1",
+    "te_on_http10",
+    post_te("chunked", chunked(b"hello"), version="1.0"),
+    400,
+    note="RFC 9112 §6.1: TE in HTTP/1.0 means faulty framing; we refuse it, as gunicorn",
+)
+invalid(
+    F,
+    "9112 §6.1",
+    "te_two_fields_chunked",
+    msg(
+        "POST /te HTTP/1.1",
+        "Transfer-Encoding: chunked",
+        "Transfer-Encoding: chunked",
+        body=chunked(b"x"),
+    ),
+    400,
+)
+invalid(
+    F,
+    "9112 §6.1",
+    "te_two_fields_gzip_then_chunked",
+    msg(
+        "POST /te HTTP/1.1",
+        "Transfer-Encoding: gzip",
+        "Transfer-Encoding: chunked",
+        body=chunked(b"x"),
+    ),
+    400,
+    note="more than one Transfer-Encoding field is refused whatever they hold",
+)
+invalid(
+    F,
+    "9110 §5.5",
+    "te_vertical_tab_before_chunked",
+    msg("POST /te HTTP/1.1", b"Transfer-Encoding: \x0bchunked", body=chunked(b"x")),
+    400,
+)
+invalid(
+    F,
+    "9112 §5.2",
+    "te_obs_folded",
+    msg("POST /te HTTP/1.1", "Transfer-Encoding:", " chunked", body=chunked(b"x")),
+    400,
+)
 
 
 # == request smuggling: CL.TE, TE.CL, TE.TE and friends ======================================
@@ -632,16 +952,45 @@ F = "smuggling"
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: example.com\r\n\r\n"
 SMUGGLED_CHUNK = b"%x\r\n%s\r\n0\r\n\r\n" % (len(SMUGGLED), SMUGGLED)
 
-invalid(F, "9112 §6.1", "cl_te_classic",
-        msg("POST /s HTTP/1.1", "Content-Length: 6", "Transfer-Encoding: chunked", body=b"0\r\n\r\nG"),
-        400, note="RFC 9112 §6.1: CL with TE MAY be processed by TE then closed; we refuse (as gunicorn)")
-invalid(F, "9112 §6.1", "te_cl_classic",
-        msg("POST /s HTTP/1.1", "Transfer-Encoding: chunked", "Content-Length: 4",
-            body=SMUGGLED_CHUNK), 400)
-invalid(F, "9112 §6.1", "cl_te_smuggles_request",
-        msg("POST /s HTTP/1.1", "Content-Length: 5", "Transfer-Encoding: chunked", body=b"0\r\n\r\n" + SMUGGLED), 400)
-invalid(F, "9112 §6.1", "te_cl_zero_length",
-        msg("POST /s HTTP/1.1", "Transfer-Encoding: chunked", "Content-Length: 0", body=chunked(SMUGGLED)), 400)
+invalid(
+    F,
+    "9112 §6.1",
+    "cl_te_classic",
+    msg("POST /s HTTP/1.1", "Content-Length: 6", "Transfer-Encoding: chunked", body=b"0\r\n\r\nG"),
+    400,
+    note="RFC 9112 §6.1: CL with TE MAY be processed by TE then closed; we refuse (as gunicorn)",
+)
+invalid(
+    F,
+    "9112 §6.1",
+    "te_cl_classic",
+    msg("POST /s HTTP/1.1", "Transfer-Encoding: chunked", "Content-Length: 4", body=SMUGGLED_CHUNK),
+    400,
+)
+invalid(
+    F,
+    "9112 §6.1",
+    "cl_te_smuggles_request",
+    msg(
+        "POST /s HTTP/1.1",
+        "Content-Length: 5",
+        "Transfer-Encoding: chunked",
+        body=b"0\r\n\r\n" + SMUGGLED,
+    ),
+    400,
+)
+invalid(
+    F,
+    "9112 §6.1",
+    "te_cl_zero_length",
+    msg(
+        "POST /s HTTP/1.1",
+        "Transfer-Encoding: chunked",
+        "Content-Length: 0",
+        body=chunked(SMUGGLED),
+    ),
+    400,
+)
 for name, fields, status in [
     ("te_te_second_field_garbage", ("Transfer-Encoding: chunked", "Transfer-Encoding: x"), 400),
     ("te_te_first_field_garbage", ("Transfer-Encoding: x", "Transfer-Encoding: chunked"), 400),
@@ -654,47 +1003,127 @@ for name, fields, status in [
     ("te_te_quoted", ('Transfer-Encoding: "chunked"',), 400),
     ("te_te_chunked_identity", ("Transfer-Encoding: chunked, identity",), 400),
     ("te_te_cow", ("Transfer-encoding: cow",), 400),
-    ("te_te_underscore_dash_mix", ("Transfer_Encoding: chunked", "Transfer-Encoding: chunked"), 400),
+    (
+        "te_te_underscore_dash_mix",
+        ("Transfer_Encoding: chunked", "Transfer-Encoding: chunked"),
+        400,
+    ),
 ]:
-    invalid(F, "9112 §6.1", name,
-            msg("POST /s HTTP/1.1", "Content-Length: 4", *fields, body=SMUGGLED_CHUNK),
-            status, note="whatever one field says, Content-Length next to a Transfer-Encoding never frames")
-invalid(F, "9112 §2.2", "te_after_bare_lf",
-        b"POST /s HTTP/1.1\r\nHost: example.com\r\nX: y\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"
-        + chunked(SMUGGLED), 400)
-invalid(F, "9112 §2.2", "te_after_bare_cr",
-        b"POST /s HTTP/1.1\r\nHost: example.com\r\nX: y\rTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n"
-        + chunked(SMUGGLED), 400)
-invalid(F, "9110 §8.6", "cl_cl_smuggles_request",
-        msg("POST /s HTTP/1.1", "Content-Length: 0", f"Content-Length: {len(SMUGGLED)}", body=SMUGGLED), 400)
-invalid(F, "9112 §5.1", "cl_space_before_colon",
-        msg("POST /s HTTP/1.1", "Content-Length : 44", body=SMUGGLED), 400)
-valid(F, "9112 §6.2", "cl_body_that_looks_like_a_request",
-      msg("POST /s HTTP/1.1", f"Content-Length: {len(SMUGGLED)}", body=SMUGGLED),
-      seen("POST", "/s", ("Content-Length", str(len(SMUGGLED))), body=SMUGGLED),
-      note="exactly one request reaches the app; the request-shaped bytes are its body")
-valid(F, "9112 §7.1", "chunked_body_that_looks_like_a_request",
-      post_te("chunked", chunked(SMUGGLED)), te_seen("chunked", SMUGGLED))
-valid(F, "9112 §6.3", "cl_zero_then_real_second_request",
-      msg("GET /first HTTP/1.1", "Content-Length: 0") + SMUGGLED,
-      seen("GET", "/first", ("Content-Length", "0")), seen("GET", "/smuggled"),
-      note="a second request after a complete first one is pipelining, not smuggling")
-invalid(F, "9112 §7.1", "chunk_size_wraps_64_bits",
-        post_te("chunked", b"10000000000000005\r\nhello\r\n0\r\n\r\n"), 400, in_body=True,
-        note="a parser that wraps 2^64+5 to 5 would read 'hello' and then a smuggled request")
-invalid(F, "9112 §7.1", "chunk_size_lf_only",
-        post_te("chunked", b"5\nhello\r\n0\r\n\r\n" + SMUGGLED), 400, in_body=True)
-invalid(F, "9112 §7.1", "chunk_data_lf_only",
-        post_te("chunked", b"5\r\nhello\n0\r\n\r\n" + SMUGGLED), 400, in_body=True)
-invalid(F, "9112 §7.1", "chunk_data_longer_than_size",
-        post_te("chunked", b"3\r\nhello\r\n0\r\n\r\n" + SMUGGLED), 400, in_body=True)
-invalid(F, "9112 §7.1.2", "missing_last_crlf_turns_next_request_into_trailer",
-        post_te("chunked", b"5\r\nhello\r\n0\r\n" + SMUGGLED), 400, in_body=True)
-invalid(F, "9112 §6.1", "valid_request_then_cl_te",
-        msg("POST /one HTTP/1.1", "Content-Length: 3", body=b"abc")
-        + msg("POST /two HTTP/1.1", "Content-Length: 6", "Transfer-Encoding: chunked", body=b"0\r\n\r\nX")
-        + SMUGGLED,
-        400, served=(seen("POST", "/one", ("Content-Length", "3"), body=b"abc"),))
+    invalid(
+        F,
+        "9112 §6.1",
+        name,
+        msg("POST /s HTTP/1.1", "Content-Length: 4", *fields, body=SMUGGLED_CHUNK),
+        status,
+        note="whatever one field says, Content-Length next to a Transfer-Encoding never frames",
+    )
+invalid(
+    F,
+    "9112 §2.2",
+    "te_after_bare_lf",
+    b"POST /s HTTP/1.1\r\nHost: example.com\r\nX: y\n"
+    b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + chunked(SMUGGLED),
+    400,
+)
+invalid(
+    F,
+    "9112 §2.2",
+    "te_after_bare_cr",
+    b"POST /s HTTP/1.1\r\nHost: example.com\r\nX: y\r"
+    b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" + chunked(SMUGGLED),
+    400,
+)
+invalid(
+    F,
+    "9110 §8.6",
+    "cl_cl_smuggles_request",
+    msg("POST /s HTTP/1.1", "Content-Length: 0", f"Content-Length: {len(SMUGGLED)}", body=SMUGGLED),
+    400,
+)
+invalid(
+    F,
+    "9112 §5.1",
+    "cl_space_before_colon",
+    msg("POST /s HTTP/1.1", "Content-Length : 44", body=SMUGGLED),
+    400,
+)
+valid(
+    F,
+    "9112 §6.2",
+    "cl_body_that_looks_like_a_request",
+    msg("POST /s HTTP/1.1", f"Content-Length: {len(SMUGGLED)}", body=SMUGGLED),
+    seen("POST", "/s", ("Content-Length", str(len(SMUGGLED))), body=SMUGGLED),
+    note="exactly one request reaches the app; the request-shaped bytes are its body",
+)
+valid(
+    F,
+    "9112 §7.1",
+    "chunked_body_that_looks_like_a_request",
+    post_te("chunked", chunked(SMUGGLED)),
+    te_seen("chunked", SMUGGLED),
+)
+valid(
+    F,
+    "9112 §6.3",
+    "cl_zero_then_real_second_request",
+    msg("GET /first HTTP/1.1", "Content-Length: 0") + SMUGGLED,
+    seen("GET", "/first", ("Content-Length", "0")),
+    seen("GET", "/smuggled"),
+    note="a second request after a complete first one is pipelining, not smuggling",
+)
+invalid(
+    F,
+    "9112 §7.1",
+    "chunk_size_wraps_64_bits",
+    post_te("chunked", b"10000000000000005\r\nhello\r\n0\r\n\r\n"),
+    400,
+    in_body=True,
+    note="a parser that wraps 2^64+5 to 5 would read 'hello' and then a smuggled request",
+)
+invalid(
+    F,
+    "9112 §7.1",
+    "chunk_size_lf_only",
+    post_te("chunked", b"5\nhello\r\n0\r\n\r\n" + SMUGGLED),
+    400,
+    in_body=True,
+)
+invalid(
+    F,
+    "9112 §7.1",
+    "chunk_data_lf_only",
+    post_te("chunked", b"5\r\nhello\n0\r\n\r\n" + SMUGGLED),
+    400,
+    in_body=True,
+)
+invalid(
+    F,
+    "9112 §7.1",
+    "chunk_data_longer_than_size",
+    post_te("chunked", b"3\r\nhello\r\n0\r\n\r\n" + SMUGGLED),
+    400,
+    in_body=True,
+)
+invalid(
+    F,
+    "9112 §7.1.2",
+    "missing_last_crlf_turns_next_request_into_trailer",
+    post_te("chunked", b"5\r\nhello\r\n0\r\n" + SMUGGLED),
+    400,
+    in_body=True,
+)
+invalid(
+    F,
+    "9112 §6.1",
+    "valid_request_then_cl_te",
+    msg("POST /one HTTP/1.1", "Content-Length: 3", body=b"abc")
+    + msg(
+        "POST /two HTTP/1.1", "Content-Length: 6", "Transfer-Encoding: chunked", body=b"0\r\n\r\nX"
+    )
+    + SMUGGLED,
+    400,
+    served=(seen("POST", "/one", ("Content-Length", "3"), body=b"abc"),),
+)
 
 
 # == chunked coding: sizes, extensions, trailers =============================================
@@ -704,13 +1133,17 @@ for name, body, want in [
     ("chunk_size_lower_hex", b"a\r\n0123456789\r\n0\r\n\r\n", b"0123456789"),
     ("chunk_size_upper_hex", b"A\r\n0123456789\r\n0\r\n\r\n", b"0123456789"),
     ("chunk_size_leading_zeros", b"0005\r\nhello\r\n0\r\n\r\n", b"hello"),
-    ("chunk_size_20_leading_zeros", b"0" * 20 + b"5\r\nhello\r\n" + b"0" * 20 + b"\r\n\r\n", b"hello"),
+    (
+        "chunk_size_20_leading_zeros",
+        b"0" * 20 + b"5\r\nhello\r\n" + b"0" * 20 + b"\r\n\r\n",
+        b"hello",
+    ),
     ("last_chunk_with_zeros", b"5\r\nhello\r\n000\r\n\r\n", b"hello"),
     ("ext_name", b"5;foo\r\nhello\r\n0\r\n\r\n", b"hello"),
     ("ext_name_value", b"5;foo=bar\r\nhello\r\n0\r\n\r\n", b"hello"),
     ("ext_quoted_with_separators", b'5;foo="a b;c=d"\r\nhello\r\n0\r\n\r\n', b"hello"),
     ("ext_quoted_pair", b'5;foo="x\\"y"\r\nhello\r\n0\r\n\r\n', b"hello"),
-    ("ext_several", b"5;a=1;b;c=\"3\"\r\nhello\r\n0\r\n\r\n", b"hello"),
+    ("ext_several", b'5;a=1;b;c="3"\r\nhello\r\n0\r\n\r\n', b"hello"),
     ("ext_bws_around_separators", b"5 ;\ta = 1 ; b\r\nhello\r\n0\r\n\r\n", b"hello"),
     ("ext_on_last_chunk", b"5\r\nhello\r\n0;final=yes\r\n\r\n", b"hello"),
     ("trailer_field", b"5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n", b"hello"),
@@ -721,11 +1154,22 @@ for name, body, want in [
 ]:
     note = "trailer fields are read and checked, not handed to the app" if "trailer" in name else ""
     valid(F, "9112 §7.1", name, post_te("chunked", body), te_seen("chunked", want), note=note)
-valid(F, "9112 §7.1.2", "trailers_then_pipelined_request",
-      post_te("chunked", b"2\r\nhi\r\n0\r\nX-T: 1\r\n\r\n") + msg("GET /after HTTP/1.1"),
-      te_seen("chunked", b"hi"), seen("GET", "/after"))
-valid(F, "9112 §7.1", "chunked_at_body_limit", post_te("chunked", chunked(b"z" * 64)),
-      te_seen("chunked", b"z" * 64), args=SMALL_LIMITS)
+valid(
+    F,
+    "9112 §7.1.2",
+    "trailers_then_pipelined_request",
+    post_te("chunked", b"2\r\nhi\r\n0\r\nX-T: 1\r\n\r\n") + msg("GET /after HTTP/1.1"),
+    te_seen("chunked", b"hi"),
+    seen("GET", "/after"),
+)
+valid(
+    F,
+    "9112 §7.1",
+    "chunked_at_body_limit",
+    post_te("chunked", chunked(b"z" * 64)),
+    te_seen("chunked", b"z" * 64),
+    args=SMALL_LIMITS,
+)
 
 for name, body in [
     ("chunk_size_over_64_bits", b"fffffffffffffffffffffff\r\nx\r\n0\r\n\r\n"),
@@ -761,64 +1205,165 @@ for name, body in [
     ("trailer_bare_lf", b"5\r\nhello\r\n0\r\nX-A: 1\n\r\n"),
     ("trailer_nul_in_value", b"5\r\nhello\r\n0\r\nX-A: a\x00b\r\n\r\n"),
 ]:
-    invalid(F, "9112 §7.1" if "trailer" not in name else "9110 §6.5", name, post_te("chunked", body), 400,
-            in_body=True)
-invalid(F, "9112 §7.1", "chunked_over_body_limit", post_te("chunked", chunked(b"z" * 40, b"z" * 25)), 413,
-        in_body=True, args=SMALL_LIMITS)
+    invalid(
+        F,
+        "9112 §7.1" if "trailer" not in name else "9110 §6.5",
+        name,
+        post_te("chunked", body),
+        400,
+        in_body=True,
+    )
+invalid(
+    F,
+    "9112 §7.1",
+    "chunked_over_body_limit",
+    post_te("chunked", chunked(b"z" * 40, b"z" * 25)),
+    413,
+    in_body=True,
+    args=SMALL_LIMITS,
+)
 
 
 # == pipelining and connection management ====================================================
 F = "pipelining"
 
-valid(F, "9112 §9.3.2", "three_pipelined_gets",
-      msg("GET /1 HTTP/1.1") + msg("GET /2 HTTP/1.1") + msg("GET /3 HTTP/1.1"),
-      seen("GET", "/1"), seen("GET", "/2"), seen("GET", "/3"))
-valid(F, "9112 §9.3.2", "post_then_get",
-      msg("POST /p HTTP/1.1", "Content-Length: 4", body=b"data") + msg("GET /g HTTP/1.1"),
-      seen("POST", "/p", ("Content-Length", "4"), body=b"data"), seen("GET", "/g"))
-valid(F, "9112 §9.3.2", "chunked_then_cl_then_head",
-      post_te("chunked", chunked(b"one")) + msg("PUT /two HTTP/1.1", "Content-Length: 3", body=b"two")
-      + msg("HEAD /three HTTP/1.1"),
-      te_seen("chunked", b"one"), seen("PUT", "/two", ("Content-Length", "3"), body=b"two"),
-      seen("HEAD", "/three"))
-valid(F, "9112 §9.6", "connection_close_stops_the_pipeline",
-      msg("GET /1 HTTP/1.1", "Connection: close") + msg("GET /2 HTTP/1.1"),
-      seen("GET", "/1", ("Connection", "close")), closed=True)
-valid(F, "9112 §9.3", "http10_stops_the_pipeline",
-      msg("GET /1 HTTP/1.0", host=False) + msg("GET /2 HTTP/1.1"),
-      seen("GET", "/1", version="1.0", host=False), closed=True)
-valid(F, "9112 §9.6", "close_token_in_a_list",
-      msg("GET /1 HTTP/1.1", "Connection: keep-alive, Close"),
-      seen("GET", "/1", ("Connection", "keep-alive, Close")), closed=True)
-valid(F, "9112 §9.3", "http10_keep_alive_then_http11",
-      msg("GET /1 HTTP/1.0", "Connection: Keep-Alive", host=False) + msg("GET /2 HTTP/1.1"),
-      seen("GET", "/1", ("Connection", "Keep-Alive"), version="1.0", host=False), seen("GET", "/2"))
-invalid(F, "9112 §9.3.2", "valid_then_invalid",
-        msg("GET /ok HTTP/1.1") + msg("get /bad HTTP/1.1") + msg("GET /never HTTP/1.1"),
-        400, served=(seen("GET", "/ok"),))
-invalid(F, "9112 §9.3.2", "invalid_then_valid",
-        msg("GET  /bad HTTP/1.1") + msg("GET /never HTTP/1.1"), 400)
+valid(
+    F,
+    "9112 §9.3.2",
+    "three_pipelined_gets",
+    msg("GET /1 HTTP/1.1") + msg("GET /2 HTTP/1.1") + msg("GET /3 HTTP/1.1"),
+    seen("GET", "/1"),
+    seen("GET", "/2"),
+    seen("GET", "/3"),
+)
+valid(
+    F,
+    "9112 §9.3.2",
+    "post_then_get",
+    msg("POST /p HTTP/1.1", "Content-Length: 4", body=b"data") + msg("GET /g HTTP/1.1"),
+    seen("POST", "/p", ("Content-Length", "4"), body=b"data"),
+    seen("GET", "/g"),
+)
+valid(
+    F,
+    "9112 §9.3.2",
+    "chunked_then_cl_then_head",
+    post_te("chunked", chunked(b"one"))
+    + msg("PUT /two HTTP/1.1", "Content-Length: 3", body=b"two")
+    + msg("HEAD /three HTTP/1.1"),
+    te_seen("chunked", b"one"),
+    seen("PUT", "/two", ("Content-Length", "3"), body=b"two"),
+    seen("HEAD", "/three"),
+)
+valid(
+    F,
+    "9112 §9.6",
+    "connection_close_stops_the_pipeline",
+    msg("GET /1 HTTP/1.1", "Connection: close") + msg("GET /2 HTTP/1.1"),
+    seen("GET", "/1", ("Connection", "close")),
+    closed=True,
+)
+valid(
+    F,
+    "9112 §9.3",
+    "http10_stops_the_pipeline",
+    msg("GET /1 HTTP/1.0", host=False) + msg("GET /2 HTTP/1.1"),
+    seen("GET", "/1", version="1.0", host=False),
+    closed=True,
+)
+valid(
+    F,
+    "9112 §9.6",
+    "close_token_in_a_list",
+    msg("GET /1 HTTP/1.1", "Connection: keep-alive, Close"),
+    seen("GET", "/1", ("Connection", "keep-alive, Close")),
+    closed=True,
+)
+valid(
+    F,
+    "9112 §9.3",
+    "http10_keep_alive_then_http11",
+    msg("GET /1 HTTP/1.0", "Connection: Keep-Alive", host=False) + msg("GET /2 HTTP/1.1"),
+    seen("GET", "/1", ("Connection", "Keep-Alive"), version="1.0", host=False),
+    seen("GET", "/2"),
+)
+invalid(
+    F,
+    "9112 §9.3.2",
+    "valid_then_invalid",
+    msg("GET /ok HTTP/1.1") + msg("get /bad HTTP/1.1") + msg("GET /never HTTP/1.1"),
+    400,
+    served=(seen("GET", "/ok"),),
+)
+invalid(
+    F,
+    "9112 §9.3.2",
+    "invalid_then_valid",
+    msg("GET  /bad HTTP/1.1") + msg("GET /never HTTP/1.1"),
+    400,
+)
 
 
 # == Expect ==================================================================================
 F = "expect"
 
-valid(F, "9110 §10.1.1", "expect_100_continue_with_body",
-      msg("POST /e HTTP/1.1", "Expect: 100-continue", "Content-Length: 5", body=b"hello"),
-      seen("POST", "/e", ("Expect", "100-continue"), ("Content-Length", "5"), body=b"hello"))
-valid(F, "9110 §10.1.1", "expect_is_case_insensitive",
-      msg("POST /e HTTP/1.1", "Expect: 100-Continue", "Transfer-Encoding: chunked", body=chunked(b"hi")),
-      seen("POST", "/e", ("Expect", "100-Continue"), TE, body=b"hi"))
-valid(F, "9110 §10.1.1", "expect_without_body",
-      msg("GET /e HTTP/1.1", "Expect: 100-continue"), seen("GET", "/e", ("Expect", "100-continue")))
-valid(F, "9110 §10.1.1", "expect_ignored_on_http10",
-      msg("POST /e HTTP/1.0", "Expect: 100-continue", "Content-Length: 2", body=b"ok", host=False),
-      seen("POST", "/e", ("Expect", "100-continue"), ("Content-Length", "2"), body=b"ok", version="1.0",
-           host=False), closed=True)
-invalid(F, "9110 §10.1.1", "unknown_expectation", msg("POST /e HTTP/1.1", "Expect: 200-ok", "Content-Length: 0"),
-        417, note="RFC 9110 §10.1.1 MAY answer 417; gunicorn does, and so do we")
-invalid(F, "9110 §10.1.1", "expectation_with_parameter",
-        msg("POST /e HTTP/1.1", "Expect: 100-continue; x=1", "Content-Length: 0"), 417)
+valid(
+    F,
+    "9110 §10.1.1",
+    "expect_100_continue_with_body",
+    msg("POST /e HTTP/1.1", "Expect: 100-continue", "Content-Length: 5", body=b"hello"),
+    seen("POST", "/e", ("Expect", "100-continue"), ("Content-Length", "5"), body=b"hello"),
+)
+valid(
+    F,
+    "9110 §10.1.1",
+    "expect_is_case_insensitive",
+    msg(
+        "POST /e HTTP/1.1",
+        "Expect: 100-Continue",
+        "Transfer-Encoding: chunked",
+        body=chunked(b"hi"),
+    ),
+    seen("POST", "/e", ("Expect", "100-Continue"), TE, body=b"hi"),
+)
+valid(
+    F,
+    "9110 §10.1.1",
+    "expect_without_body",
+    msg("GET /e HTTP/1.1", "Expect: 100-continue"),
+    seen("GET", "/e", ("Expect", "100-continue")),
+)
+valid(
+    F,
+    "9110 §10.1.1",
+    "expect_ignored_on_http10",
+    msg("POST /e HTTP/1.0", "Expect: 100-continue", "Content-Length: 2", body=b"ok", host=False),
+    seen(
+        "POST",
+        "/e",
+        ("Expect", "100-continue"),
+        ("Content-Length", "2"),
+        body=b"ok",
+        version="1.0",
+        host=False,
+    ),
+    closed=True,
+)
+invalid(
+    F,
+    "9110 §10.1.1",
+    "unknown_expectation",
+    msg("POST /e HTTP/1.1", "Expect: 200-ok", "Content-Length: 0"),
+    417,
+    note="RFC 9110 §10.1.1 MAY answer 417; gunicorn does, and so do we",
+)
+invalid(
+    F,
+    "9110 §10.1.1",
+    "expectation_with_parameter",
+    msg("POST /e HTTP/1.1", "Expect: 100-continue; x=1", "Content-Length: 0"),
+    417,
+)
 
 
 def by_family() -> Counter:
