@@ -115,6 +115,10 @@ impl State {
                         }
                         return Ok(Step::NeedMore);
                     };
+                    // the same limit whether the line arrived whole or in pieces
+                    if nl > MAX_CHUNK_LINE {
+                        return Err(RequestError::BadChunk("chunk size line too long"));
+                    }
                     let size = parse_chunk_size_line(&buf[..=nl])?;
                     let _ = buf.split_to(nl + 1);
                     *self = State::Chunked(if size == 0 {
@@ -197,35 +201,87 @@ fn parse_chunk_size_line(line: &[u8]) -> Result<u64, RequestError> {
     if digits == 0 {
         return Err(RequestError::BadChunk("invalid chunk size"));
     }
-    if digits > 16 {
+    // leading zeros are allowed in any number; only what follows them must fit in 64 bits
+    let zeros = content[..digits].iter().take_while(|&&b| b == b'0').count();
+    if digits - zeros > 16 {
         return Err(RequestError::BadChunk("chunk size too large"));
     }
     let mut size: u64 = 0;
-    for &b in &content[..digits] {
+    for &b in &content[zeros..digits] {
         let d = (b as char).to_digit(16).unwrap_or(0);
         size = size
             .checked_mul(16)
             .and_then(|s| s.checked_add(u64::from(d)))
             .ok_or(RequestError::BadChunk("chunk size too large"))?;
     }
-    let ext = &content[digits..];
-    // chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ); we ignore extensions but refuse
-    // anything that is not one, so `5 x` or `5\x00` cannot be read two ways.
-    let ext_start = ext
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(ext.len());
-    // whitespace is allowed only before a ';' (BWS), never trailing on its own
-    if ext_start > 0 && ext_start == ext.len() {
-        return Err(RequestError::BadChunk("whitespace after chunk size"));
-    }
-    let ext = &ext[ext_start..];
-    if !ext.is_empty()
-        && (ext[0] != b';' || ext.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f))
-    {
+    // we ignore extensions but refuse anything that is not one, so `5 x`, `5;` or `5\x00`
+    // cannot be read two ways by two parsers
+    if !is_chunk_ext(&content[digits..]) {
         return Err(RequestError::BadChunk("invalid chunk extension"));
     }
     Ok(size)
+}
+
+/// RFC 9112 §7.1.1: `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`
+/// with a token name and a token or quoted-string value. Whitespace is allowed only around
+/// `;` and `=` (BWS), never trailing on its own.
+fn is_chunk_ext(mut ext: &[u8]) -> bool {
+    fn skip_bws(v: &[u8]) -> &[u8] {
+        let n = v.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        &v[n..]
+    }
+    fn take_token(v: &[u8]) -> Option<(&[u8], &[u8])> {
+        let n = v.iter().take_while(|&&b| is_tchar(b)).count();
+        (n > 0).then(|| v.split_at(n))
+    }
+    while !ext.is_empty() {
+        let Some(rest) = skip_bws(ext).strip_prefix(b";") else {
+            return false;
+        };
+        let Some((_name, rest)) = take_token(skip_bws(rest)) else {
+            return false;
+        };
+        let after_name = skip_bws(rest);
+        ext = match after_name.strip_prefix(b"=") {
+            Some(value) => {
+                let value = skip_bws(value);
+                let rest = if value.first() == Some(&b'"') {
+                    quoted_string_end(value).map(|end| &value[end..])
+                } else {
+                    take_token(value).map(|(_, rest)| rest)
+                };
+                let Some(rest) = rest else { return false };
+                rest
+            }
+            None => rest,
+        };
+    }
+    true
+}
+
+/// Length of the quoted-string at the start of `v` (RFC 9110 §5.6.4), if it is one.
+fn quoted_string_end(v: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < v.len() {
+        match v[i] {
+            b'"' => return Some(i + 1),
+            b'\\' => {
+                // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+                let next = *v.get(i + 1)?;
+                if (next < 0x20 && next != b'\t') || next == 0x7f {
+                    return None;
+                }
+                i += 2;
+            }
+            b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => i += 1,
+            _ => return None,
+        }
+    }
+    None
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn check_trailer_field(line: &[u8]) -> Result<(), RequestError> {
@@ -246,10 +302,7 @@ fn check_trailer_field(line: &[u8]) -> Result<(), RequestError> {
     if FORBIDDEN.iter().any(|f| name.eq_ignore_ascii_case(f)) {
         return Err(RequestError::BadChunk("forbidden trailer field"));
     }
-    let name_ok = !name.is_empty()
-        && name
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b));
+    let name_ok = !name.is_empty() && name.iter().all(|&b| is_tchar(b));
     let value_ok = line[colon + 1..]
         .iter()
         .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
@@ -359,6 +412,55 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+    }
+
+    #[test]
+    fn chunk_extensions_follow_the_grammar() {
+        for ok in [
+            &b"5;a\r\nhello\r\n0\r\n\r\n"[..],
+            b"5;a=1;b=2\r\nhello\r\n0\r\n\r\n",
+            b"5 ; a = 1\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"x; \\\"y\"\r\nhello\r\n0;last\r\n\r\n",
+        ] {
+            let (body, _) = decode_all(Framing::Chunked, ok)
+                .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(ok)));
+            assert_eq!(body, b"hello");
+        }
+        for bad in [
+            &b"5;\r\nhello\r\n0\r\n\r\n"[..],
+            b"5;=1\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            b"5;a b\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"open\r\nhello\r\n0\r\n\r\n",
+            b"5;a=b c\r\nhello\r\n0\r\n\r\n",
+            b"5;a \r\nhello\r\n0\r\n\r\n",
+            b"5;a\x00\r\nhello\r\n0\r\n\r\n",
+        ] {
+            assert!(
+                decode_all(Framing::Chunked, bad).is_err(),
+                "accepted {:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn leading_zeros_in_a_chunk_size_are_not_an_overflow() {
+        let raw = b"000000000000000000005\r\nhello\r\n00000000000000000000\r\n\r\n";
+        assert_eq!(decode_all(Framing::Chunked, raw).unwrap().0, b"hello");
+        let wrap = b"10000000000000005\r\nhello\r\n0\r\n\r\n";
+        assert!(decode_all(Framing::Chunked, wrap).is_err());
+    }
+
+    #[test]
+    fn a_chunk_line_over_the_limit_is_refused_even_when_it_arrives_whole() {
+        let mut raw = b"5;a=".to_vec();
+        raw.resize(MAX_CHUNK_LINE + 10, b'x');
+        raw.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(
+            decode_all(Framing::Chunked, &raw),
+            Err(RequestError::BadChunk("chunk size line too long"))
+        );
     }
 
     #[test]

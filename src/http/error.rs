@@ -26,6 +26,8 @@ pub enum RequestError {
     HeadTooLarge { limit: usize },
     #[error("unsupported HTTP version")]
     UnsupportedVersion,
+    #[error("unsupported expectation (only Expect: 100-continue is)")]
+    ExpectationFailed,
     #[error("unsupported transfer coding {0:?}")]
     UnsupportedTransferCoding(String),
     #[error("invalid message framing: {0}")]
@@ -64,6 +66,7 @@ impl RequestError {
             | RequestError::HeadTooLarge { .. } => (431, "Request Header Fields Too Large"),
             RequestError::UnsupportedVersion => (505, "HTTP Version Not Supported"),
             RequestError::UnsupportedTransferCoding(_) => (501, "Not Implemented"),
+            RequestError::ExpectationFailed => (417, "Expectation Failed"),
             RequestError::BodyTooLarge { .. } => (413, "Request Entity Too Large"),
             RequestError::Timeout => (408, "Request Timeout"),
             // gunicorn's ForbiddenProxyRequest
@@ -95,6 +98,7 @@ mod tests {
             501
         );
         assert_eq!(RequestError::BadChunk("x").status().0, 400);
+        assert_eq!(RequestError::ExpectationFailed.status().0, 417);
         assert_eq!(RequestError::BodyTooLarge { limit: 1 }.status().0, 413);
         assert_eq!(RequestError::Timeout.status().0, 408);
         assert_eq!(RequestError::ContradictoryScheme.status().0, 400);

@@ -14,5 +14,6 @@ pub mod request;
 pub mod response;
 pub mod socket;
 pub mod static_files;
+pub mod target;
 pub mod tls;
 pub mod uwsgi;

@@ -9,6 +9,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::error::RequestError;
+use super::target::{is_host_port, split as split_target, Port};
 
 /// Gunicorn's request limits (`--limit-request-*`); 0 means unlimited where gunicorn allows it.
 #[derive(Debug, Clone, Copy)]
@@ -236,7 +237,8 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
     };
     let method = head.slice_ref(method.as_bytes());
     let target = head.slice_ref(target.as_bytes());
-    let (path, query) = split_target(&method, &target)?;
+    let form = split_target(&method, &target)?;
+    let (path, query) = (form.path, form.query);
 
     let mut out = RequestHead {
         method,
@@ -250,9 +252,12 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
         expect_continue: false,
     };
     let mut hosts = 0usize;
+    let mut host_at: Option<usize> = None;
     let mut content_types = 0usize;
     let mut content_length: Option<u64> = None;
-    let mut transfer_encoding = false;
+    // (fields seen, the first one's value): judged after the loop, so that which error a
+    // request earns never depends on the order of its fields
+    let mut transfer_encoding: (usize, &[u8]) = (0, b"");
     let mut connection_close = false;
     let mut connection_keep_alive = false;
     for h in req.headers.iter() {
@@ -265,6 +270,11 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
         let value = trim_ows(h.value);
         if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            // RFC 9112 §3.2: a Host with an invalid value is refused like a missing one
+            if !is_host_port(value, Port::Optional) {
+                return Err(RequestError::BadHeader("invalid Host"));
+            }
+            host_at = Some(out.headers.len());
         } else if name.eq_ignore_ascii_case(b"content-type") {
             content_types += 1;
         } else if name.eq_ignore_ascii_case(b"content-length") {
@@ -273,21 +283,22 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
             }
             content_length = Some(parse_content_length(value)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if version == Version::Http10 {
-                return Err(RequestError::BadFraming("Transfer-Encoding on HTTP/1.0"));
+            if transfer_encoding.0 == 0 {
+                transfer_encoding.1 = value;
             }
-            if transfer_encoding {
-                return Err(RequestError::BadFraming("more than one Transfer-Encoding"));
-            }
-            check_transfer_encoding(value)?;
-            transfer_encoding = true;
+            transfer_encoding.0 += 1;
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',').map(trim_ows) {
                 connection_close |= token.eq_ignore_ascii_case(b"close");
                 connection_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name.eq_ignore_ascii_case(b"expect") {
-            out.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+            // RFC 9110 §10.1.1: 100-continue is the only expectation; gunicorn answers 417 to
+            // any other, and so do we rather than act as if it had been met
+            if !value.eq_ignore_ascii_case(b"100-continue") {
+                return Err(RequestError::ExpectationFailed);
+            }
+            out.expect_continue = true;
         }
         // gunicorn's default header_map ("drop"): a name with '_' could collide with the '-'
         // spelling once both become HTTP_* keys, letting a client forge a proxy's header.
@@ -307,20 +318,43 @@ fn parse_complete_head(head: Bytes, limits: &Limits) -> Result<RequestHead, Requ
     if hosts == 0 && version == Version::Http11 {
         return Err(RequestError::BadHeader("missing Host on HTTP/1.1"));
     }
+    // RFC 9112 §3.2.2: with an absolute-form target the Host field is ignored and the target's
+    // authority used instead, so the app (HTTP_HOST, the scope's host header) sees that one and
+    // a proxy that routed on the target cannot disagree with the app about the host.
+    // CONNECT's authority-form names where to connect, not which host is addressed.
+    if let (Some(authority), false) = (form.authority, &out.method[..] == b"CONNECT") {
+        match host_at {
+            Some(i) => out.headers[i].1 = authority,
+            None => out.headers.push((Bytes::from_static(b"Host"), authority)),
+        }
+    }
     out.framing = match (content_length, transfer_encoding) {
-        (Some(_), true) => {
+        (_, (0, _)) => match content_length {
+            Some(0) | None => Framing::Empty,
+            Some(n) => Framing::Length(n),
+        },
+        // RFC 9112 §6.1: faulty framing on HTTP/1.0, and a request-smuggling vector with CL
+        _ if version == Version::Http10 => {
+            return Err(RequestError::BadFraming("Transfer-Encoding on HTTP/1.0"))
+        }
+        (Some(_), _) => {
             return Err(RequestError::BadFraming(
                 "both Content-Length and Transfer-Encoding",
             ))
         }
-        (_, true) => Framing::Chunked,
-        (Some(0), false) | (None, false) => Framing::Empty,
-        (Some(n), false) => Framing::Length(n),
+        (None, (1, codings)) => {
+            check_transfer_encoding(codings)?;
+            Framing::Chunked
+        }
+        (None, _) => return Err(RequestError::BadFraming("more than one Transfer-Encoding")),
     };
     out.keep_alive = match version {
         Version::Http11 | Version::Http2 => !connection_close,
         Version::Http10 => connection_keep_alive && !connection_close,
     };
+    // RFC 9110 §9.3.6: after a 2xx to CONNECT the client treats the connection as a tunnel and
+    // ignores the response's framing; no further request on it can be read reliably
+    out.keep_alive &= &out.method[..] != b"CONNECT";
     out.expect_continue &= version == Version::Http11;
     Ok(out)
 }
@@ -354,13 +388,14 @@ fn classify_version(head: &[u8]) -> RequestError {
     }
 }
 
-/// Gunicorn's default method rule: 3 to 20 characters, upper-case letters and the token
-/// punctuation only (no lower case, no digits), so `get` or `G3T` never reach the app.
+/// Gunicorn's default method rule (its `permit_unconventional_http_method` off): an RFC 9110
+/// token of 3 to 20 characters with no lower case and no `#`, so `get` or `GE#T` never reach
+/// the app while every registered method (`M-SEARCH`, `BASELINE-CONTROL`) does.
 pub(crate) fn check_method(method: &[u8]) -> Result<(), RequestError> {
     let ok_len = (3..=20).contains(&method.len());
     let ok_chars = method
         .iter()
-        .all(|b| b.is_ascii_uppercase() || b"!#$%&'*+-.^_`|~".contains(b));
+        .all(|&b| is_token(&[b]) && !b.is_ascii_lowercase() && b != b'#');
     if ok_len && ok_chars {
         Ok(())
     } else {
@@ -368,52 +403,11 @@ pub(crate) fn check_method(method: &[u8]) -> Result<(), RequestError> {
     }
 }
 
-/// Splits a request-target into (path, query) per its form (RFC 9112 §3.2).
-fn split_target(method: &Bytes, target: &Bytes) -> Result<(Bytes, Bytes), RequestError> {
-    let t = &target[..];
-    let path_start = if t.starts_with(b"/") {
-        0
-    } else if t == b"*" {
-        if &method[..] != b"OPTIONS" {
-            return Err(RequestError::BadTarget);
-        }
-        return Ok((target.clone(), Bytes::new()));
-    } else if let Some(scheme_end) = find(t, b"://") {
-        let scheme = &t[..scheme_end];
-        if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https")) {
-            return Err(RequestError::BadTarget);
-        }
-        let authority_start = scheme_end + 3;
-        match t[authority_start..]
-            .iter()
-            .position(|&b| b == b'/' || b == b'?' || b == b'#')
-        {
-            Some(i) => authority_start + i,
-            None => t.len(),
-        }
-    } else if &method[..] == b"CONNECT" {
-        return Ok((Bytes::new(), Bytes::new()));
-    } else {
-        return Err(RequestError::BadTarget);
-    };
-    let rest = &t[path_start..];
-    let fragment = memchr(b'#', rest).unwrap_or(rest.len());
-    let rest = &rest[..fragment];
-    let (path, query) = match memchr(b'?', rest) {
-        Some(q) => (&rest[..q], &rest[q + 1..]),
-        None => (rest, &rest[rest.len()..]),
-    };
-    let path = if path.is_empty() {
-        Bytes::from_static(b"/")
-    } else {
-        target.slice_ref(path)
-    };
-    Ok((path, target.slice_ref(query)))
-}
-
 /// `1*DIGIT` only: no sign, no spaces inside, no list (RFC 9110 §8.6), and it must fit.
+/// Leading zeros are digits like any other (`000…05` is 5), however many there are.
 pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+    let significant = value.iter().position(|&b| b != b'0').unwrap_or(value.len());
+    if value.is_empty() || value.len() - significant > 20 || !value.iter().all(u8::is_ascii_digit) {
         return Err(RequestError::BadFraming("invalid Content-Length"));
     }
     value
@@ -424,33 +418,29 @@ pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
         .ok_or(RequestError::BadFraming("invalid Content-Length"))
 }
 
-/// Only `chunked` is decoded here. It must be the last and only coding; any other coding is
-/// one we cannot undo (501), and `chunked` anywhere but last leaves the length unknown (400).
+/// Only `chunked` is decoded here, and it must be the last and only coding. RFC 9112 §6.3:
+/// `chunked` anywhere but last leaves the length unknown (400, even if the other coding is one
+/// we do not know); without `chunked`, a coding we cannot undo earns 501 (§6.1).
 fn check_transfer_encoding(value: &[u8]) -> Result<(), RequestError> {
     let codings: Vec<&[u8]> = value.split(|&b| b == b',').map(trim_ows).collect();
     if codings.iter().any(|c| c.is_empty()) {
         return Err(RequestError::BadFraming("empty transfer coding"));
     }
-    let Some((last, before)) = codings.split_last() else {
-        return Err(RequestError::BadFraming("empty transfer coding"));
-    };
-    if let Some(unknown) = codings.iter().find(|c| !c.eq_ignore_ascii_case(b"chunked")) {
-        let known = [
-            &b"gzip"[..],
-            b"x-gzip",
-            b"deflate",
-            b"compress",
-            b"x-compress",
-        ];
-        if known.iter().any(|k| unknown.eq_ignore_ascii_case(k)) || is_token(unknown) {
+    let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+    let chunked = codings.iter().filter(|c| is_chunked(c)).count();
+    if chunked > 1 {
+        return Err(RequestError::BadFraming("chunked applied more than once"));
+    }
+    if chunked == 1 && !codings.last().is_some_and(|c| is_chunked(c)) {
+        return Err(RequestError::BadFraming("chunked is not the final coding"));
+    }
+    if let Some(unknown) = codings.iter().find(|c| !is_chunked(c)) {
+        if is_token(unknown) {
             return Err(RequestError::UnsupportedTransferCoding(
                 String::from_utf8_lossy(unknown).into_owned(),
             ));
         }
         return Err(RequestError::BadFraming("invalid transfer coding"));
-    }
-    if !last.eq_ignore_ascii_case(b"chunked") || !before.is_empty() {
-        return Err(RequestError::BadFraming("chunked applied more than once"));
     }
     Ok(())
 }
@@ -475,10 +465,6 @@ fn trim_ows(v: &[u8]) -> &[u8] {
 
 pub(crate) fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
     hay.iter().position(|&b| b == needle)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -604,6 +590,110 @@ mod tests {
             status("GET / HTTP/1.1\r\nHost: a\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n"),
             400
         );
+    }
+
+    #[test]
+    fn methods_follow_gunicorns_default_rule() {
+        for ok in [
+            "GET",
+            "M-SEARCH",
+            "BASELINE-CONTROL",
+            "M3THOD",
+            "ABCDEFGHIJKLMNOPQRST",
+        ] {
+            assert!(check_method(ok.as_bytes()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "get",
+            "Get",
+            "GE#T",
+            "GO",
+            "ABCDEFGHIJKLMNOPQRSTU",
+            "G(T",
+            "G\u{e9}T",
+        ] {
+            assert!(check_method(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expectations_other_than_100_continue_get_417() {
+        let h = parse("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(h.expect_continue);
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n"),
+            417
+        );
+        assert_eq!(status("GET / HTTP/1.0\r\nExpect: x\r\n\r\n"), 417);
+    }
+
+    #[test]
+    fn leading_zeros_never_make_a_length_too_long() {
+        assert_eq!(parse_content_length(b"000000000000000000000000005"), Ok(5));
+        assert_eq!(parse_content_length(b"18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_content_length(b"18446744073709551616").is_err());
+        assert!(parse_content_length(b"0018446744073709551616").is_err());
+    }
+
+    #[test]
+    fn chunked_must_be_the_final_coding_else_400() {
+        for te in [
+            "chunked, gzip",
+            "chunked, foo",
+            "chunked, identity",
+            "chunked,chunked",
+        ] {
+            let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {te}\r\n\r\n");
+            assert_eq!(status(&raw), 400, "{te}");
+        }
+        let raw = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
+        assert_eq!(status(raw), 501);
+    }
+
+    #[test]
+    fn absolute_form_authority_replaces_the_host_field() {
+        let h = parse("GET http://a.example/p HTTP/1.1\r\nHost: b.example\r\nX: 1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            h.headers[0],
+            (Bytes::from("Host"), Bytes::from("a.example"))
+        );
+        assert_eq!(h.headers.len(), 2);
+        let h = parse("GET http://a.example:81/p HTTP/1.0\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            h.headers,
+            vec![(Bytes::from("Host"), Bytes::from("a.example:81"))]
+        );
+        // still required on HTTP/1.1, and still checked
+        assert_eq!(status("GET http://a.example/ HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(
+            status("GET http://a.example/ HTTP/1.1\r\nHost: a b\r\n\r\n"),
+            400
+        );
+    }
+
+    #[test]
+    fn invalid_host_values_get_400_and_an_empty_one_is_allowed() {
+        for host in ["a b", "a,b", "a/b", "u@a", "a:8x", "[::1"] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            assert_eq!(status(&raw), 400, "{host}");
+        }
+        assert!(parse("GET / HTTP/1.1\r\nHost:\r\n\r\n").unwrap().is_some());
+    }
+
+    #[test]
+    fn connect_closes_the_connection_after_its_response() {
+        let h = parse("CONNECT e.com:443 HTTP/1.1\r\nHost: e.com:443\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        assert_eq!(h.headers[0].1, Bytes::from("e.com:443"));
+        assert_eq!(status("CONNECT / HTTP/1.1\r\nHost: e.com\r\n\r\n"), 400);
     }
 
     #[test]

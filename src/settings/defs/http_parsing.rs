@@ -1,6 +1,7 @@
 //! Gunicorn's "Server Mechanics" switches that relax its HTTP/1 parser.
-//! ferricorn parses with hyper, which stays strict; these parse so gunicorn
-//! configs load, and each use is warned about.
+//! ferricorn's parser (`http::request`) stays strict on purpose (request smuggling
+//! lives in leniency); these parse so gunicorn configs load, and each use is warned
+//! about. tests/conformance pins that they change nothing.
 
 use super::boolean;
 use crate::settings::registry::{Action, Compat, DefaultValue, Section, Setting};
@@ -16,9 +17,9 @@ pub const SETTINGS: &[Setting] = &[
         validate: boolean,
         example: "--permit-obsolete-folding",
         short: "Permit requests employing obsolete HTTP line folding mechanism",
-        desc: "Permit requests employing obsolete HTTP line folding mechanism\n\nNo effect in ferricorn: Ferricorn's HTTP/1 parser (hyper) is strict and cannot be relaxed; folded header lines are refused.",
+        desc: "Permit requests employing obsolete HTTP line folding mechanism\n\nNo effect in ferricorn: Ferricorn's HTTP/1 parser is strict on purpose; folded header lines are refused (400).",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("ferricorn's HTTP/1 parser (hyper) is strict and cannot be relaxed; folded header lines are refused"),
+        compat: Compat::Ignored("ferricorn's HTTP/1 parser is strict on purpose; folded header lines are refused (400)"),
     },
     Setting {
         name: "strip_header_spaces",
@@ -30,9 +31,9 @@ pub const SETTINGS: &[Setting] = &[
         validate: boolean,
         example: "--strip-header-spaces",
         short: "Strip spaces present between the header name and the the `:`.",
-        desc: "Strip spaces present between the header name and the the `:`.\n\nNo effect in ferricorn: Ferricorn's HTTP/1 parser (hyper) is strict and cannot be relaxed; a space before the colon is refused.",
+        desc: "Strip spaces present between the header name and the the `:`.\n\nNo effect in ferricorn: Ferricorn's HTTP/1 parser is strict on purpose; a space before the colon is refused (400).",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("ferricorn's HTTP/1 parser (hyper) is strict and cannot be relaxed; a space before the colon is refused"),
+        compat: Compat::Ignored("ferricorn's HTTP/1 parser is strict on purpose; a space before the colon is refused (400)"),
     },
     Setting {
         name: "permit_unconventional_http_method",
@@ -44,9 +45,9 @@ pub const SETTINGS: &[Setting] = &[
         validate: boolean,
         example: "--permit-unconventional-http-method",
         short: "Permit HTTP methods not matching conventions, such as IANA registration guidelines",
-        desc: "Permit HTTP methods not matching conventions, such as IANA registration guidelines\n\nNo effect in ferricorn: Ferricorn accepts any RFC 9110 token as a method.",
+        desc: "Permit HTTP methods not matching conventions, such as IANA registration guidelines\n\nNo effect in ferricorn: Methods follow gunicorn's default rule: 3 to 20 token characters, no lower case, no `#` (else 400).",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("ferricorn accepts any RFC 9110 token as a method"),
+        compat: Compat::Ignored("methods follow gunicorn's default rule: 3 to 20 token characters, no lower case, no `#` (else 400)"),
     },
     Setting {
         name: "permit_unconventional_http_version",
@@ -58,9 +59,9 @@ pub const SETTINGS: &[Setting] = &[
         validate: boolean,
         example: "--permit-unconventional-http-version",
         short: "Permit HTTP version not matching conventions of 2023",
-        desc: "Permit HTTP version not matching conventions of 2023\n\nNo effect in ferricorn: Ferricorn's HTTP/1 parser (hyper) is strict and cannot be relaxed; only HTTP/1.0 and HTTP/1.1 are served.",
+        desc: "Permit HTTP version not matching conventions of 2023\n\nNo effect in ferricorn: Ferricorn's HTTP/1 parser is strict on purpose; only HTTP/1.0 and HTTP/1.1 are served (505 for other versions).",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("ferricorn's HTTP/1 parser (hyper) is strict and cannot be relaxed; only HTTP/1.0 and HTTP/1.1 are served"),
+        compat: Compat::Ignored("ferricorn's HTTP/1 parser is strict on purpose; only HTTP/1.0 and HTTP/1.1 are served (505 for other versions)"),
     },
     Setting {
         name: "casefold_http_method",
@@ -72,8 +73,8 @@ pub const SETTINGS: &[Setting] = &[
         validate: boolean,
         example: "--casefold-http-method",
         short: "Transform received HTTP methods to uppercase",
-        desc: "Transform received HTTP methods to uppercase\n\nNo effect in ferricorn: Methods reach the app exactly as sent; they are not upper-cased.",
+        desc: "Transform received HTTP methods to uppercase\n\nNo effect in ferricorn: Methods reach the app exactly as sent; a lower-case one is refused (400).",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("methods reach the app exactly as sent; they are not upper-cased"),
+        compat: Compat::Ignored("methods reach the app exactly as sent; a lower-case one is refused (400)"),
     },
 ];

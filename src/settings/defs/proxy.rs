@@ -186,9 +186,9 @@ gunicorn.",
         validate: |raw| choice(raw, &["drop", "refuse", "dangerous"]),
         example: "--header-map refuse",
         short: "Configure how header field names are mapped into environ",
-        desc: "Configure how header field names are mapped into environ\n\nNo effect in ferricorn: Not implemented yet: headers with underscores are passed to the app as-is.",
+        desc: "Configure how header field names are mapped into environ\n\nNo effect in ferricorn: Always gunicorn's default, drop: a header whose name has an underscore never reaches the app.",
         cost: "None in ferricorn.",
-        compat: Compat::Ignored("not implemented yet: headers with underscores are passed to the app as-is"),
+        compat: Compat::Ignored("always gunicorn's default, drop: a header whose name has an underscore never reaches the app"),
     },
 ];
 
