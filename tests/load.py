@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from collections.abc import Sequence
-from typing import Callable, Self
+from typing import Self
 
 import httpx
 
@@ -118,10 +118,11 @@ class SteadyLoad:
                     r = client.get(self.path)
                     status = r.status_code
                     ok = r.status_code == 200
-                    detail = r.text if ok else f"{r.status_code} {r.text[:200]!r}"
                     if ok and self.expect_bytes is not None:
                         ok = len(r.content) == self.expect_bytes
                         detail = f"{len(r.content)} of {self.expect_bytes} bytes"
+                    else:
+                        detail = r.text if ok else f"{r.status_code} {r.text[:200]!r}"
                 except Exception as e:  # noqa: BLE001 - every error is a failed request
                     ok, detail = False, f"{type(e).__name__}: {e}"
                 outcome = Outcome(time.monotonic(), n, ok, detail, started, status)

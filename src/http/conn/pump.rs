@@ -101,11 +101,10 @@ pub(super) async fn pump_step<S: Socket>(
             Ok(PumpEvent::Progress)
         }
         Pump::Active(tx) => {
-            let reserved = match tx.sender() {
-                Some(tx) => tx.reserve().await,
-                None => return std::future::pending().await,
+            let Some(sender) = tx.sender() else {
+                return std::future::pending().await;
             };
-            let Ok(permit) = reserved else {
+            let Ok(permit) = sender.reserve().await else {
                 // the app dropped its input: stop pumping, drain later if needed
                 *pump = Pump::Off;
                 return Ok(PumpEvent::Progress);
