@@ -66,8 +66,11 @@ MIB = 1024 * 1024
 # What each malformed request must get (the exact statuses are test_malformed.py's business;
 # here the point is that they never disturb the good requests around them).
 MALFORMED: list[tuple[bytes, int]] = [
-    (request("GET", "/pid", headers=[("Content-Length", "5"), ("Transfer-Encoding", "chunked")])
-     + b"0\r\n\r\n", 400),
+    (
+        request("GET", "/pid", headers=[("Content-Length", "5"), ("Transfer-Encoding", "chunked")])
+        + b"0\r\n\r\n",
+        400,
+    ),
     (b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     (b"GARBAGE\r\n\r\n", 400),
     (request("GET", "/pid", host=None), 400),
@@ -365,8 +368,11 @@ class Chaos(threading.Thread):
             raise self.crashed
 
     def wait_count(self, key: str, n: int, timeout: float = 20.0) -> None:
-        wait_until(lambda: self.counts[key] >= n or self.crashed is not None, timeout,
-                   f"{n} x {key} from {type(self).__name__} (have {dict(self.counts)})")
+        wait_until(
+            lambda: self.counts[key] >= n or self.crashed is not None,
+            timeout,
+            f"{n} x {key} from {type(self).__name__} (have {dict(self.counts)})",
+        )
 
 
 @dataclass
@@ -500,10 +506,16 @@ class Leaver(Chaos):
 def check_left_cleanly(events: Events, downloads: list[str], uploads: list[str]) -> None:
     """Every abandoned download had its iterable closed; every cut upload read an error,
     never a short body taken for a whole one."""
-    wait_until(lambda: set(downloads) <= set(events.by_rid("download.close")), 10,
-               "close() of every abandoned download")
-    wait_until(lambda: set(uploads) <= set(events.by_rid("upload.end")), 10,
-               "the end of every abandoned upload")
+    wait_until(
+        lambda: set(downloads) <= set(events.by_rid("download.close")),
+        10,
+        "close() of every abandoned download",
+    )
+    wait_until(
+        lambda: set(uploads) <= set(events.by_rid("upload.end")),
+        10,
+        "the end of every abandoned upload",
+    )
     closes = events.by_rid("download.close")
     for rid in downloads:
         assert closes[rid]["sent"] < closes[rid]["total"], closes[rid]
@@ -701,11 +713,18 @@ def test_clients_leaving_mid_upload_and_mid_download_leave_nothing_behind(serve,
     assert children(master) == workers, "a worker died"
     for pid in workers:  # no thread and no socket left over once the clients are gone
         wait_until(lambda pid=pid: task_count(pid) == tasks[pid], 10, f"threads of {pid}")
-        wait_until(lambda pid=pid: fd_count(pid) <= fds[pid], 10,
-                   f"fds of {pid}: {fd_count(pid)} now, {fds[pid]} at start")
+        wait_until(
+            lambda pid=pid: fd_count(pid) <= fds[pid],
+            10,
+            f"fds of {pid}: {fd_count(pid)} now, {fds[pid]} at start",
+        )
     tally = load.tally()
-    report(tally, f"clients leaving ({kind})", left_downloads=len(leaver.downloads),
-           left_uploads=len(leaver.uploads))
+    report(
+        tally,
+        f"clients leaving ({kind})",
+        left_downloads=len(leaver.downloads),
+        left_uploads=len(leaver.uploads),
+    )
     assert not tally.by_server, tally.describe()
 
 
@@ -744,8 +763,12 @@ def test_5000_idle_keep_alive_connections_leave_new_clients_served_and_hup_clean
             s.close()
     assert (closed, spoke) == (len(idle), 0)
     tally = load.tally()
-    report(tally, f"5000 idle + HUP ({kind})", hup_swap_s=round(swap, 1),
-           workers_rss_mib=f"{rss_before}->{rss_idle}")
+    report(
+        tally,
+        f"5000 idle + HUP ({kind})",
+        hup_swap_s=round(swap, 1),
+        workers_rss_mib=f"{rss_before}->{rss_idle}",
+    )
     assert not tally.by_server, tally.describe()
 
 
@@ -768,8 +791,12 @@ def test_slowloris_with_a_hup_in_the_middle_fails_no_good_client(serve):
         loris.stop()
     assert not loris.problems, loris.problems[:5]
     tally = load.tally()
-    report(tally, "slowloris 200 conns + HUP", cut_408=loris.counts["408"],
-           cut_silently=loris.counts["closed"])
+    report(
+        tally,
+        "slowloris 200 conns + HUP",
+        cut_408=loris.counts["408"],
+        cut_silently=loris.counts["closed"],
+    )
     assert not tally.by_server, tally.describe()
 
 
@@ -827,8 +854,16 @@ def test_hup_twice_under_asgi_streaming_load_fails_nothing(serve):
 def test_term_under_load_answers_every_request_sent_before_it(serve, events, kind):
     extra = ("--threads", "4") if kind == "wsgi" else ()
     server, master, _ = start(
-        serve, APPS[kind], *extra, "--graceful-timeout", "20", "--header-timeout", "2",
-        "--keep-alive", "30", env=events.env,
+        serve,
+        APPS[kind],
+        *extra,
+        "--graceful-timeout",
+        "20",
+        "--header-timeout",
+        "2",
+        "--keep-alive",
+        "30",
+        env=events.env,
     )
     slow: list[Response | None] = []
     streamed: list[int] = []
@@ -897,7 +932,14 @@ def test_term_under_load_answers_every_request_sent_before_it(serve, events, kin
 
 def test_everything_graceful_at_once_with_two_hups_fails_no_good_request(serve, events):
     server, master, workers = start(
-        serve, WSGI, "--threads", "2", "--header-timeout", "2", "--keep-alive", "30",
+        serve,
+        WSGI,
+        "--threads",
+        "2",
+        "--header-timeout",
+        "2",
+        "--keep-alive",
+        "30",
         env=events.env,
     )
     idle = open_idle(server, 300)
@@ -930,6 +972,13 @@ def test_everything_graceful_at_once_with_two_hups_fails_no_good_request(serve, 
     assert (closed, spoke) == (len(idle), 0)
     tally = load.tally()
     loris, malformed, _, raiser = (c.counts for c in chaos)
-    report(tally, "storm + HUP x2", loris_408=loris["408"], malformed=malformed["bad"],
-           left=leaver.counts["left"], close_raising=raiser["done"], idle_closed=closed)
+    report(
+        tally,
+        "storm + HUP x2",
+        loris_408=loris["408"],
+        malformed=malformed["bad"],
+        left=leaver.counts["left"],
+        close_raising=raiser["done"],
+        idle_closed=closed,
+    )
     assert not tally.by_server, tally.describe()

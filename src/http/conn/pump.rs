@@ -162,7 +162,10 @@ mod tests {
         tx.sender().unwrap().try_send(piece(b"half")).unwrap();
         drop(tx);
         assert!(matches!(rx.try_recv(), Ok(Ok(b)) if &b[..] == b"half"));
-        assert!(matches!(rx.try_recv(), Ok(Err(RequestError::IncompleteBody))));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Err(RequestError::IncompleteBody))
+        ));
         assert!(matches!(
             rx.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
