@@ -537,6 +537,44 @@ class CloseRaiser(Chaos):
         self.halt.wait(0.05)
 
 
+class EagerReuser(Chaos):
+    """One keep-alive connection, reused the instant each streamed response ends, with no
+    pause in which to notice a close. Unless a response said ``Connection: close``, the server
+    owes the next request on that connection an answer, graceful stop or not. Back to back,
+    the streams are nearly always in the middle of one when a HUP's TERM lands."""
+
+    def __init__(self, server: Server, path: str, size: int) -> None:
+        super().__init__(server)
+        self.path, self.size = path, size
+        self.conn: RawConnection | None = None
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+    def step(self) -> None:
+        if self.conn is None:
+            self.conn = RawConnection.to(self.server)
+        try:
+            self.conn.send(request("GET", self.path))
+            resp = self.conn.read_response()
+        except (ConnectionClosed, BrokenPipeError, ConnectionResetError) as e:
+            self.problems.append(f"a request on a kept-alive connection got no response ({e})")
+            self._drop()
+            return
+        if resp.status != 200 or len(resp.body) != self.size:
+            self.problems.append(f"stream: {resp.status}, {len(resp.body)} of {self.size} bytes")
+        self.counts["streams"] += 1
+        if resp.has_token("Connection", "close"):
+            self.counts["closed-after"] += 1
+            self._drop()
+
+    def stop(self) -> None:
+        super().stop()
+        self._drop()
+
+
 # === 1. a worker killed with SIGKILL, three times ==============================================
 
 
@@ -830,22 +868,36 @@ def test_malformed_burst_interleaved_with_good_requests_and_a_hup(serve):
 # === 10. HUP and TERM with streams in flight ===================================================
 
 
-def test_hup_twice_under_asgi_streaming_load_fails_nothing(serve):
+def test_hups_under_asgi_streaming_load_fail_nothing(serve):
     server, master, workers = start(serve, ASGI)
     with (
         SteadyLoad(server.url, "/pid", threads=3) as load,
-        SteadyLoad(server.url, "/download?mb=2", threads=2, expect_bytes=2 * MIB) as streams,
+        SteadyLoad(
+            server.url, "/download?mb=2", threads=2, pause=0, expect_bytes=2 * MIB
+        ) as streams,
     ):
         load.wait_for_ok(30)
         streams.wait_for_ok(4)
-        for _ in range(2):
+        eager = [EagerReuser(server, "/download?mb=1", MIB) for _ in range(2)]
+        for e in eager:
+            e.start()
+        for _ in range(3):
             workers = hup(server, master, workers)
             swapped = time.monotonic()
             load.wait_for_more_ok(50)
             streams.wait_for_more_ok(4)
+        for e in eager:
+            e.stop()
     assert set(load.bodies_since(swapped)) <= {str(p) for p in workers}
+    problems = [p for e in eager for p in e.problems]
+    assert not problems, problems[:5]
     tally, streamed = load.tally(), streams.tally()
-    report(tally, "HUP x2 (asgi, streaming)", streams_ok=streamed.ok)
+    report(
+        tally,
+        "HUP x3 (asgi, streaming)",
+        streams_ok=streamed.ok,
+        eager_streams=sum(e.counts["streams"] for e in eager),
+    )
     assert not tally.by_server, tally.describe()
     assert not streamed.by_server, streamed.describe()
 
@@ -948,6 +1000,7 @@ def test_everything_graceful_at_once_with_two_hups_fails_no_good_request(serve, 
         Malformed(server),
         Leaver(server, events, "storm"),
         CloseRaiser(server),
+        EagerReuser(server, "/download?mb=1", MIB),
     ]
     try:
         with SteadyLoad(server.url, "/pid", threads=3) as load:
@@ -971,7 +1024,7 @@ def test_everything_graceful_at_once_with_two_hups_fails_no_good_request(serve, 
     check_left_cleanly(events, leaver.downloads, leaver.uploads)
     assert (closed, spoke) == (len(idle), 0)
     tally = load.tally()
-    loris, malformed, _, raiser = (c.counts for c in chaos)
+    loris, malformed, _, raiser, eager = (c.counts for c in chaos)
     report(
         tally,
         "storm + HUP x2",
@@ -979,6 +1032,7 @@ def test_everything_graceful_at_once_with_two_hups_fails_no_good_request(serve, 
         malformed=malformed["bad"],
         left=leaver.counts["left"],
         close_raising=raiser["done"],
+        eager_streams=eager["streams"],
         idle_closed=closed,
     )
     assert not tally.by_server, tally.describe()
