@@ -57,7 +57,10 @@ def record(event: str, **fields: object) -> None:
 
 
 def say(message: str) -> None:
-    print(f"fault_apps[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+    # one write: under PYTHONUNBUFFERED, print() writes the text and its newline separately,
+    # and another process's line can land between them
+    sys.stderr.write(f"fault_apps[{os.getpid()}]: {message}\n")
+    sys.stderr.flush()
 
 
 def rss_bytes() -> int:
