@@ -19,7 +19,7 @@ mod uwsgi;
 mod websocket;
 
 use log_start::LogStart;
-use pump::{pump_step, Pump, PumpEvent};
+use pump::{pump_step, BodyTx, Pump, PumpEvent};
 
 use super::body::{Decoder, Step};
 use super::error::RequestError;
@@ -280,7 +280,11 @@ impl<S: Socket> Conn<S> {
             if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER_LIMIT {
                 self.rbuf = BytesMut::with_capacity(8 * 1024);
             }
-            if !keep_alive || *self.shutdown.borrow() {
+            // A response that went out without `Connection: close` promised the client this
+            // connection: even if a graceful stop began meanwhile, the next head is read
+            // (`read_message` gives it a short grace then) rather than the socket closed under
+            // a request the client may already be sending.
+            if !keep_alive {
                 return Ok(None);
             }
         }
@@ -580,7 +584,7 @@ impl<S: Socket> Conn<S> {
         };
         Ok((
             RequestBody::Stream(stream),
-            Pump::AwaitDemand(demand_rx, tx),
+            Pump::AwaitDemand(demand_rx, BodyTx::new(tx)),
         ))
     }
 

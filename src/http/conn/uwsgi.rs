@@ -71,7 +71,8 @@ impl<S: Socket> Conn<S> {
             }
             let keep_alive = self.exchange(head, packet.secure, Version::Http10).await?;
             self.served += 1;
-            if !keep_alive || *self.shutdown.borrow() {
+            // as in `Conn::run`: a kept-alive response promised the connection
+            if !keep_alive {
                 return Ok(());
             }
         }
