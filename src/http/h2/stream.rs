@@ -127,6 +127,18 @@ pub(super) async fn run(
     loop {
         tokio::select! {
             biased;
+            // a body over --limit-request-body, cut short, or too slow: answer it ourselves
+            // when no head went out yet (never a 200 built on a truncated body). Before the
+            // replies: the app's answer to the failed read (a 500) is often already queued.
+            e = &mut pump_err, if !pump_failed => {
+                pump_failed = true;
+                if let Ok(e) = e {
+                    if !w.head_sent() {
+                        w.refuse(&info, &e);
+                        break;
+                    }
+                }
+            }
             reply = reply_rx.recv() => {
                 match w.on_reply(reply.unwrap_or(Reply::Abort)).await {
                     Ok(false) => {}
@@ -145,17 +157,6 @@ pub(super) async fn run(
                 }
                 w.clean = false;
                 break;
-            }
-            // a body over --limit-request-body, cut short, or too slow: answer it ourselves
-            // when no head went out yet (never a 200 built on a truncated body)
-            e = &mut pump_err, if !pump_failed => {
-                pump_failed = true;
-                if let Ok(e) = e {
-                    if !w.head_sent() {
-                        w.refuse(&info, &e);
-                        break;
-                    }
-                }
             }
         }
     }
@@ -444,7 +445,15 @@ impl Writer {
                 self.clean = true;
                 Ok(true)
             }
-            Reply::Abort | Reply::Accept { .. } => self.abort(),
+            Reply::Abort | Reply::Accept { .. } => {
+                if self.head_sent && !self.ended {
+                    // RST_STREAM drops the stream's DATA still queued in h2; give the
+                    // connection task one turn to write what the app already produced, so the
+                    // client gets the partial body (then the reset) as an HTTP/1 client would
+                    tokio::task::yield_now().await;
+                }
+                self.abort()
+            }
         }
     }
 
