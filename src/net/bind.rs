@@ -139,6 +139,8 @@ impl fmt::Display for BindAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BindAddr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            // `UNIX:80` is a host named unix; `unix:80` would read back as a socket path
+            BindAddr::Tcp { host, port } if host == "unix" => write!(f, "tcp://unix:{port}"),
             BindAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
             BindAddr::Unix(path) => write!(f, "unix:{}", path.display()),
             BindAddr::Fd(fd) => write!(f, "fd://{fd}"),
@@ -657,6 +659,10 @@ mod tests {
             assert_eq!(parse(s).to_string(), s);
             assert_eq!(parse(&parse(s).to_string()), parse(s));
         }
+        // found by fuzz/ (bind): the host is lower-cased, and then read as `unix:PATH`
+        let host_named_unix = parse("unIx:0");
+        assert_eq!(host_named_unix.to_string(), "tcp://unix:0");
+        assert_eq!(parse(&host_named_unix.to_string()), host_named_unix);
     }
 
     #[test]
