@@ -14,8 +14,11 @@ pub use bridge::{asgi_scope, wsgi_environ};
 pub use config::{access_log, bind, forwarded, settings, static_path};
 pub use wire::{chunked_body, h2_head, proxy_protocol, request_head, uwsgi};
 
+/// A target: the fuzzer's bytes in, a panic out when a check fails.
+pub type Target = fn(&[u8]);
+
 /// Every target, by its name in fuzz/fuzz_targets/ and fuzz/corpus/.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("proxy_protocol", proxy_protocol),
     ("request_head", request_head),
     ("chunked_body", chunked_body),
@@ -85,7 +88,7 @@ mod tests {
 
     /// Runs `target` on every file of fuzz/corpus/<name>/ (seeds, and reproducers of fixed
     /// crashes); returns how many there were.
-    fn replay(name: &str, target: fn(&[u8])) -> usize {
+    fn replay(name: &str, target: super::Target) -> usize {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fuzz/corpus")
             .join(name);
