@@ -66,6 +66,11 @@ impl StatsdAddr {
         } else {
             (netloc, DEFAULT_PORT)
         };
+        // a name with spaces or control characters resolves nowhere, and leading ones would
+        // not survive the trim when the canonical form is read back (found by fuzz/, bind)
+        if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{host:?} is not a host name"));
+        }
         Ok(StatsdAddr::Udp {
             host: host.to_ascii_lowercase(),
             port,
@@ -299,6 +304,8 @@ mod tests {
         assert!(StatsdAddr::parse("[[,1]").is_err());
         assert!(StatsdAddr::parse("[::1]x").is_err());
         assert!(StatsdAddr::parse("[localhost]:1").is_err());
+        assert!(StatsdAddr::parse("tcp://\u{b}host").is_err());
+        assert!(StatsdAddr::parse("a b:1").is_err());
     }
 
     #[test]
