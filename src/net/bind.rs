@@ -142,6 +142,12 @@ impl fmt::Display for BindAddr {
             // `UNIX:80` is a host named unix; `unix:80` would read back as a socket path
             BindAddr::Tcp { host, port } if host == "unix" => write!(f, "tcp://unix:{port}"),
             BindAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            // `unix://` is stripped when read, so a path that starts with `//` needs it written
+            BindAddr::Unix(path)
+                if std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).starts_with(b"//") =>
+            {
+                write!(f, "unix://{}", path.display())
+            }
             BindAddr::Unix(path) => write!(f, "unix:{}", path.display()),
             BindAddr::Fd(fd) => write!(f, "fd://{fd}"),
         }
@@ -660,6 +666,8 @@ mod tests {
             assert_eq!(parse(&parse(s).to_string()), parse(s));
         }
         // found by fuzz/ (bind): the host is lower-cased, and then read as `unix:PATH`
+        let double_slash = parse("unix:////s");
+        assert_eq!(parse(&double_slash.to_string()), double_slash);
         let host_named_unix = parse("unIx:0");
         assert_eq!(host_named_unix.to_string(), "tcp://unix:0");
         assert_eq!(parse(&host_named_unix.to_string()), host_named_unix);
