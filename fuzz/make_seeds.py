@@ -32,8 +32,7 @@ V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 GET = b"GET /a%20b?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8\r\n\r\n"
 POST = (
-    b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: 5\r\n\r\nhello"
+    b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
 )
 CHUNKED = (
     b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
@@ -151,6 +150,8 @@ def seeds() -> dict[str, list[bytes]]:
             + piece("on")
             + piece("X-Forwarded-Proto")
             + piece("http"),
+            # IPv4-mapped entries: a dual-stack listener's peers are compared as IPv4
+            bytes([0]) + piece("::ffff:10.0.0.1, ::ffff:192.168.0.0/120") + piece("{}"),
         ],
         "bind": [
             b"127.0.0.1:8000\n[::1]:8000\nunix:/run/app.sock\nfd://3\n:8080\nexample.com",
@@ -180,7 +181,7 @@ def seeds() -> dict[str, list[bytes]]:
                 ("loglevel", 0, "WARNING"),
                 ("health_path", 0, "/healthz"),
                 ("static_map", 2, "/static=/tmp"),
-                ("raw_env", 0, "'a b' \"c\\\"d\" e\\ f"),
+                ("raw_env", 0, '\'a b\' "c\\"d" e\\ f'),
             ]
         ],
         "access_log": [
