@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-stamp
 
-.PHONY: help dev run test test-rust test-python lint fmt bench clean docs
+.PHONY: help dev run test test-rust test-python lint fmt bench clean docs fuzz
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -41,6 +41,10 @@ lint:  ## formatting and clippy, as CI would want them
 
 fmt:
 	cargo fmt
+
+SECONDS ?= 5
+fuzz:  ## build the fuzz targets (stable Rust) and run each for SECONDS (default 5; fuzz/README.md)
+	fuzz/run.sh $(SECONDS)
 
 bench:  ## side-by-side benchmark against granian, gunicorn, uvicorn (see bench/README.md)
 	$(PYTHON) bench/run.py

@@ -9,6 +9,10 @@ mod dirty;
 mod error;
 mod errorlog;
 mod exchange;
+// The fuzz targets' view of the parsers (fuzz/); unit tests replay the saved corpus through it.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzz_api;
 mod hooks;
 mod http;
 mod job_queue;

@@ -163,18 +163,30 @@ impl Format {
     }
 }
 
+/// Largest width or precision accepted. Python has no fixed limit, but every line is padded
+/// to the width: `%(h)99999999s` made each access log line a gigabyte (found by fuzz/,
+/// access_log), and an overflowing number silently became 0.
+const MAX_PAD: usize = 4096;
+
 /// Reads `[flags][width][.precision]s` after `%(key)`.
 fn parse_pad(s: &str) -> Result<(Pad, &str), String> {
+    let number = |digits: &str| match digits.parse::<usize>() {
+        _ if digits.is_empty() => Ok(0),
+        Ok(n) if n <= MAX_PAD => Ok(n),
+        _ => Err(unsupported(&format!(
+            "a width or precision of {digits} (at most {MAX_PAD})"
+        ))),
+    };
     let mut pad = Pad::default();
     let flags = s.len() - s.trim_start_matches(['-', '+', ' ', '#', '0']).len();
     pad.left = s[..flags].contains('-');
     let s = &s[flags..];
     let digits = s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    pad.width = s[..digits].parse().unwrap_or(0);
+    pad.width = number(&s[..digits])?;
     let mut s = &s[digits..];
     if let Some(after) = s.strip_prefix('.') {
         let digits = after.len() - after.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        pad.precision = Some(after[..digits].parse().unwrap_or(0));
+        pad.precision = Some(number(&after[..digits])?);
         s = &after[digits..];
     }
     match s.strip_prefix('s') {
@@ -293,5 +305,16 @@ mod tests {
         assert!(Format::parse("%(h").unwrap_err().contains("unclosed"));
         assert!(Format::parse("%(h)d").unwrap_err().contains("conversion"));
         assert!(Format::parse("50%").unwrap_err().contains("bare %"));
+        assert!(Format::parse("%(h)4096.4096s").is_ok());
+        for huge in [
+            "%(h)4097s",
+            "%(h).99999999999999999999s",
+            "%(h)3333333333333333s",
+        ] {
+            assert!(
+                Format::parse(huge).unwrap_err().contains("at most 4096"),
+                "{huge}"
+            );
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! Turns a `Record` into one access log line following a parsed `Format`, the way gunicorn's
 //! `Logger.atoms` + `SafeAtoms` + `%` formatting would. Pure: no I/O, no clock.
 //!
-//! Gunicorn details kept on purpose: every string value has `"` escaped as `\"`; bytes are
-//! read as latin-1 (WSGI's native strings); `b` prints `0` for an empty body; `f`, `a`, `u`
-//! and `{...}e` read the WSGI environ, where repeated headers are joined with `,`, while
+//! Gunicorn details kept on purpose: every string value has `"` escaped as `\"` (and, unlike
+//! gunicorn, control characters as `\xNN`); bytes are read as latin-1 (WSGI's native strings);
+//! `b` prints `0` for an empty body; `f`, `a`, `u` and `{...}e` read the WSGI environ, where repeated headers are joined with `,`, while
 //! `{...}i` reads the header list, where the last repeat wins.
 
 use std::fmt::Write;
@@ -64,7 +64,7 @@ fn value(key: &Key, rec: &Record, script_name: &str) -> String {
             None => return "-".to_owned(),
         },
     };
-    escape_quotes(text)
+    escape(text)
 }
 
 /// Python's `%-W.Ps` on an already escaped value.
@@ -86,12 +86,24 @@ fn push_padded(out: &mut String, value: &str, pad: &Pad) {
     }
 }
 
-fn escape_quotes(s: String) -> String {
-    if s.contains('"') {
-        s.replace('"', "\\\"")
-    } else {
-        s
+/// gunicorn escapes `"`; we also write control characters as `\xNN` (as Apache does), because
+/// PATH_INFO and the Basic auth user are decoded from what the client sent and `%0a` there
+/// would otherwise start a forged log line.
+fn escape(s: String) -> String {
+    if !s.chars().any(|c| c == '"' || c.is_ascii_control()) {
+        return s;
     }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Bytes to chars one-to-one, as WSGI strings carry them.
@@ -323,6 +335,18 @@ mod tests {
         let mut out = String::new();
         render(&Format::parse(spec).unwrap(), rec, "", &mut out);
         out
+    }
+
+    #[test]
+    fn decoded_line_breaks_cannot_forge_a_log_line() {
+        // found by fuzz/ (access_log): PATH_INFO is percent-decoded, so %0a was a raw newline
+        let mut rec = record();
+        rec.path = Bytes::from_static(b"/a%0d%0a1.2.3.4 - - \"GET /admin%09x");
+        let once = r#"/a\x0d\x0a1.2.3.4 - - \"GET /admin\x09x"#;
+        assert_eq!(
+            line("%(U)s|%({path_info}e)s", &rec),
+            format!("{once}|{once}")
+        );
     }
 
     #[test]

@@ -50,6 +50,16 @@ impl Network {
                 .ok_or_else(|| format!("{text:?}: the prefix length must be at most {max}"))?,
             Some(_) => return Err(format!("{text:?} is not an IP address or network")),
         };
+        // `contains` compares a dual-stack listener's `::ffff:a.b.c.d` peers as IPv4, so an
+        // IPv4-mapped entry is kept as the IPv4 network it names; as IPv6 it never matched
+        // anything (found with fuzz/, forwarded)
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) if prefix >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => (IpAddr::V4(v4), prefix - 96),
+                None => (addr, prefix),
+            },
+            _ => (addr, prefix),
+        };
         let net = Network { addr, prefix };
         if net.masked(addr) != bits(addr) {
             return Err(format!(
@@ -301,6 +311,17 @@ mod tests {
         assert!(list.allows(Some(ip("::ffff:127.0.0.1"))));
         assert!(list.allows(Some(ip("::1"))));
         assert!(!list.allows(Some(ip("10.0.0.1"))));
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_match_their_ipv4_peers() {
+        let list = AllowList::parse(&["::ffff:10.0.0.1", "::ffff:192.168.0.0/120"]).unwrap();
+        assert!(list.allows(Some(ip("10.0.0.1"))));
+        assert!(list.allows(Some(ip("::ffff:10.0.0.1"))));
+        assert!(list.allows(Some(ip("192.168.0.77"))));
+        assert!(!list.allows(Some(ip("10.0.0.2"))));
+        let err = Network::parse("::ffff:10.0.0.1/120").unwrap_err();
+        assert!(err.contains("did you mean 10.0.0.0/24?"), "{err}");
     }
 
     #[test]

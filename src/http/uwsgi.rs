@@ -29,8 +29,9 @@ const MAX_VARS: usize = 1000;
 /// What must be percent-encoded to carry a decoded PATH_INFO in `RequestHead::path` and have the
 /// bridges decode it back unchanged: `%` itself, and what may not appear in a request-target.
 const PATH_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'%').add(b'?').add(b'#').add(b'"');
-/// REQUEST_URI is the client's raw request-target, which nginx takes with raw UTF-8 bytes in it:
-/// those (and spaces, controls) are escaped to keep the target visible ASCII, not refused.
+/// REQUEST_URI and QUERY_STRING are the client's raw request-target, which nginx takes with raw
+/// UTF-8 bytes in it: those (and spaces, controls) are escaped to keep it visible ASCII, not
+/// refused.
 const URI_ESCAPES: &AsciiSet = &CONTROLS.add(b' ');
 
 /// One request as a uwsgi packet described it.
@@ -116,7 +117,8 @@ fn from_vars(block: &Bytes, limits: &Limits) -> Result<Packet, RequestError> {
                 method = value;
             }
             b"PATH_INFO" => path_info = Some(value),
-            b"QUERY_STRING" => query = Some(value),
+            // raw like REQUEST_URI: escaped the same way, so no CR/LF reaches a log line
+            b"QUERY_STRING" => query = Some(visible_ascii(value)),
             b"SERVER_PROTOCOL" => {
                 if value.eq_ignore_ascii_case(b"HTTP/1.0") {
                     version = Version::Http10;
@@ -187,12 +189,7 @@ fn from_vars(block: &Bytes, limits: &Limits) -> Result<Packet, RequestError> {
             name if name.starts_with(b"wsgi.") || name.starts_with(b"gunicorn.") => {}
             b"RAW_URI" | b"SERVER_SOFTWARE" => {}
             b"REQUEST_URI" => {
-                request_uri = Some(match value.iter().all(|&b| (0x21..=0x7e).contains(&b)) {
-                    true => value.clone(),
-                    false => Bytes::from(
-                        percent_encoding::percent_encode(&value, URI_ESCAPES).to_string(),
-                    ),
-                });
+                request_uri = Some(visible_ascii(value.clone()));
                 vars.push((key, value));
             }
             _ => vars.push((key, value)),
@@ -260,6 +257,14 @@ fn from_vars(block: &Bytes, limits: &Limits) -> Result<Packet, RequestError> {
         secure,
         vars,
     })
+}
+
+/// A raw URI part as visible ASCII: spaces, controls and non-ASCII bytes percent-encoded.
+fn visible_ascii(value: Bytes) -> Bytes {
+    if value.iter().all(|&b| (0x21..=0x7e).contains(&b)) {
+        return value;
+    }
+    Bytes::from(percent_encoding::percent_encode(&value, URI_ESCAPES).to_string())
 }
 
 /// `X_FORWARDED_FOR` → `X-FORWARDED-FOR`, refusing what no HTTP field name could be.
@@ -451,6 +456,20 @@ mod tests {
         assert_eq!(&p.head.path[..], b"/caf%C3%A9%20x");
         // the environ's REQUEST_URI stays as the front end sent it
         assert_eq!(&p.vars[0].1[..], "/caf\u{e9} x?q=\u{e9}".as_bytes());
+    }
+
+    #[test]
+    fn a_raw_query_string_is_escaped_like_the_request_uri() {
+        // found by fuzz/ (uwsgi): QUERY_STRING went to the environ and the access log as sent,
+        // control characters and all
+        let p = parse_all(&packet(&[
+            ("REQUEST_URI", "/p?a=1"),
+            ("QUERY_STRING", "a=\r\n\u{e9} 1"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(&p.head.query[..], b"a=%0D%0A%C3%A9%201");
+        assert_eq!(&p.head.target[..], b"/p?a=1");
     }
 
     #[test]

@@ -139,7 +139,15 @@ impl fmt::Display for BindAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BindAddr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            // `UNIX:80` is a host named unix; `unix:80` would read back as a socket path
+            BindAddr::Tcp { host, port } if host == "unix" => write!(f, "tcp://unix:{port}"),
             BindAddr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            // `unix://` is stripped when read, so a path that starts with `//` needs it written
+            BindAddr::Unix(path)
+                if std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).starts_with(b"//") =>
+            {
+                write!(f, "unix://{}", path.display())
+            }
             BindAddr::Unix(path) => write!(f, "unix:{}", path.display()),
             BindAddr::Fd(fd) => write!(f, "fd://{fd}"),
         }
@@ -657,6 +665,12 @@ mod tests {
             assert_eq!(parse(s).to_string(), s);
             assert_eq!(parse(&parse(s).to_string()), parse(s));
         }
+        // found by fuzz/ (bind): the host is lower-cased, and then read as `unix:PATH`
+        let double_slash = parse("unix:////s");
+        assert_eq!(parse(&double_slash.to_string()), double_slash);
+        let host_named_unix = parse("unIx:0");
+        assert_eq!(host_named_unix.to_string(), "tcp://unix:0");
+        assert_eq!(parse(&host_named_unix.to_string()), host_named_unix);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 mod http;
 mod inbox;
 mod response;
-mod scope;
+pub(crate) mod scope;
 mod websocket;
 
 use std::sync::atomic::Ordering;

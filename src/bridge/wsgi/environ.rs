@@ -153,16 +153,7 @@ pub fn build<'py>(
         env.set_item(intern!(py, "PROXY_PORT"), proxy.proxy.port().to_string())?;
     }
     if conn.server_port.is_empty() {
-        // unix socket: like gunicorn, name the server after the Host header when there is one
-        let (name, port) = match host.map(|h| String::from_utf8_lossy(h).into_owned()) {
-            Some(h) => match h.rsplit_once(':') {
-                Some((n, p)) if !n.ends_with(']') || p.parse::<u16>().is_ok() => {
-                    (n.to_owned(), p.to_owned())
-                }
-                _ => (h, if secure { "443" } else { "80" }.to_owned()),
-            },
-            None => (conn.server_name.clone(), String::new()),
-        };
+        let (name, port) = server_from_host(host, &conn.server_name, secure);
         env.set_item(intern!(py, "SERVER_NAME"), name)?;
         env.set_item(intern!(py, "SERVER_PORT"), port)?;
     } else {
@@ -173,6 +164,21 @@ pub fn build<'py>(
         add_cgi_vars(py, &env, &conn.cgi_vars, &path)?;
     }
     Ok(env)
+}
+
+/// SERVER_NAME and SERVER_PORT on a unix socket: like gunicorn, from the Host header when there
+/// is one. Read as latin-1 like every environ string (PEP 3333): a lossy UTF-8 reading put
+/// U+FFFD, which latin-1 cannot carry, there (found by fuzz/, wsgi_environ).
+fn server_from_host(host: Option<&[u8]>, socket_name: &str, secure: bool) -> (String, String) {
+    let Some(h) = host else {
+        return (socket_name.to_owned(), String::new());
+    };
+    let h: String = h.iter().map(|&b| char::from(b)).collect();
+    // the port follows the last ':', unless that ':' is inside an IPv6 literal's brackets
+    match h.rfind(':').filter(|&i| !h[i..].contains(']')) {
+        Some(i) => (h[..i].to_owned(), h[i + 1..].to_owned()),
+        None => (h, if secure { "443" } else { "80" }.to_owned()),
+    }
 }
 
 /// `--protocol uwsgi`: the packet's other vars go into the environ as sent (as uWSGI itself
@@ -211,4 +217,36 @@ pub fn latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> 
         )?
     };
     Ok(obj.cast_into::<PyString>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_from_host;
+
+    #[test]
+    fn a_unix_socket_server_is_named_after_host_in_latin1() {
+        let pair = |n: &str, p: &str| (n.to_owned(), p.to_owned());
+        assert_eq!(
+            server_from_host(Some(b"example.com:8080"), "/s", false),
+            pair("example.com", "8080")
+        );
+        assert_eq!(
+            server_from_host(Some(b"[::1]:81"), "/s", true),
+            pair("[::1]", "81")
+        );
+        // the last ':' of a bare IPv6 literal is not a port separator
+        assert_eq!(
+            server_from_host(Some(b"[::1]"), "/s", true),
+            pair("[::1]", "443")
+        );
+        assert_eq!(
+            server_from_host(None, "/run/s.sock", false),
+            pair("/run/s.sock", "")
+        );
+        // obs-text bytes stay one char each, as in every other environ string
+        assert_eq!(
+            server_from_host(Some(b"caf\xe9"), "/s", false),
+            pair("caf\u{e9}", "80")
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! releases the GIL only while the queue is empty or a connection is full. That is the fast
 //! path measured in shared/PERFORMANCE.md: no GIL hand-off per request under load.
 
-mod environ;
+pub(crate) mod environ;
 mod input;
 mod response;
 mod start_response;

@@ -42,6 +42,11 @@ pub fn request_head(
         Some(pq) => pq.as_str(),
         None => parts.uri.authority().map_or("", |a| a.as_str()),
     };
+    // as on HTTP/1 (RFC 9112 §3.2): visible ASCII only. The http crate lets raw UTF-8 bytes
+    // through in :path, which HTTP/1 answers with 400 (found by fuzz/, h2_head)
+    if !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(RequestError::BadTarget);
+    }
     // gunicorn holds :path to --limit-request-line on HTTP/2
     if limits.request_line > 0 && target.len() > limits.request_line {
         return Err(RequestError::RequestLineTooLong {
@@ -274,6 +279,17 @@ mod tests {
         // :authority replaces any Host field
         assert_eq!(field(&h, "host"), vec![&b"example.com:8080"[..]]);
         assert_eq!(field(&h, "accept"), vec![&b"text/plain"[..]]);
+    }
+
+    #[test]
+    fn a_path_with_raw_non_ascii_bytes_is_refused_as_on_http1() {
+        let p = parts(get("/caf\u{e9}"));
+        assert_eq!(
+            request_head(&p, true, &Limits::default()).unwrap_err(),
+            RequestError::BadTarget
+        );
+        let p = parts(get("/caf%C3%A9"));
+        assert!(request_head(&p, true, &Limits::default()).is_ok());
     }
 
     #[test]

@@ -1,0 +1,4 @@
+#![no_main]
+//! `_ferricorn::fuzz_api::chunked_body`: see fuzz/README.md for what it asserts.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| _ferricorn::fuzz_api::chunked_body(data));

@@ -1,0 +1,4 @@
+#![no_main]
+//! `_ferricorn::fuzz_api::static_path`: see fuzz/README.md for what it asserts.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| _ferricorn::fuzz_api::static_path(data));
