@@ -35,7 +35,6 @@ uploads cut short) in an event file, so a test checks it across workers that hav
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
@@ -54,6 +53,7 @@ import httpx
 import pytest
 from apps.fault_apps import EVENTS_ENV
 from conftest import Server
+from helpers_events import EventFile
 from helpers_http import ConnectionClosed, RawConnection, Response, request
 from load import SteadyLoad, Tally
 from test_master import children, master_pid, wait_for_workers, wait_until
@@ -87,33 +87,16 @@ MALFORMED: list[tuple[bytes, int]] = [
 # --- the event file the apps write --------------------------------------------------------------
 
 
-class Events:
+class Events(EventFile):
     """``$FAULT_APPS_EVENTS``: one JSON object per line, from every worker."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        path.touch()
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {EVENTS_ENV: str(self.path)}
-
-    def all(self) -> list[dict]:
-        found = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                found.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass  # the last line, caught while a worker writes it
-        return found
-
-    def named(self, event: str) -> list[dict]:
-        return [e for e in self.all() if e["event"] == event]
+        super().__init__(path, EVENTS_ENV)
 
     def by_rid(self, event: str) -> dict[str, dict]:
         return {e["rid"]: e for e in self.named(event)}
 
-    def wait_for(self, event: str, rid: str, timeout: float = 10.0) -> dict:
+    def wait_for_rid(self, event: str, rid: str, timeout: float = 10.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.by_rid(event).get(rid)
@@ -271,7 +254,7 @@ def leave_mid_upload(
     sock = server.connect()
     try:
         sock.sendall(head + body)
-        events.wait_for("upload.start", rid)
+        events.wait_for_rid("upload.start", rid)
     finally:
         if reset:
             abort(sock)
@@ -946,7 +929,7 @@ def test_term_under_load_answers_every_request_sent_before_it(serve, events, kin
                 t.start()
             wait_until(lambda: count_log(server, r"sleep started", since) >= 3, 10, "sleeps")
             for i in range(2):
-                events.wait_for("download.start", f"t{i}")
+                events.wait_for_rid("download.start", f"t{i}")
             term_at = time.monotonic()
             os.kill(master, signal.SIGTERM)
             for t in clients:
