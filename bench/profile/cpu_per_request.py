@@ -24,13 +24,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.common import ALL_WSGI_APPS, ASGI_APPS, HOST, app_spec, is_ws  # noqa: E402
+from harness.common import ALL_WSGI_APPS, ASGI_APPS, is_ws  # noqa: E402
 from harness.install import prepare_django_db  # noqa: E402
 from harness.measure import Running, check_response, free_port  # noqa: E402
 from harness.procfs import session_pids  # noqa: E402
 from harness.servers import server_table  # noqa: E402
-from harness.wrk import parse_wrk  # noqa: E402
+from harness.wrk import parse_wrk, pinned, run_wrk, wrk_argv  # noqa: E402
 
+SERVER_CPU, WRK_CPU = "1", "0"
 WSGI_SERVERS = ["ferricorn", "granian"]
 ASGI_SERVERS = ["ferricorn-asgi", "granian-asgi", "uvicorn"]
 
@@ -51,16 +52,14 @@ def parse_perf(stderr: str) -> dict[str, float]:
 
 
 def one_run(server: str, app: str, seconds: int, conns: int) -> tuple[float, float, float]:
-    spec = app_spec(app)
     port = free_port()
-    running = Running(server_table(1)[server].argv(app, port), port, "1")
+    running = Running(server_table(1)[server].argv(app, port), port, SERVER_CPU)
     try:
         running.wait_ready(60)
         check_response(app, port)
-        url = f"http://{HOST}:{port}{spec.path}"
-        lua = ["-s", str(spec.lua)] if spec.lua else []
-        wrk = ["taskset", "-c", "0", "wrk", "-t1", f"-c{conns}", "--latency", *lua, url]
-        subprocess.run([*wrk[:5], "-d2s", *wrk[5:]], capture_output=True, check=True)  # warm-up
+        # the main bench's wrk command line (one thread, 10 s timeout), pinned the same way
+        wrk = argparse.Namespace(wrk_threads=1, wrk_timeout="10s")
+        run_wrk(pinned(wrk_argv(wrk, app, conns, 2, port), WRK_CPU))  # warm-up
         pids = ",".join(str(p) for p in session_pids(running.sid))
         perf = subprocess.Popen(
             ["perf", "stat", "-x,", "-e", "task-clock,context-switches", "-p", pids,
@@ -68,11 +67,9 @@ def one_run(server: str, app: str, seconds: int, conns: int) -> tuple[float, flo
             stderr=subprocess.PIPE,
             text=True,
         )
-        load = subprocess.run(
-            [*wrk[:5], f"-d{seconds}s", *wrk[5:]], capture_output=True, text=True, check=True
-        )
+        out, _, _ = run_wrk(pinned(wrk_argv(wrk, app, conns, seconds, port), WRK_CPU))
         counters = parse_perf(perf.communicate()[1])
-        res = parse_wrk(load.stdout)
+        res = parse_wrk(out)
         n = max(res["requests"], 1.0)
         # task-clock is in milliseconds of CPU
         return res["rps"], counters.get("task-clock", 0.0) * 1000 / n, counters.get(
